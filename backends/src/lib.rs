@@ -1,0 +1,1 @@
+//! Hardware and OS backends. They speak their own domain and know nothing of LwM2M.

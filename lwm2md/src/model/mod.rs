@@ -1,0 +1,153 @@
+//! The object model: object and resource definitions, and the `Object` trait that
+//! object modules implement.
+
+pub mod registry;
+
+use crate::value::{ResourceType, ResourceValue};
+
+/// Operations a resource allows, as in the registry's `Operations` element.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Operations {
+    None,
+    R,
+    W,
+    RW,
+    E,
+}
+
+impl Operations {
+    pub fn readable(self) -> bool {
+        matches!(self, Operations::R | Operations::RW)
+    }
+    pub fn writable(self) -> bool {
+        matches!(self, Operations::W | Operations::RW)
+    }
+    pub fn executable(self) -> bool {
+        self == Operations::E
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ResourceDef {
+    pub id: u16,
+    pub name: &'static str,
+    pub operations: Operations,
+    pub multiple: bool,
+    pub mandatory: bool,
+    pub ty: ResourceType,
+    /// The registry's range or enumeration text, empty when unconstrained.
+    pub range: &'static str,
+    pub units: &'static str,
+}
+
+#[derive(Debug)]
+pub struct ObjectDef {
+    pub id: u16,
+    pub name: &'static str,
+    /// Object version advertised at registration when it is not "1.0".
+    pub version: &'static str,
+    pub multiple: bool,
+    pub mandatory: bool,
+    pub resources: &'static [ResourceDef],
+}
+
+impl ObjectDef {
+    pub fn resource(&self, id: u16) -> Option<&'static ResourceDef> {
+        self.resources.iter().find(|r| r.id == id)
+    }
+}
+
+/// Why a device-management operation failed; each maps to one CoAP response code.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DmError {
+    /// 4.00: the payload or arguments are malformed or out of range.
+    BadRequest(String),
+    /// 4.01: the server may not access this object.
+    Unauthorized,
+    /// 4.04: no such object, instance or resource.
+    NotFound,
+    /// 4.05: the operation is not allowed on this target.
+    MethodNotAllowed,
+    /// 4.06: the requested content format cannot represent the target.
+    NotAcceptable,
+    /// 4.15: the payload's content format is not supported.
+    UnsupportedContentFormat,
+    /// 5.00: a local failure (backend, storage).
+    Internal(String),
+}
+
+impl std::fmt::Display for DmError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            DmError::BadRequest(why) => write!(f, "bad request: {why}"),
+            DmError::Unauthorized => write!(f, "unauthorized"),
+            DmError::NotFound => write!(f, "not found"),
+            DmError::MethodNotAllowed => write!(f, "method not allowed"),
+            DmError::NotAcceptable => write!(f, "not acceptable"),
+            DmError::UnsupportedContentFormat => write!(f, "unsupported content format"),
+            DmError::Internal(why) => write!(f, "internal error: {why}"),
+        }
+    }
+}
+
+impl std::error::Error for DmError {}
+
+/// Work an object hands to the outside world when it is written or executed. The engine
+/// queues these for the daemon (`Engine::poll_action`); the CoAP response does not wait.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Action {
+    /// Execute /3/0/4.
+    Reboot,
+    /// Execute /3/0/5.
+    FactoryReset,
+    /// Write /3/0/13: set the system clock to these Unix seconds.
+    SetTime(i64),
+    /// Write /3/0/15: set the system time zone (IANA name).
+    SetTimezone(String),
+}
+
+/// An LwM2M object: its definition and its instances. The engine checks operations,
+/// types and paths against `def()` before calling in, so implementations only store
+/// and act.
+pub trait Object: Send {
+    fn def(&self) -> &'static ObjectDef;
+
+    /// Instance IDs in ascending order.
+    fn instances(&self) -> Vec<u16>;
+
+    /// The current value of a resource, `None` when the instance or resource is absent.
+    fn read(&self, instance: u16, resource: u16) -> Option<ResourceValue>;
+
+    /// Sets a writable resource (for multiple resources the whole set of instances).
+    /// `by_server` is false when the value comes from the device itself (backends,
+    /// configuration) rather than from an LwM2M server.
+    fn write(
+        &mut self,
+        instance: u16,
+        resource: u16,
+        value: ResourceValue,
+        by_server: bool,
+    ) -> Result<Vec<Action>, DmError>;
+
+    /// Executes a resource with the Execute arguments (Core TS 5.4.5 syntax, unparsed).
+    fn execute(
+        &mut self,
+        instance: u16,
+        resource: u16,
+        args: &str,
+    ) -> Result<Vec<Action>, DmError> {
+        let _ = (instance, resource, args);
+        Err(DmError::MethodNotAllowed)
+    }
+
+    /// Creates an empty instance; the engine then writes the Create payload into it.
+    fn create(&mut self, instance: u16) -> Result<(), DmError> {
+        let _ = instance;
+        Err(DmError::MethodNotAllowed)
+    }
+
+    fn delete(&mut self, instance: u16) -> Result<(), DmError> {
+        let _ = instance;
+        Err(DmError::MethodNotAllowed)
+    }
+}
