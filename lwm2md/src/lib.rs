@@ -4,3 +4,8 @@ pub mod codec;
 pub mod model;
 pub mod path;
 pub mod value;
+pub mod config;
+pub mod objects;
+pub mod engine;
+pub mod daemon;
+pub mod logging;

@@ -104,6 +104,10 @@ pub enum Action {
     SetTime(i64),
     /// Write /3/0/15: set the system time zone (IANA name).
     SetTimezone(String),
+    /// Execute /1/x/8. Consumed by the engine: sends an Update to that server.
+    UpdateRegistration { short_server_id: u16 },
+    /// Execute /1/x/4. Consumed by the engine: de-registers for the Disable Timeout.
+    DisableServer { short_server_id: u16 },
 }
 
 /// An LwM2M object: its definition and its instances. The engine checks operations,
@@ -117,6 +121,12 @@ pub trait Object: Send {
 
     /// The current value of a resource, `None` when the instance or resource is absent.
     fn read(&self, instance: u16, resource: u16) -> Option<ResourceValue>;
+
+    /// Whether a resource exists in an instance (Discover lists it). Executable resources
+    /// have no value to read, so objects that implement some say so by overriding this.
+    fn has_resource(&self, instance: u16, resource: u16) -> bool {
+        self.read(instance, resource).is_some()
+    }
 
     /// Sets a writable resource (for multiple resources the whole set of instances).
     /// `by_server` is false when the value comes from the device itself (backends,

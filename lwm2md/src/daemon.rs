@@ -1,0 +1,270 @@
+//! The daemon: a single-threaded tokio runtime that owns the UDP sockets, timers,
+//! signals and sd-notify, and shuttles datagrams, time and actions between them, the
+//! engine and the backends.
+
+use std::net::SocketAddr;
+use std::path::Path as FsPath;
+use std::time::{Duration, Instant};
+
+use sd_notify::NotifyState;
+use tokio::net::UdpSocket;
+use tokio::signal::unix::{signal, SignalKind};
+
+use crate::config::{Config, RebootMethod};
+use crate::engine::{Engine, EngineConfig, Event, ServerSpec};
+use crate::model::{Action, Object};
+use crate::objects::device::{self, Device};
+use crate::objects::security::Security;
+use crate::objects::server::Server;
+use crate::path::Path;
+use crate::value::{ResourceValue, Value};
+
+/// How long SIGTERM waits for De-register answers before exiting anyway.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
+/// How often the Device object's memory figures are refreshed.
+const SAMPLE_INTERVAL: Duration = Duration::from_secs(60);
+
+#[derive(Debug)]
+pub enum DaemonError {
+    /// A server's host name did not resolve.
+    Resolve { uri: String, error: String },
+    Io { what: &'static str, error: std::io::Error },
+}
+
+impl std::fmt::Display for DaemonError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            DaemonError::Resolve { uri, error } => write!(f, "cannot resolve server {uri}: {error}"),
+            DaemonError::Io { what, error } => write!(f, "{what}: {error}"),
+        }
+    }
+}
+
+impl std::error::Error for DaemonError {}
+
+/// The endpoint name: from the configuration, else `urn:uuid:` + /etc/machine-id
+/// (unique per installation and stable across reboots), else the host name.
+pub fn endpoint_name(config: &Config) -> String {
+    if let Some(ep) = &config.endpoint {
+        return ep.clone();
+    }
+    if let Some(id) = backends::host::machine_id(FsPath::new("/")) {
+        if id.len() == 32 && id.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return format!("urn:uuid:{}-{}-{}-{}-{}", &id[0..8], &id[8..12], &id[12..16], &id[16..20], &id[20..32]);
+        }
+    }
+    backends::host::hostname().unwrap_or_else(|| "lwm2md".to_string())
+}
+
+pub async fn run(config: Config) -> Result<(), DaemonError> {
+    let accounts = config.accounts().map_err(|e| DaemonError::Io { what: "config", error: std::io::Error::other(e) })?;
+    let mut servers = Vec::new();
+    for a in &accounts {
+        let addr = resolve(&a.host, a.port).await.map_err(|error| DaemonError::Resolve { uri: a.uri.clone(), error })?;
+        servers.push(ServerSpec { short_server_id: a.short_server_id, addr, uri: a.uri.clone() });
+    }
+    let v4 = bind(servers.iter().any(|s| s.addr.is_ipv4()), "0.0.0.0:0").await?;
+    let v6 = bind(servers.iter().any(|s| s.addr.is_ipv6()), "[::]:0").await?;
+
+    let mut security = Security::new();
+    let mut server = Server::new();
+    for (n, a) in accounts.iter().enumerate() {
+        let instance = u16::try_from(n).unwrap_or(u16::MAX);
+        security.add_nosec_account(instance, &a.uri, a.short_server_id);
+        server.add_account(instance, a.short_server_id, a.lifetime, &a.binding);
+    }
+    let device = Device::new(device::system_clock, config.device.factory_reset_command.is_some());
+    let objects: Vec<Box<dyn Object>> = vec![Box::new(security), Box::new(server), Box::new(device)];
+    let engine_config = EngineConfig {
+        endpoint: endpoint_name(&config),
+        preferred_format: config.content_format.content_format(),
+        coap: config.coap_params(),
+        block_size: config.coap.block_size.into(),
+        max_upload: config.coap.max_upload,
+        servers,
+    };
+    tracing::info!(endpoint = %engine_config.endpoint, "starting");
+    let mut engine = Engine::new(engine_config, objects, rand::random(), Instant::now());
+    set_device_facts(&mut engine, &config);
+    sample(&mut engine);
+
+    let mut sigterm = signal(SignalKind::terminate()).map_err(|error| DaemonError::Io { what: "SIGTERM handler", error })?;
+    let mut sigint = signal(SignalKind::interrupt()).map_err(|error| DaemonError::Io { what: "SIGINT handler", error })?;
+    let watchdog = sd_notify::watchdog_enabled().map(|d| d / 2);
+    let mut watchdog_tick = tokio::time::interval(watchdog.unwrap_or(Duration::from_secs(3600)));
+    let mut sample_tick = tokio::time::interval(SAMPLE_INTERVAL);
+    sample_tick.reset();
+    notify(&[NotifyState::Ready, NotifyState::Status("registering")]);
+
+    let mut buf4 = vec![0u8; 2048];
+    let mut buf6 = vec![0u8; 2048];
+    let mut stop_by: Option<Instant> = None;
+    loop {
+        flush(&mut engine, v4.as_ref(), v6.as_ref()).await;
+        while let Some(action) = engine.poll_action() {
+            run_action(action, &config);
+        }
+        while let Some(event) = engine.poll_event() {
+            report(&engine, &event);
+        }
+        if let Some(deadline) = stop_by {
+            if engine.is_stopped() || Instant::now() >= deadline {
+                break;
+            }
+        }
+        let wake = engine.poll_timeout().into_iter().chain(stop_by).min();
+        tokio::select! {
+            r = recv(v4.as_ref(), &mut buf4) => on_datagram(&mut engine, r, &buf4),
+            r = recv(v6.as_ref(), &mut buf6) => on_datagram(&mut engine, r, &buf6),
+            _ = sleep_until(wake) => engine.handle_timeout(Instant::now()),
+            _ = sigterm.recv(), if stop_by.is_none() => stop_by = Some(begin_shutdown(&mut engine)),
+            _ = sigint.recv(), if stop_by.is_none() => stop_by = Some(begin_shutdown(&mut engine)),
+            _ = watchdog_tick.tick(), if watchdog.is_some() => notify(&[NotifyState::Watchdog]),
+            _ = sample_tick.tick() => sample(&mut engine),
+        }
+    }
+    notify(&[NotifyState::Stopping]);
+    tracing::info!("stopped");
+    Ok(())
+}
+
+fn begin_shutdown(engine: &mut Engine) -> Instant {
+    tracing::info!("stopping: de-registering");
+    notify(&[NotifyState::Stopping, NotifyState::Status("de-registering")]);
+    let now = Instant::now();
+    engine.shutdown(now);
+    now + SHUTDOWN_GRACE
+}
+
+async fn resolve(host: &str, port: u16) -> Result<SocketAddr, String> {
+    let mut addrs = tokio::net::lookup_host((host, port)).await.map_err(|e| e.to_string())?;
+    addrs.next().ok_or_else(|| "no address".to_string())
+}
+
+async fn bind(wanted: bool, addr: &str) -> Result<Option<UdpSocket>, DaemonError> {
+    if !wanted {
+        return Ok(None);
+    }
+    let socket = UdpSocket::bind(addr).await.map_err(|error| DaemonError::Io { what: "binding the UDP socket", error })?;
+    if let Ok(local) = socket.local_addr() {
+        tracing::debug!(%local, "socket bound");
+    }
+    Ok(Some(socket))
+}
+
+async fn recv(socket: Option<&UdpSocket>, buf: &mut [u8]) -> std::io::Result<(usize, SocketAddr)> {
+    match socket {
+        Some(s) => s.recv_from(buf).await,
+        None => std::future::pending().await,
+    }
+}
+
+async fn sleep_until(when: Option<Instant>) {
+    match when {
+        Some(t) => tokio::time::sleep_until(t.into()).await,
+        None => std::future::pending().await,
+    }
+}
+
+fn on_datagram(engine: &mut Engine, r: std::io::Result<(usize, SocketAddr)>, buf: &[u8]) {
+    match r {
+        Ok((n, from)) => engine.handle_datagram(Instant::now(), from, buf.get(..n).unwrap_or_default()),
+        // ICMP errors (port unreachable) surface here; the retransmission timers cover them.
+        Err(e) => tracing::debug!("receive: {e}"),
+    }
+}
+
+async fn flush(engine: &mut Engine, v4: Option<&UdpSocket>, v6: Option<&UdpSocket>) {
+    while let Some(t) = engine.poll_transmit() {
+        let socket = if t.peer.is_ipv4() { v4 } else { v6 };
+        if let Some(s) = socket {
+            if let Err(e) = s.send_to(&t.data, t.peer).await {
+                tracing::warn!(peer = %t.peer, "send: {e}");
+            }
+        }
+    }
+}
+
+fn report(engine: &Engine, event: &Event) {
+    tracing::debug!(?event, "registration event");
+    let regs = engine.registrations();
+    let registered = regs.iter().filter(|(_, r)| *r).count();
+    let status = match event {
+        Event::RegistrationFailed { short_server_id, reason } => format!("registration with server {short_server_id} failed: {reason}; registered with {registered} of {}", regs.len()),
+        _ => format!("registered with {registered} of {} servers", regs.len()),
+    };
+    notify(&[NotifyState::Status(&status)]);
+}
+
+fn notify(state: &[NotifyState<'_>]) {
+    if let Err(e) = sd_notify::notify(state) {
+        tracing::debug!("sd_notify: {e}");
+    }
+}
+
+/// Facts that do not change while running.
+fn set_device_facts(engine: &mut Engine, config: &Config) {
+    let root = FsPath::new("/");
+    let info = backends::host::host_info(root);
+    let d = &config.device;
+    let facts = [
+        (device::MANUFACTURER, d.manufacturer.clone().unwrap_or(info.manufacturer)),
+        (device::MODEL, d.model.clone().unwrap_or(info.model)),
+        (device::SERIAL, d.serial.clone().unwrap_or(info.serial)),
+        (device::FIRMWARE_VERSION, info.firmware_version),
+        (device::DEVICE_TYPE, info.device_type),
+        (device::HARDWARE_VERSION, info.hardware_version),
+        (device::SOFTWARE_VERSION, format!("lwm2md {}", env!("CARGO_PKG_VERSION"))),
+        (device::UTC_OFFSET, backends::host::utc_offset_now()),
+        (device::TIMEZONE, backends::host::timezone(root).unwrap_or_else(|| "UTC".into())),
+    ];
+    for (r, v) in facts {
+        set(engine, r, Value::String(v));
+    }
+}
+
+/// Values that change: memory.
+fn sample(engine: &mut Engine) {
+    match backends::host::memory(FsPath::new("/")) {
+        Ok(m) => {
+            set(engine, device::MEMORY_FREE, Value::Integer(i64::try_from(m.free_kib).unwrap_or(i64::MAX)));
+            set(engine, device::MEMORY_TOTAL, Value::Integer(i64::try_from(m.total_kib).unwrap_or(i64::MAX)));
+        }
+        Err(e) => tracing::warn!("reading memory figures: {e}"),
+    }
+}
+
+fn set(engine: &mut Engine, resource: u16, value: Value) {
+    if let Err(e) = engine.set_value(Path::resource(3, 0, resource), ResourceValue::Single(value)) {
+        tracing::warn!("setting /3/0/{resource}: {e}");
+    }
+}
+
+/// Hands an action to its backend. The CoAP response has already gone out.
+fn run_action(action: Action, config: &Config) {
+    tracing::info!(?action, "action");
+    let factory_reset = config.device.factory_reset_command.clone();
+    let reboot = config.device.reboot;
+    tokio::spawn(async move {
+        let bus = backends::system::SystemBus::from_env();
+        let result = match action {
+            Action::Reboot => match reboot {
+                RebootMethod::Logind => bus.reboot().await,
+                RebootMethod::None => {
+                    tracing::warn!("reboot requested; reboot = \"none\" in the configuration, so nothing happens");
+                    Ok(())
+                }
+            },
+            Action::FactoryReset => match factory_reset {
+                Some(argv) => backends::system::run_command(&argv).await,
+                None => Ok(()),
+            },
+            Action::SetTime(t) => bus.set_time(t).await,
+            Action::SetTimezone(tz) => bus.set_timezone(&tz).await,
+            Action::UpdateRegistration { .. } | Action::DisableServer { .. } => Ok(()),
+        };
+        if let Err(e) = result {
+            tracing::error!("action failed: {e}");
+        }
+    });
+}

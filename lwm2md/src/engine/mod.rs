@@ -1,0 +1,455 @@
+//! The sans-IO LwM2M client engine: registration with each server and device
+//! management over the CoAP message layer. No sockets, no clock, no threads: the daemon
+//! (or a test) feeds datagrams and time in and takes datagrams, deadlines and actions out.
+
+pub mod dm;
+pub mod options;
+pub mod registration;
+
+#[cfg(test)]
+mod tests;
+
+use std::collections::VecDeque;
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use coap_lite::{CoapOption, MessageClass, Packet, ResponseType};
+
+use crate::codec::link::{encode_links, Link};
+use crate::codec::ContentFormat;
+use crate::coap::block::{self, BlockOption, Block1Assembler, Block1Error, Block1Progress};
+use crate::coap::{CoapParams, Event as CoapEvent, IncomingRequest, MessageLayer, Transmit};
+use crate::model::{Action, DmError, Object};
+use crate::objects::server;
+use crate::path::Path;
+use crate::value::{ResourceValue, Value};
+use dm::{DmRequest, DmResponse, Objects};
+use options::{add_string_options, encode_uint, string_options, uint_option};
+use registration::{Advertised, Session, State};
+
+/// The LwM2M enabler version lwm2md registers with.
+pub const LWM2M_VERSION: &str = "1.1";
+
+/// A server account the engine registers with.
+#[derive(Debug, Clone)]
+pub struct ServerSpec {
+    pub short_server_id: u16,
+    pub addr: SocketAddr,
+    pub uri: String,
+}
+
+#[derive(Debug, Clone)]
+pub struct EngineConfig {
+    pub endpoint: String,
+    pub preferred_format: ContentFormat,
+    pub coap: CoapParams,
+    /// Largest block sent in Block2 responses, in bytes (16..=1024).
+    pub block_size: usize,
+    /// Largest Block1 upload accepted, in bytes.
+    pub max_upload: usize,
+    pub servers: Vec<ServerSpec>,
+}
+
+/// Registration changes, for the daemon's status line and logs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Event {
+    Registered { short_server_id: u16, location: String },
+    Updated { short_server_id: u16 },
+    RegistrationFailed { short_server_id: u16, reason: String },
+    Deregistered { short_server_id: u16 },
+}
+
+pub struct Engine {
+    config: EngineConfig,
+    coap: MessageLayer,
+    objects: Objects,
+    sessions: Vec<Session>,
+    block1: Block1Assembler,
+    actions: VecDeque<Action>,
+    events: VecDeque<Event>,
+    /// Servers disabled by Execute /1/x/4 and when they may be contacted again.
+    disabled_until: std::collections::BTreeMap<u16, Instant>,
+    /// Actions of the request being handled, applied once its response is out.
+    pending_actions: Vec<Action>,
+}
+
+impl Engine {
+    /// `seed` feeds the message layer's token and message-ID generator.
+    pub fn new(config: EngineConfig, objects: Vec<Box<dyn Object>>, seed: u64, now: Instant) -> Engine {
+        let sessions = config.servers.iter().map(|s| Session::new(s.short_server_id, s.addr, s.uri.clone(), now)).collect();
+        Engine {
+            coap: MessageLayer::new(config.coap.clone(), seed),
+            block1: Block1Assembler::new(config.max_upload),
+            objects: objects.into_iter().map(|o| (o.def().id, o)).collect(),
+            sessions,
+            actions: VecDeque::new(),
+            events: VecDeque::new(),
+            disabled_until: Default::default(),
+            pending_actions: Vec::new(),
+            config,
+        }
+    }
+
+    pub fn handle_datagram(&mut self, now: Instant, from: SocketAddr, data: &[u8]) {
+        if let Some(request) = self.coap.handle_datagram(now, from, data) {
+            self.handle_request(now, request);
+        }
+        self.process(now);
+    }
+
+    pub fn handle_timeout(&mut self, now: Instant) {
+        self.coap.handle_timeout(now);
+        self.process(now);
+    }
+
+    pub fn poll_transmit(&mut self) -> Option<Transmit> {
+        self.coap.poll_transmit()
+    }
+
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        self.sessions.iter().filter_map(Session::deadline).chain(self.coap.poll_timeout()).min()
+    }
+
+    /// Work for the backends (reboot, set the clock, ...).
+    pub fn poll_action(&mut self) -> Option<Action> {
+        self.actions.pop_front()
+    }
+
+    pub fn poll_event(&mut self) -> Option<Event> {
+        self.events.pop_front()
+    }
+
+    /// Sets a value from the device side (a backend's reading). The value is stored
+    /// whatever the resource's operations are.
+    pub fn set_value(&mut self, path: Path, value: ResourceValue) -> Result<(), DmError> {
+        let (Some(o), Some(i), Some(r)) = (path.object_id(), path.instance_id(), path.resource_id()) else {
+            return Err(DmError::BadRequest(format!("{path} is not a resource")));
+        };
+        let obj = self.objects.get_mut(&o).ok_or(DmError::NotFound)?;
+        obj.write(i, r, value, false)?;
+        Ok(())
+    }
+
+    /// Reads values under a path, as a server would see them.
+    pub fn read(&self, path: &Path) -> Result<Vec<crate::codec::Record>, DmError> {
+        dm::collect(&self.objects, path)
+    }
+
+    /// `(short server ID, registered)` for each server account.
+    pub fn registrations(&self) -> Vec<(u16, bool)> {
+        self.sessions.iter().map(|s| (s.short_server_id, s.is_registered())).collect()
+    }
+
+    /// Starts de-registering from every server (SIGTERM). `is_stopped` tells when done.
+    pub fn shutdown(&mut self, now: Instant) {
+        for s in &mut self.sessions {
+            s.update_pending = false;
+            if s.is_registered() {
+                let id = self.coap.send_request(now, s.addr, registration::deregister_request(&s.location), true);
+                s.state = State::Deregistering(id);
+            } else if !matches!(s.state, State::Deregistering(_)) {
+                s.state = State::Stopped;
+            }
+        }
+    }
+
+    /// All sessions are de-registered (or gave up trying) after `shutdown`.
+    pub fn is_stopped(&self) -> bool {
+        self.sessions.iter().all(|s| s.state == State::Stopped)
+    }
+
+    /// Registration state machines and the message layer's events.
+    fn process(&mut self, now: Instant) {
+        while let Some(ev) = self.coap.poll_event() {
+            self.handle_coap_event(now, ev);
+        }
+        for idx in 0..self.sessions.len() {
+            let adv = self.advertised(self.sessions[idx].short_server_id);
+            let s = &mut self.sessions[idx];
+            match s.state {
+                State::Unregistered { retry_at } if retry_at <= now => {
+                    let req = registration::register_request(&self.config.endpoint, LWM2M_VERSION, &adv);
+                    tracing::debug!(server = %s.uri, "registering");
+                    s.state = State::Registering(self.coap.send_request(now, s.addr, req, true));
+                    s.advertised = Some(adv);
+                }
+                State::Disabled { until } if until <= now => s.state = State::Unregistered { retry_at: now },
+                State::Registered => {
+                    let changed = s.advertised.as_ref() != Some(&adv);
+                    let due = s.update_at.is_some_and(|t| t <= now);
+                    if changed || due || s.update_pending {
+                        let old = s.advertised.clone().unwrap_or_else(|| adv.clone());
+                        let req = registration::update_request(&s.location, &old, &adv);
+                        s.state = State::Updating(self.coap.send_request(now, s.addr, req, true));
+                        s.update_pending = false;
+                        s.update_at = None;
+                        s.advertised = Some(adv);
+                    }
+                }
+                _ => {}
+            }
+        }
+    }
+
+    fn handle_coap_event(&mut self, now: Instant, ev: CoapEvent) {
+        let (id, response) = match ev {
+            CoapEvent::Response { id, response, .. } => (id, Some(response)),
+            CoapEvent::Timeout { id, .. } | CoapEvent::Reset { id, .. } => (id, None),
+        };
+        let max_wait = self.config.coap.max_transmit_wait();
+        let Some(s) = self.sessions.iter_mut().find(|s| matches!(s.state, State::Registering(r) | State::Updating(r) | State::Deregistering(r) if r == id)) else {
+            return;
+        };
+        let code = response.as_ref().map(|r| r.header.code);
+        let ssid = s.short_server_id;
+        match s.state {
+            State::Registering(_) => match (code, response) {
+                (Some(MessageClass::Response(ResponseType::Created)), Some(resp)) => {
+                    s.location = string_options(&resp, CoapOption::LocationPath).unwrap_or_default();
+                    if s.location.is_empty() {
+                        tracing::warn!(server = %s.uri, "registration accepted without a Location-Path");
+                    }
+                    let lifetime = s.advertised.as_ref().map_or(crate::config::DEFAULT_LIFETIME, |a| a.lifetime);
+                    s.state = State::Registered;
+                    s.retry_delay = registration::FIRST_RETRY;
+                    s.schedule_update(now, lifetime, max_wait);
+                    tracing::info!(server = %s.uri, location = %s.location.join("/"), "registered");
+                    self.events.push_back(Event::Registered { short_server_id: ssid, location: s.location.join("/") });
+                }
+                (code, _) => {
+                    let reason = code.map_or_else(|| "no answer".to_string(), |c| format!("server answered {c}"));
+                    tracing::warn!(server = %s.uri, "registration failed: {reason}; retrying in {:?}", s.retry_delay);
+                    s.retry_later(now);
+                    self.events.push_back(Event::RegistrationFailed { short_server_id: ssid, reason });
+                }
+            },
+            State::Updating(_) => match code {
+                Some(MessageClass::Response(ResponseType::Changed)) => {
+                    let lifetime = s.advertised.as_ref().map_or(crate::config::DEFAULT_LIFETIME, |a| a.lifetime);
+                    s.state = State::Registered;
+                    s.schedule_update(now, lifetime, max_wait);
+                    tracing::debug!(server = %s.uri, "registration updated");
+                    self.events.push_back(Event::Updated { short_server_id: ssid });
+                }
+                code => {
+                    // 4.04: the server forgot us; anything else or silence: it may have.
+                    tracing::info!(server = %s.uri, "update failed ({code:?}); registering again");
+                    s.register_again(now);
+                }
+            },
+            State::Deregistering(_) => {
+                s.state = State::Stopped;
+                tracing::info!(server = %s.uri, "de-registered");
+                self.events.push_back(Event::Deregistered { short_server_id: ssid });
+            }
+            _ => {}
+        }
+        // A Disable de-registers without stopping: come back after the Disable Timeout.
+        if let Some(until) = self.disabled_until.remove(&ssid) {
+            if let Some(s) = self.sessions.iter_mut().find(|s| s.short_server_id == ssid && s.state == State::Stopped) {
+                s.state = State::Disabled { until };
+            }
+        }
+    }
+
+    /// Lifetime and binding from the server's instance of object 1, and the object list.
+    fn advertised(&self, short_server_id: u16) -> Advertised {
+        let mut lifetime = crate::config::DEFAULT_LIFETIME;
+        let mut binding = "U".to_string();
+        if let Some(obj) = self.objects.get(&1) {
+            for i in obj.instances() {
+                if obj.read(i, server::SHORT_SERVER_ID) != Some(ResourceValue::Single(Value::Integer(short_server_id.into()))) {
+                    continue;
+                }
+                if let Some(ResourceValue::Single(Value::Integer(lt))) = obj.read(i, server::LIFETIME) {
+                    lifetime = u32::try_from(lt).unwrap_or(u32::MAX).max(1);
+                }
+                if let Some(ResourceValue::Single(Value::String(b))) = obj.read(i, server::BINDING) {
+                    binding = b;
+                }
+            }
+        }
+        Advertised { lifetime, binding, objects: self.object_list() }
+    }
+
+    /// The Register payload: `</>;rt="oma.lwm2m"` then each object (except Security)
+    /// with its version where not 1.0, and its instances.
+    fn object_list(&self) -> String {
+        let mut links = vec![Link { target: "/".into(), attrs: vec![("rt".into(), Some("oma.lwm2m".into()))] }];
+        for (id, obj) in self.objects.iter().filter(|(id, _)| **id != 0) {
+            let def = obj.def();
+            let instances = obj.instances();
+            if def.version != "1.0" || instances.is_empty() {
+                links.push(dm::object_link(*id, def.version));
+            }
+            links.extend(instances.into_iter().map(|i| Link { target: Path::instance(*id, i).to_string(), attrs: Vec::new() }));
+        }
+        encode_links(&links)
+    }
+
+    fn handle_request(&mut self, now: Instant, request: IncomingRequest) {
+        let response = self.dm_response(&request);
+        self.coap.respond(now, &request, response);
+        let actions: Vec<Action> = std::mem::take(&mut self.pending_actions);
+        for action in actions {
+            self.apply(now, action);
+        }
+    }
+
+    /// Engine-level actions are carried out here; the rest go to the daemon.
+    fn apply(&mut self, now: Instant, action: Action) {
+        match action {
+            Action::UpdateRegistration { short_server_id } => {
+                if let Some(s) = self.sessions.iter_mut().find(|s| s.short_server_id == short_server_id) {
+                    match s.state {
+                        State::Registered => s.update_at = Some(now),
+                        State::Updating(_) | State::Registering(_) => s.update_pending = true,
+                        _ => {}
+                    }
+                }
+            }
+            Action::DisableServer { short_server_id } => {
+                let timeout = self.disable_timeout(short_server_id);
+                if let Some(s) = self.sessions.iter_mut().find(|s| s.short_server_id == short_server_id) {
+                    tracing::info!(server = %s.uri, "disabled for {timeout:?}");
+                    self.disabled_until.insert(short_server_id, now + timeout);
+                    s.update_pending = false;
+                    if s.is_registered() {
+                        let id = self.coap.send_request(now, s.addr, registration::deregister_request(&s.location), true);
+                        s.state = State::Deregistering(id);
+                    } else {
+                        s.state = State::Disabled { until: now + timeout };
+                    }
+                }
+            }
+            other => self.actions.push_back(other),
+        }
+    }
+
+    fn disable_timeout(&self, short_server_id: u16) -> Duration {
+        let secs = self.objects.get(&1).and_then(|obj| {
+            obj.instances().into_iter().find(|&i| obj.read(i, server::SHORT_SERVER_ID) == Some(ResourceValue::Single(Value::Integer(short_server_id.into())))).and_then(|i| match obj.read(i, server::DISABLE_TIMEOUT) {
+                Some(ResourceValue::Single(Value::Integer(n))) => u64::try_from(n).ok(),
+                _ => None,
+            })
+        });
+        Duration::from_secs(secs.unwrap_or(86400))
+    }
+
+    /// Builds the response to a request from a server, running the DM operation.
+    fn dm_response(&mut self, request: &IncomingRequest) -> Packet {
+        let packet = &request.packet;
+        let mut response = Packet::new();
+        let MessageClass::Request(method) = packet.header.code else {
+            response.header.code = MessageClass::Response(ResponseType::BadRequest);
+            return response;
+        };
+        let dm = match self.parse_request(request) {
+            Ok(dm) => dm,
+            Err(code) => {
+                response.header.code = MessageClass::Response(code);
+                return response;
+            }
+        };
+        // Block1: collect an upload before running the operation on the whole payload.
+        let block1 = match packet.get_first_option(CoapOption::Block1).map(|b| BlockOption::parse(b)) {
+            None => None,
+            Some(Ok(b)) => Some(b),
+            Some(Err(_)) => {
+                response.header.code = MessageClass::Response(ResponseType::BadOption);
+                return response;
+            }
+        };
+        let assembled;
+        let payload: &[u8] = match block1 {
+            None => &packet.payload,
+            Some(b) => {
+                let key = (request.peer, dm.path.to_string());
+                match self.block1.push(key, b, &packet.payload) {
+                    Ok(Block1Progress::Continue) => {
+                        response.header.code = MessageClass::Response(ResponseType::Continue);
+                        response.add_option(CoapOption::Block1, BlockOption { more: true, ..b }.encode());
+                        return response;
+                    }
+                    Ok(Block1Progress::Complete(data)) => {
+                        response.add_option(CoapOption::Block1, b.encode());
+                        assembled = data;
+                        &assembled
+                    }
+                    Err(Block1Error::OutOfOrder) => {
+                        response.header.code = MessageClass::Response(ResponseType::RequestEntityIncomplete);
+                        return response;
+                    }
+                    Err(Block1Error::TooLarge { max }) => {
+                        response.header.code = MessageClass::Response(ResponseType::RequestEntityTooLarge);
+                        response.add_option(CoapOption::Size1, encode_uint(u32::try_from(max).unwrap_or(u32::MAX)));
+                        return response;
+                    }
+                }
+            }
+        };
+        let req = DmRequest { method, path: dm.path, queries: &dm.queries, accept: dm.accept, content_format: dm.content_format, payload };
+        let mut actions = Vec::new();
+        let result: DmResponse = dm::dispatch(&mut self.objects, &req, self.config.preferred_format, &mut actions);
+        self.pending_actions.extend(actions);
+        response.header.code = MessageClass::Response(result.code);
+        if let Some(cf) = result.content_format {
+            response.add_option(CoapOption::ContentFormat, encode_uint(cf.into()));
+        }
+        if let Some(loc) = result.location {
+            let segments: Vec<String> = loc.ids().iter().map(u16::to_string).collect();
+            add_string_options(&mut response, CoapOption::LocationPath, segments.iter().map(String::as_str));
+        }
+        // Block2: large representations (or a server asking for small blocks) go in pieces.
+        let requested = match packet.get_first_option(CoapOption::Block2).map(|b| BlockOption::parse(b)) {
+            None => None,
+            Some(Ok(b)) => Some(b),
+            Some(Err(_)) => {
+                response.header.code = MessageClass::Response(ResponseType::BadOption);
+                return response;
+            }
+        };
+        match block::block2_slice(&result.payload, requested, self.config.block_size) {
+            Ok(None) => response.payload = result.payload,
+            Ok(Some((slice, option))) => {
+                response.add_option(CoapOption::Block2, option.encode());
+                if option.num == 0 {
+                    response.add_option(CoapOption::Size2, encode_uint(u32::try_from(result.payload.len()).unwrap_or(u32::MAX)));
+                }
+                response.payload = slice.to_vec();
+            }
+            Err(_) => {
+                response.clear_all_options();
+                response.header.code = MessageClass::Response(ResponseType::BadOption);
+            }
+        }
+        response
+    }
+
+    /// The LwM2M parts of a request: path, queries, Accept, Content-Format. Requests from
+    /// addresses that are not our servers are refused.
+    fn parse_request(&self, request: &IncomingRequest) -> Result<ParsedRequest, ResponseType> {
+        if !self.sessions.iter().any(|s| s.addr == request.peer && s.is_registered()) {
+            tracing::debug!(peer = %request.peer, "request from a peer we are not registered with");
+            return Err(ResponseType::Unauthorized);
+        }
+        let packet = &request.packet;
+        let segments = string_options(packet, CoapOption::UriPath).map_err(|_| ResponseType::BadRequest)?;
+        let path = Path::from_segments(segments.iter().map(String::as_str)).map_err(|e| {
+            tracing::debug!("bad request path: {e}");
+            ResponseType::NotFound
+        })?;
+        let queries = string_options(packet, CoapOption::UriQuery).map_err(|_| ResponseType::BadRequest)?;
+        let accept = uint_option(packet, CoapOption::Accept).map_err(|_| ResponseType::BadOption)?;
+        let content_format = uint_option(packet, CoapOption::ContentFormat).map_err(|_| ResponseType::BadOption)?;
+        let to_u16 = |v: Option<u32>| v.map(|n| u16::try_from(n).map_err(|_| ResponseType::BadOption)).transpose();
+        Ok(ParsedRequest { path, queries, accept: to_u16(accept)?, content_format: to_u16(content_format)? })
+    }
+}
+
+struct ParsedRequest {
+    path: Path,
+    queries: Vec<String>,
+    accept: Option<u16>,
+    content_format: Option<u16>,
+}

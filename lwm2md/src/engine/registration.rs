@@ -1,0 +1,150 @@
+//! The registration interface (Core TS §6.2, Transport TS §6.2): Register, Update and
+//! De-register, per server account.
+
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use coap_lite::{CoapOption, MessageClass, Packet, RequestType};
+
+use super::options::{add_string_options, encode_uint};
+use crate::codec::ContentFormat;
+use crate::coap::RequestId;
+
+/// What the server was last told, so that an Update carries only what changed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Advertised {
+    pub lifetime: u32,
+    pub binding: String,
+    pub objects: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum State {
+    /// Not registered; Register is sent at `retry_at`.
+    Unregistered { retry_at: Instant },
+    Registering(RequestId),
+    Registered,
+    Updating(RequestId),
+    Deregistering(RequestId),
+    /// Execute /1/x/4: silent until the Disable Timeout ends.
+    Disabled { until: Instant },
+    /// De-registered for good (shutdown).
+    Stopped,
+}
+
+#[derive(Debug)]
+pub struct Session {
+    pub short_server_id: u16,
+    pub addr: SocketAddr,
+    pub uri: String,
+    pub state: State,
+    /// Location-Path the server gave at registration (`rd/5a3f`).
+    pub location: Vec<String>,
+    pub advertised: Option<Advertised>,
+    /// When the next Update is due while registered.
+    pub update_at: Option<Instant>,
+    /// An Update was asked for while another exchange was running.
+    pub update_pending: bool,
+    /// Delay before the next Register after a failure; doubles up to `MAX_RETRY`.
+    pub retry_delay: Duration,
+}
+
+pub const FIRST_RETRY: Duration = Duration::from_secs(30);
+pub const MAX_RETRY: Duration = Duration::from_secs(3600);
+
+impl Session {
+    pub fn new(short_server_id: u16, addr: SocketAddr, uri: String, now: Instant) -> Session {
+        Session {
+            short_server_id,
+            addr,
+            uri,
+            state: State::Unregistered { retry_at: now },
+            location: Vec::new(),
+            advertised: None,
+            update_at: None,
+            update_pending: false,
+            retry_delay: FIRST_RETRY,
+        }
+    }
+
+    pub fn is_registered(&self) -> bool {
+        matches!(self.state, State::Registered | State::Updating(_))
+    }
+
+    /// The next instant this session has something to do.
+    pub fn deadline(&self) -> Option<Instant> {
+        match self.state {
+            State::Unregistered { retry_at } => Some(retry_at),
+            State::Registered => self.update_at,
+            State::Disabled { until } => Some(until),
+            _ => None,
+        }
+    }
+
+    /// Schedules the next Update so that it completes before the lifetime ends even when
+    /// it needs all its retransmissions: at lifetime − MAX_TRANSMIT_WAIT, but never later
+    /// than half the lifetime for short lifetimes.
+    pub fn schedule_update(&mut self, now: Instant, lifetime: u32, max_transmit_wait: Duration) {
+        let lifetime = Duration::from_secs(lifetime.into());
+        let margin = max_transmit_wait.min(lifetime / 2);
+        self.update_at = Some(now + (lifetime - margin));
+    }
+
+    /// After a failed Register: retry later, backing off.
+    pub fn retry_later(&mut self, now: Instant) {
+        self.state = State::Unregistered { retry_at: now + self.retry_delay };
+        self.retry_delay = (self.retry_delay * 2).min(MAX_RETRY);
+        self.advertised = None;
+        self.update_at = None;
+    }
+
+    /// The server forgot us (Update refused): register again at once.
+    pub fn register_again(&mut self, now: Instant) {
+        self.state = State::Unregistered { retry_at: now };
+        self.advertised = None;
+        self.update_at = None;
+    }
+}
+
+fn request(method: RequestType) -> Packet {
+    let mut p = Packet::new();
+    p.header.code = MessageClass::Request(method);
+    p
+}
+
+/// `POST /rd?ep=..&lt=..&lwm2m=..&b=..` with the object list in link format.
+pub fn register_request(endpoint: &str, version: &str, adv: &Advertised) -> Packet {
+    let mut p = request(RequestType::Post);
+    add_string_options(&mut p, CoapOption::UriPath, ["rd"]);
+    let queries = [format!("ep={endpoint}"), format!("lt={}", adv.lifetime), format!("lwm2m={version}"), format!("b={}", adv.binding)];
+    add_string_options(&mut p, CoapOption::UriQuery, queries.iter().map(String::as_str));
+    p.add_option(CoapOption::ContentFormat, encode_uint(ContentFormat::LinkFormat.code().into()));
+    p.payload = adv.objects.clone().into_bytes();
+    p
+}
+
+/// `POST /{location}` carrying only the parameters that changed since `old`.
+pub fn update_request(location: &[String], old: &Advertised, new: &Advertised) -> Packet {
+    let mut p = request(RequestType::Post);
+    add_string_options(&mut p, CoapOption::UriPath, location.iter().map(String::as_str));
+    let mut queries = Vec::new();
+    if old.lifetime != new.lifetime {
+        queries.push(format!("lt={}", new.lifetime));
+    }
+    if old.binding != new.binding {
+        queries.push(format!("b={}", new.binding));
+    }
+    add_string_options(&mut p, CoapOption::UriQuery, queries.iter().map(String::as_str));
+    if old.objects != new.objects {
+        p.add_option(CoapOption::ContentFormat, encode_uint(ContentFormat::LinkFormat.code().into()));
+        p.payload = new.objects.clone().into_bytes();
+    }
+    p
+}
+
+/// `DELETE /{location}`.
+pub fn deregister_request(location: &[String]) -> Packet {
+    let mut p = request(RequestType::Delete);
+    add_string_options(&mut p, CoapOption::UriPath, location.iter().map(String::as_str));
+    p
+}

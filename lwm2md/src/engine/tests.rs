@@ -1,0 +1,405 @@
+//! Engine simulations: a scripted LwM2M server on a simulated network with virtual time.
+
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use coap_lite::{CoapOption, MessageClass, MessageType, Packet, RequestType, ResponseType};
+
+use super::*;
+use crate::coap::CoapParams;
+use crate::objects::device::Device;
+use crate::objects::security::Security;
+use crate::objects::server::Server;
+
+const SERVER: &str = "192.0.2.1:5683";
+
+struct Sim {
+    engine: Engine,
+    now: Instant,
+    server: SocketAddr,
+    next_mid: u16,
+}
+
+fn clock() -> i64 {
+    1_700_000_000
+}
+
+fn packet(code: MessageClass, ty: MessageType, mid: u16, token: &[u8]) -> Packet {
+    let mut p = Packet::new();
+    p.header.code = code;
+    p.header.set_type(ty);
+    p.header.message_id = mid;
+    p.set_token(token.to_vec());
+    p
+}
+
+fn path_of(p: &Packet) -> String {
+    string_options(p, CoapOption::UriPath).unwrap().join("/")
+}
+
+fn queries_of(p: &Packet) -> Vec<String> {
+    string_options(p, CoapOption::UriQuery).unwrap()
+}
+
+impl Sim {
+    fn new(lifetime: u32) -> Sim {
+        Sim::with(lifetime, 1024, 65536)
+    }
+
+    fn with(lifetime: u32, block_size: usize, max_upload: usize) -> Sim {
+        let now = Instant::now();
+        let server: SocketAddr = SERVER.parse().unwrap();
+        let mut security = Security::new();
+        security.add_nosec_account(0, "coap://192.0.2.1", 1);
+        let mut srv = Server::new();
+        srv.add_account(0, 1, lifetime, "U");
+        let device = Device::new(clock, true);
+        let config = EngineConfig {
+            endpoint: "sim-ep".into(),
+            preferred_format: ContentFormat::Tlv,
+            coap: CoapParams::default(),
+            block_size,
+            max_upload,
+            servers: vec![ServerSpec { short_server_id: 1, addr: server, uri: "coap://192.0.2.1".into() }],
+        };
+        let mut engine = Engine::new(config, vec![Box::new(security), Box::new(srv), Box::new(device)], 7, now);
+        engine.set_value(Path::resource(3, 0, 0), ResourceValue::Single(Value::String("ACME".into()))).unwrap();
+        engine.handle_timeout(now);
+        Sim { engine, now, server, next_mid: 100 }
+    }
+
+    fn advance(&mut self, d: Duration) {
+        self.now += d;
+        self.engine.handle_timeout(self.now);
+    }
+
+    /// Advances virtual time to the engine's next deadline, if it is before `limit`.
+    fn run_until_transmit(&mut self, limit: Duration) -> Option<Packet> {
+        let end = self.now + limit;
+        loop {
+            if let Some(t) = self.engine.poll_transmit() {
+                assert_eq!(t.peer, self.server);
+                return Some(Packet::from_bytes(&t.data).unwrap());
+            }
+            match self.engine.poll_timeout() {
+                Some(t) if t <= end => {
+                    self.now = self.now.max(t);
+                    self.engine.handle_timeout(self.now);
+                }
+                _ => return None,
+            }
+        }
+    }
+
+    fn sent(&mut self) -> Packet {
+        self.run_until_transmit(Duration::ZERO).expect("a datagram")
+    }
+
+    fn deliver(&mut self, p: &Packet) {
+        let bytes = p.to_bytes().unwrap();
+        self.engine.handle_datagram(self.now, self.server, &bytes);
+    }
+
+    /// Answers a request of the engine with a piggybacked response.
+    fn answer(&mut self, req: &Packet, code: ResponseType, location: &[&str]) {
+        let mut resp = packet(MessageClass::Response(code), MessageType::Acknowledgement, req.header.message_id, req.get_token());
+        add_string_options(&mut resp, CoapOption::LocationPath, location.iter().copied());
+        self.deliver(&resp);
+    }
+
+    fn register(&mut self) -> Packet {
+        let reg = self.sent();
+        assert_eq!(path_of(&reg), "rd");
+        self.answer(&reg, ResponseType::Created, &["rd", "abc"]);
+        reg
+    }
+
+    /// Sends a DM request as the server and returns the engine's response.
+    fn request(&mut self, method: RequestType, path: &str, build: impl FnOnce(&mut Packet)) -> Packet {
+        self.next_mid += 1;
+        let mut req = packet(MessageClass::Request(method), MessageType::Confirmable, self.next_mid, &[1, 2, 3, 4]);
+        add_string_options(&mut req, CoapOption::UriPath, path.split('/').filter(|s| !s.is_empty()));
+        build(&mut req);
+        self.deliver(&req);
+        let resp = self.sent();
+        assert_eq!(resp.header.get_type(), MessageType::Acknowledgement);
+        assert_eq!(resp.header.message_id, req.header.message_id);
+        assert_eq!(resp.get_token(), req.get_token());
+        resp
+    }
+}
+
+fn code(p: &Packet) -> ResponseType {
+    match p.header.code {
+        MessageClass::Response(r) => r,
+        other => panic!("not a response: {other:?}"),
+    }
+}
+
+#[test]
+fn registers_with_object_list() {
+    let mut sim = Sim::new(300);
+    let reg = sim.sent();
+    assert_eq!(reg.header.code, MessageClass::Request(RequestType::Post));
+    assert_eq!(reg.header.get_type(), MessageType::Confirmable);
+    assert_eq!(path_of(&reg), "rd");
+    assert_eq!(queries_of(&reg), ["ep=sim-ep", "lt=300", "lwm2m=1.1", "b=U"]);
+    assert_eq!(uint_option(&reg, CoapOption::ContentFormat), Ok(Some(40)));
+    assert_eq!(String::from_utf8(reg.payload.clone()).unwrap(), "</>;rt=\"oma.lwm2m\",</1>;ver=1.1,</1/0>,</3>;ver=1.1,</3/0>");
+    sim.answer(&reg, ResponseType::Created, &["rd", "abc"]);
+    assert_eq!(sim.engine.poll_event(), Some(Event::Registered { short_server_id: 1, location: "rd/abc".into() }));
+    assert_eq!(sim.engine.registrations(), [(1, true)]);
+}
+
+#[test]
+fn register_retransmits_then_backs_off() {
+    let mut sim = Sim::new(300);
+    let first = sim.sent();
+    let start = sim.now;
+    let mut times = Vec::new();
+    for _ in 0..4 {
+        let again = sim.run_until_transmit(Duration::from_secs(100)).expect("retransmission");
+        assert_eq!(again.header.message_id, first.header.message_id);
+        times.push(sim.now - start);
+    }
+    // ACK_TIMEOUT 2 s with a random factor of up to 1.5, doubling each time.
+    let t0 = times[0].as_secs_f64();
+    assert!((2.0..=3.0).contains(&t0), "{times:?}");
+    for (n, t) in times.iter().enumerate() {
+        let expected = t0 * ((1u32 << (n + 1)) - 1) as f64;
+        assert!((t.as_secs_f64() - expected).abs() < 0.01, "{times:?}");
+    }
+    // After MAX_RETRANSMIT the registration fails and is retried after a back-off.
+    let retry = sim.run_until_transmit(Duration::from_secs(200)).expect("a new Register");
+    assert_ne!(retry.header.message_id, first.header.message_id);
+    assert_eq!(path_of(&retry), "rd");
+    let elapsed = (sim.now - start).as_secs_f64();
+    assert!(elapsed >= t0 * 31.0 + 30.0 - 0.01, "retried after {elapsed}");
+    assert!(matches!(sim.engine.poll_event(), Some(Event::RegistrationFailed { .. })));
+}
+
+#[test]
+fn late_response_after_giving_up_is_ignored() {
+    let mut sim = Sim::new(300);
+    let reg = sim.sent();
+    for _ in 0..4 {
+        sim.run_until_transmit(Duration::from_secs(100)).unwrap();
+    }
+    sim.advance(Duration::from_secs(60));
+    // The next Register is out; an answer to the old one must not register us.
+    let _next = sim.sent();
+    sim.answer(&reg, ResponseType::Created, &["rd", "old"]);
+    assert_eq!(sim.engine.registrations(), [(1, false)]);
+}
+
+#[test]
+fn update_before_lifetime_expires() {
+    let mut sim = Sim::new(20);
+    sim.register();
+    // A 20 s lifetime cannot wait for MAX_TRANSMIT_WAIT (93 s): update at half of it.
+    let start = sim.now;
+    let upd = sim.run_until_transmit(Duration::from_secs(30)).expect("an Update");
+    assert_eq!(sim.now - start, Duration::from_secs(10));
+    assert_eq!(path_of(&upd), "rd/abc");
+    assert!(queries_of(&upd).is_empty(), "nothing changed: {:?}", queries_of(&upd));
+    assert!(upd.payload.is_empty());
+    sim.answer(&upd, ResponseType::Changed, &[]);
+
+    let mut sim = Sim::new(86400);
+    sim.register();
+    let start = sim.now;
+    sim.run_until_transmit(Duration::from_secs(90000)).expect("an Update");
+    assert_eq!(sim.now - start, Duration::from_secs(86400) - CoapParams::default().max_transmit_wait());
+}
+
+#[test]
+fn update_refused_with_not_found_registers_again() {
+    let mut sim = Sim::new(20);
+    sim.register();
+    let upd = sim.run_until_transmit(Duration::from_secs(30)).unwrap();
+    sim.answer(&upd, ResponseType::NotFound, &[]);
+    let reg = sim.sent();
+    assert_eq!(path_of(&reg), "rd");
+    assert!(queries_of(&reg).contains(&"ep=sim-ep".to_string()));
+}
+
+#[test]
+fn lifetime_write_sends_update_with_only_lt() {
+    let mut sim = Sim::new(300);
+    sim.register();
+    let resp = sim.request(RequestType::Put, "/1/0/1", |p| {
+        p.add_option(CoapOption::ContentFormat, encode_uint(0));
+        p.payload = b"120".to_vec();
+    });
+    assert_eq!(code(&resp), ResponseType::Changed);
+    let upd = sim.sent();
+    assert_eq!(path_of(&upd), "rd/abc");
+    assert_eq!(queries_of(&upd), ["lt=120"]);
+    assert!(upd.payload.is_empty());
+}
+
+#[test]
+fn duplicate_execute_is_applied_once() {
+    let mut sim = Sim::new(300);
+    sim.register();
+    let mut req = packet(MessageClass::Request(RequestType::Post), MessageType::Confirmable, 555, &[9]);
+    add_string_options(&mut req, CoapOption::UriPath, ["3", "0", "4"]);
+    sim.deliver(&req);
+    let first = sim.sent();
+    sim.deliver(&req);
+    let second = sim.sent();
+    assert_eq!(first.to_bytes().unwrap(), second.to_bytes().unwrap());
+    assert_eq!(sim.engine.poll_action(), Some(Action::Reboot));
+    assert_eq!(sim.engine.poll_action(), None);
+}
+
+#[test]
+fn registration_update_trigger() {
+    let mut sim = Sim::new(300);
+    sim.register();
+    let resp = sim.request(RequestType::Post, "/1/0/8", |_| {});
+    assert_eq!(code(&resp), ResponseType::Changed);
+    let upd = sim.sent();
+    assert_eq!(path_of(&upd), "rd/abc");
+}
+
+#[test]
+fn dm_codes() {
+    let mut sim = Sim::new(300);
+    sim.register();
+    let text = |p: &mut Packet| {
+        p.add_option(CoapOption::ContentFormat, encode_uint(0));
+        p.payload = b"x".to_vec();
+    };
+    let cases: Vec<(RequestType, &str, Box<dyn Fn(&mut Packet)>, ResponseType)> = vec![
+        (RequestType::Get, "/3/0/0", Box::new(|_| {}), ResponseType::Content),
+        (RequestType::Get, "/3/0/99", Box::new(|_| {}), ResponseType::NotFound),
+        (RequestType::Get, "/99", Box::new(|_| {}), ResponseType::NotFound),
+        (RequestType::Get, "/3/7", Box::new(|_| {}), ResponseType::NotFound),
+        (RequestType::Get, "/3/0/4", Box::new(|_| {}), ResponseType::MethodNotAllowed),
+        (RequestType::Get, "/0", Box::new(|_| {}), ResponseType::Unauthorized),
+        (RequestType::Get, "/3/0/0", Box::new(|p| p.add_option(CoapOption::Accept, encode_uint(9999))), ResponseType::NotAcceptable),
+        (RequestType::Get, "/3/0", Box::new(|p| p.add_option(CoapOption::Accept, encode_uint(0))), ResponseType::NotAcceptable),
+        (RequestType::Put, "/3/0/0", Box::new(text), ResponseType::MethodNotAllowed),
+        (RequestType::Put, "/3/0/15", Box::new(|p| p.payload = b"Europe/Paris".to_vec()), ResponseType::UnsupportedContentFormat),
+        (RequestType::Put, "/1/0/1", Box::new(text), ResponseType::BadRequest),
+        (RequestType::Post, "/3/0/0", Box::new(|_| {}), ResponseType::MethodNotAllowed),
+        (RequestType::Post, "/3/0/4", Box::new(|p| p.payload = b"bad args".to_vec()), ResponseType::BadRequest),
+        (RequestType::Post, "/3", Box::new(text), ResponseType::MethodNotAllowed),
+        (RequestType::Delete, "/3/0", Box::new(|_| {}), ResponseType::MethodNotAllowed),
+        (RequestType::Delete, "/3/5", Box::new(|_| {}), ResponseType::NotFound),
+        (RequestType::Get, "/3/0/0/0/0", Box::new(|_| {}), ResponseType::NotFound),
+    ];
+    for (method, path, build, expected) in cases {
+        let resp = sim.request(method, path, build);
+        assert_eq!(code(&resp), expected, "{method:?} {path}");
+    }
+    let resp = sim.request(RequestType::Get, "/3/0/0", |_| {});
+    assert_eq!(resp.payload, b"ACME");
+    assert_eq!(uint_option(&resp, CoapOption::ContentFormat), Ok(Some(0)));
+    let resp = sim.request(RequestType::Get, "/1", |p| p.add_option(CoapOption::Accept, encode_uint(40)));
+    assert_eq!(code(&resp), ResponseType::Content);
+    let links = String::from_utf8(resp.payload).unwrap();
+    assert!(links.starts_with("</1>;ver=1.1,</1/0>,</1/0/0>,</1/0/1>"), "{links}");
+}
+
+#[test]
+fn large_read_goes_block_wise() {
+    let mut sim = Sim::with(300, 16, 65536);
+    sim.register();
+    let whole = codec::encode(ContentFormat::Tlv, &Path::instance(3, 0), &sim.engine.read(&Path::instance(3, 0)).unwrap()).unwrap();
+    assert!(whole.len() > 32);
+    let mut got = Vec::new();
+    for num in 0u32.. {
+        let resp = sim.request(RequestType::Get, "/3/0", |p| {
+            if num > 0 {
+                p.add_option(CoapOption::Block2, BlockOption { num, more: false, szx: 0 }.encode());
+            }
+        });
+        assert_eq!(code(&resp), ResponseType::Content);
+        let b = BlockOption::parse(resp.get_first_option(CoapOption::Block2).unwrap()).unwrap();
+        assert_eq!((b.num, b.szx), (num, 0));
+        got.extend_from_slice(&resp.payload);
+        if !b.more {
+            break;
+        }
+        assert_eq!(resp.payload.len(), 16);
+    }
+    assert_eq!(got, whole);
+}
+
+#[test]
+fn block1_upload_rules() {
+    let mut sim = Sim::with(300, 1024, 32);
+    sim.register();
+    let block = |num: u32, more: bool, data: &'static [u8]| {
+        move |p: &mut Packet| {
+            p.add_option(CoapOption::ContentFormat, encode_uint(0));
+            p.add_option(CoapOption::Block1, BlockOption { num, more, szx: 0 }.encode());
+            p.payload = data.to_vec();
+        }
+    };
+    // In order: 2.31 Continue, then the write is applied.
+    let resp = sim.request(RequestType::Put, "/3/0/15", block(0, true, b"America/Argentin"));
+    assert_eq!(code(&resp), ResponseType::Continue);
+    let resp = sim.request(RequestType::Put, "/3/0/15", block(1, false, b"a/Cordoba"));
+    assert_eq!(code(&resp), ResponseType::Changed);
+    let records = sim.engine.read(&Path::resource(3, 0, 15)).unwrap();
+    assert_eq!(records[0].value, Value::String("America/Argentina/Cordoba".into()));
+    // A block out of order: 4.08.
+    let resp = sim.request(RequestType::Put, "/3/0/15", block(3, true, b"0123456789abcdef"));
+    assert_eq!(code(&resp), ResponseType::RequestEntityIncomplete);
+    // More than max_upload: 4.13 with Size1.
+    sim.request(RequestType::Put, "/3/0/15", block(0, true, b"0123456789abcdef"));
+    sim.request(RequestType::Put, "/3/0/15", block(1, true, b"0123456789abcdef"));
+    let resp = sim.request(RequestType::Put, "/3/0/15", block(2, true, b"0123456789abcdef"));
+    assert_eq!(code(&resp), ResponseType::RequestEntityTooLarge);
+    assert_eq!(uint_option(&resp, CoapOption::Size1), Ok(Some(32)));
+}
+
+#[test]
+fn requests_from_strangers_are_refused() {
+    let mut sim = Sim::new(300);
+    sim.register();
+    let mut req = packet(MessageClass::Request(RequestType::Get), MessageType::Confirmable, 77, &[1]);
+    add_string_options(&mut req, CoapOption::UriPath, ["3", "0"]);
+    sim.engine.handle_datagram(sim.now, "198.51.100.7:5683".parse().unwrap(), &req.to_bytes().unwrap());
+    let t = sim.engine.poll_transmit().unwrap();
+    assert_eq!(t.peer.to_string(), "198.51.100.7:5683");
+    assert_eq!(code(&Packet::from_bytes(&t.data).unwrap()), ResponseType::Unauthorized);
+}
+
+#[test]
+fn shutdown_deregisters() {
+    let mut sim = Sim::new(300);
+    sim.register();
+    sim.engine.shutdown(sim.now);
+    let del = sim.sent();
+    assert_eq!(del.header.code, MessageClass::Request(RequestType::Delete));
+    assert_eq!(path_of(&del), "rd/abc");
+    assert!(!sim.engine.is_stopped());
+    sim.answer(&del, ResponseType::Deleted, &[]);
+    assert!(sim.engine.is_stopped());
+}
+
+#[test]
+fn garbage_never_panics() {
+    let mut sim = Sim::new(300);
+    sim.register();
+    let mut seed = 0x1234_5678_9abc_def0u64;
+    for len in 0..2000usize {
+        let mut data = Vec::with_capacity(len % 80);
+        for _ in 0..len % 80 {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            data.push(seed as u8);
+        }
+        if len % 3 == 0 && data.len() > 4 {
+            data[0] = 0x40 | (data[0] & 0x0f); // version 1, CON: reach the option parser
+            data[1] = 0x01 + (data[1] % 4); // GET..DELETE
+        }
+        sim.engine.handle_datagram(sim.now, sim.server, &data);
+        while sim.engine.poll_transmit().is_some() {}
+    }
+}
