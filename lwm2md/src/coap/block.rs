@@ -333,6 +333,16 @@ impl Block1Assembler {
             self.cancel(&key);
             return Err(Block1Error::OutOfOrder);
         }
+        if block.num == 0 && !block.more {
+            // A body in a single block needs no state.
+            self.cancel(&key);
+            if data.len() > self.max_total {
+                return Err(Block1Error::TooLarge {
+                    max: self.max_total,
+                });
+            }
+            return Ok(Block1Progress::Complete(data.to_vec()));
+        }
         let existing = self.uploads.iter().position(|u| u.key == key);
         let index = if block.num == 0 {
             match existing {
@@ -612,9 +622,15 @@ mod tests {
             Err(Block1Error::OutOfOrder)
         );
         assert_eq!(
-            asm.push(now, k, block(0, false, 0), &[0; 17]),
+            asm.push(now, k.clone(), block(0, false, 0), &[0; 17]),
             Err(Block1Error::OutOfOrder)
         );
+        // A body in one block.
+        assert_eq!(
+            asm.push(now, k.clone(), block(0, false, 0), &[5; 10]),
+            Ok(Block1Progress::Complete(vec![5; 10]))
+        );
+        assert_eq!(asm.poll_timeout(), None);
     }
 
     #[test]

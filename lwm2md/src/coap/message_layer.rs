@@ -148,13 +148,15 @@ struct Exchange {
     peer: SocketAddr,
     mid: u16,
     token: [u8; TOKEN_LEN],
+    /// A notification expects no response, only an ACK (CON) or nothing (NON).
+    notification: bool,
     state: State,
     deadline: Instant,
 }
 
 impl Exchange {
     fn counts_for_nstart(&self) -> bool {
-        !matches!(self.state, State::AwaitingSeparate)
+        !self.notification && !matches!(self.state, State::AwaitingSeparate)
     }
 }
 
@@ -230,6 +232,27 @@ impl MessageLayer {
         } else {
             self.queue.push_back(queued);
         }
+        id
+    }
+
+    /// Sends a response outside of a request's exchange: an Observe notification
+    /// (RFC 7641) carrying the observer's `token`, with a new MID, right away (not
+    /// queued behind NSTART). A CON notification is retransmitted like a request; its
+    /// ACK ends it silently, RST gives [`Event::Reset`] (the observer is gone), no ACK
+    /// gives [`Event::Timeout`]. For a NON notification a RST within MAX_TRANSMIT_WAIT
+    /// gives [`Event::Reset`]; otherwise nothing is reported.
+    pub fn send_notification(
+        &mut self,
+        now: Instant,
+        peer: SocketAddr,
+        token: &[u8],
+        mut notification: Packet,
+        confirmable: bool,
+    ) -> RequestId {
+        let id = RequestId(self.next_id);
+        self.next_id = self.next_id.wrapping_add(1);
+        notification.set_token(token.get(..TOKEN_LEN).unwrap_or(token).to_vec());
+        self.transmit_new(now, id, peer, notification, confirmable, true);
         id
     }
 
@@ -353,10 +376,14 @@ impl MessageLayer {
                 }
             }
             let exchange = self.exchanges.swap_remove(i);
-            self.events.push_back(Event::Timeout {
-                id: exchange.id,
-                peer: exchange.peer,
-            });
+            // A NON notification just stops listening for a RST.
+            let silent = exchange.notification && matches!(exchange.state, State::NonConfirmable);
+            if !silent {
+                self.events.push_back(Event::Timeout {
+                    id: exchange.id,
+                    peer: exchange.peer,
+                });
+            }
             finished = true;
         }
         if finished {
@@ -442,7 +469,7 @@ impl MessageLayer {
                 let Some(index) = self
                     .exchanges
                     .iter()
-                    .position(|e| e.peer == peer && e.token[..] == *token)
+                    .position(|e| e.peer == peer && !e.notification && e.token[..] == *token)
                 else {
                     // Late (after a timeout or reset) or not ours.
                     self.reject(peer, kind, mid);
@@ -466,6 +493,11 @@ impl MessageLayer {
         }) else {
             return;
         };
+        if self.exchanges.get(index).is_some_and(|e| e.notification) {
+            self.exchanges.swap_remove(index);
+            self.drain_queue(now);
+            return;
+        }
         match response {
             None => {
                 let lifetime = self.params.exchange_lifetime();
@@ -525,9 +557,22 @@ impl MessageLayer {
         let Queued {
             id,
             peer,
-            mut packet,
+            packet,
             confirmable,
         } = queued;
+        self.transmit_new(now, id, peer, packet, confirmable, false);
+    }
+
+    /// Sends a message that opens an exchange of ours.
+    fn transmit_new(
+        &mut self,
+        now: Instant,
+        id: RequestId,
+        peer: SocketAddr,
+        mut packet: Packet,
+        confirmable: bool,
+        notification: bool,
+    ) {
         let mid = self.alloc_mid();
         packet.header.message_id = mid;
         packet.header.set_type(if confirmable {
@@ -540,7 +585,7 @@ impl MessageLayer {
             return;
         };
         let mut token = [0; TOKEN_LEN];
-        if let Some(t) = packet.get_token().get(..TOKEN_LEN) {
+        if let (false, Some(t)) = (notification, packet.get_token().get(..TOKEN_LEN)) {
             token.copy_from_slice(t);
         }
         let (state, deadline) = if confirmable {
@@ -562,6 +607,7 @@ impl MessageLayer {
             peer,
             mid,
             token,
+            notification,
             state,
             deadline,
         });
@@ -1051,7 +1097,7 @@ mod tests {
         let now = Instant::now();
         let (first, mid1, token1) = send(&mut layer, now, server(), true);
         let second = layer.send_request(now, server(), request(RequestType::Post, "a"), true);
-        let third = layer.send_request(now, server(), request(RequestType::Post, "b"), false);
+        layer.send_request(now, server(), request(RequestType::Post, "b"), false);
         assert!(transmits(&mut layer).is_empty());
         // Another peer is not held up.
         send(&mut layer, now, other_server(), true);
@@ -1092,7 +1138,6 @@ mod tests {
             })
             .collect();
         assert_eq!(ids, vec![second, first]);
-        let _ = third;
     }
 
     #[test]
@@ -1266,7 +1311,6 @@ mod tests {
     #[test]
     fn unknown_method_gets_method_not_allowed() {
         let mut layer = MessageLayer::new(CoapParams::default(), 16);
-        let now = Instant::now();
         // Code 0.31.
         let datagram = [0x40, 0x1f, 0x00, 0x09];
         assert!(layer
@@ -1277,7 +1321,6 @@ mod tests {
             reply.header.code,
             MessageClass::Response(ResponseType::MethodNotAllowed)
         );
-        let _ = now;
     }
 
     #[test]
@@ -1311,6 +1354,70 @@ mod tests {
         layer.handle_datagram(now, server(), &[0x40, 0x01]);
         assert!(transmits(&mut layer).is_empty());
         assert!(events(&mut layer).is_empty());
+    }
+
+    fn notification(seq: u32) -> Packet {
+        let mut packet = response(ResponseType::Content, b"21.5");
+        packet.set_observe_value(seq);
+        packet
+    }
+
+    #[test]
+    fn confirmable_notification_is_retransmitted_until_acknowledged() {
+        let mut layer = MessageLayer::new(CoapParams::default(), 18);
+        let now = Instant::now();
+        // An outstanding request does not hold the notification back.
+        let (_, _, request_token) = send(&mut layer, now, server(), true);
+        layer.send_notification(now, server(), &[0x0b, 0x5e], notification(12), true);
+        let sent = transmits(&mut layer);
+        assert_eq!(sent.len(), 1);
+        let packet = decode(&sent[0]);
+        assert_eq!(packet.header.get_type(), MessageType::Confirmable);
+        assert_eq!(packet.get_token(), &[0x0b, 0x5e]);
+        assert_eq!(packet.get_observe_value(), Some(Ok(12)));
+
+        // Both initial timeouts are at most ACK_TIMEOUT * ACK_RANDOM_FACTOR.
+        let deadline = now + Duration::from_secs(3);
+        layer.handle_timeout(deadline);
+        let retransmitted = transmits(&mut layer);
+        assert_eq!(retransmitted.len(), 2);
+        assert!(retransmitted.iter().any(|t| t.data == sent[0].data));
+
+        let [hi, lo] = packet.header.message_id.to_be_bytes();
+        layer.handle_datagram(deadline, server(), &[0x60, 0, hi, lo]);
+        assert!(events(&mut layer).is_empty());
+        // Only the request is still outstanding.
+        let ack = wire(
+            response(ResponseType::Changed, b""),
+            MessageType::NonConfirmable,
+            1,
+            &request_token,
+        );
+        layer.handle_datagram(deadline, server(), &ack);
+        assert!(matches!(
+            events(&mut layer).as_slice(),
+            [Event::Response { .. }]
+        ));
+        assert_eq!(layer.poll_timeout(), None);
+    }
+
+    #[test]
+    fn reset_notification_reports_the_observer_gone() {
+        let mut layer = MessageLayer::new(CoapParams::default(), 19);
+        let now = Instant::now();
+        let id = layer.send_notification(now, server(), &[1], notification(3), false);
+        let packet = decode(&transmits(&mut layer)[0]);
+        assert_eq!(packet.header.get_type(), MessageType::NonConfirmable);
+        let [hi, lo] = packet.header.message_id.to_be_bytes();
+        layer.handle_datagram(now, server(), &[0x70, 0, hi, lo]);
+        assert!(matches!(events(&mut layer).as_slice(), [Event::Reset { id: i, .. }] if *i == id));
+
+        // Unanswered NON notifications end silently.
+        layer.send_notification(now, server(), &[1], notification(4), false);
+        let deadline = layer.poll_timeout().unwrap();
+        layer.handle_timeout(deadline);
+        assert!(events(&mut layer).is_empty());
+        assert_eq!(layer.poll_timeout(), None);
     }
 
     proptest! {
