@@ -51,6 +51,9 @@ unsafe extern "C" {
 
 /// The current offset of local time from UTC in ISO 8601 form ("+01:00", "-05:30",
 /// "+00:00"), as the C library computes it from `TZ` or `/etc/localtime`.
+///
+/// Like every reader of `TZ`, it must not run while another thread changes the
+/// environment.
 pub fn utc_offset_now() -> String {
     let mut tm = std::mem::MaybeUninit::<libc::tm>::zeroed();
     // SAFETY: tzset has no arguments; localtime_r writes only into `tm`, which is
@@ -66,7 +69,10 @@ pub fn utc_offset_now() -> String {
             tm.assume_init().tm_gmtoff
         }
     };
-    format_offset(i64::from(gmtoff))
+    // c_long is 32 bits on 32-bit arm.
+    #[allow(clippy::useless_conversion)]
+    let gmtoff = i64::from(gmtoff);
+    format_offset(gmtoff)
 }
 
 fn format_offset(seconds: i64) -> String {

@@ -135,7 +135,7 @@ mod tests {
     #[tokio::test]
     async fn background_child_holding_stderr_does_not_block() {
         // The grandchild keeps the pipe open long after the script has exited.
-        let err = run_command(&argv(&["sh", "-c", "sleep 30 & echo bye >&2; exit 2"]))
+        let err = run_command(&argv(&["sh", "-c", "sleep 5 & echo bye >&2; exit 2"]))
             .await
             .unwrap_err();
         let SystemError::CommandFailed { stderr_tail, .. } = err else {
