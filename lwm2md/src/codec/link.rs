@@ -191,7 +191,7 @@ mod tests {
 
     #[test]
     fn register_payload() {
-        // Transport/Core TS 1.1 Register example with an rt and ct on the root link.
+        // A Register payload: the root link with rt and the supported content formats.
         let links = vec![
             Link::new("/")
                 .attr("rt", "oma.lwm2m")
@@ -207,7 +207,7 @@ mod tests {
 
     #[test]
     fn discover_payload() {
-        // Core TS 1.1 §6.3.5 Discover example on /3/0 with attributes and a dim.
+        // A Discover answer on /3/0 with attributes and dim.
         let text = "</3/0>;pmin=10;pmax=60,</3/0/1>,</3/0/2>,</3/0/6>;dim=2,</3/0/7>;dim=2;gt=50";
         let links = parse_links(text).unwrap();
         assert_eq!(links.len(), 5);

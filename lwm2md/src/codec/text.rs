@@ -1,5 +1,5 @@
 //! Plain text (content format 0): one resource or resource-instance value as UTF-8 text
-//! (Core TS 1.1 §7.3.1 and Transport TS 1.1 §7.4.1).
+//! (Transport TS 1.1 §7.4.1).
 
 use base64::engine::general_purpose::{STANDARD, STANDARD_PAD_INDIFFERENT};
 use base64::Engine;
@@ -127,7 +127,7 @@ mod tests {
 
     #[test]
     fn spec_values() {
-        // Core TS 1.1 §7.3.1: Read /3/0/0 gives "Open Mobile Alliance"; /3/0/9 gives "100".
+        // The Device object example values: Read /3/0/0 gives "Open Mobile Alliance"; /3/0/9 gives "100".
         let base: Path = "/3/0/0".parse().unwrap();
         let records = one("/3/0/0", Value::String("Open Mobile Alliance".into()));
         assert_eq!(encode(&base, &records).unwrap(), b"Open Mobile Alliance");

@@ -293,10 +293,17 @@ pub fn decode(
     let mut records = Vec::new();
     match base.ids() {
         [o] => {
+            let mut seen = std::collections::BTreeSet::new();
             for tlv in &top {
                 if tlv.kind != Kind::ObjectInstance {
                     return Err(CodecError::Malformed(format!(
                         "object instance TLV missing: resources under {base} must be wrapped in an Object Instance TLV"
+                    )));
+                }
+                if !seen.insert(tlv.id) {
+                    return Err(CodecError::Malformed(format!(
+                        "object instance {} appears twice",
+                        tlv.id
                     )));
                 }
                 let instance = Path::instance(*o, tlv.id);
@@ -373,7 +380,14 @@ fn decode_resources(
     ty: &dyn Fn(&Path) -> Option<ResourceType>,
     records: &mut Vec<Record>,
 ) -> Result<(), CodecError> {
+    let mut seen = std::collections::BTreeSet::new();
     for tlv in parse(bytes)? {
+        if !seen.insert(tlv.id) {
+            return Err(CodecError::Malformed(format!(
+                "resource {} appears twice in {instance}",
+                tlv.id
+            )));
+        }
         let path = instance.child(tlv.id).ok_or_else(|| {
             CodecError::Malformed(format!(
                 "TLV {:?} cannot appear inside {instance}",
@@ -438,7 +452,7 @@ mod tests {
     use super::*;
     use proptest::prelude::*;
 
-    /// Core TS 1.0 §6.4.3.1 (Appendix example), Read /3/0: the Device object instance as
+    /// Core TS 1.0 §6.4.3.1, Read /3/0: the Device object instance as
     /// resource TLVs.
     const DEVICE: &str = "C800144F70656E204D6F62696C6520416C6C69616E6365\
         C801164C69676874776569676874204D324D20436C69656E74\
@@ -657,15 +671,16 @@ mod tests {
     fn refuses_bad_input() {
         let base: Path = "/3/0".parse().unwrap();
         for bad in [
-            "C8",           // no identifier
-            "C80014",       // value missing
-            "C1096464",     // trailing byte
-            "E1FFFF00",     // identifier 65535
-            "860641000141", // multiple resource overruns its instances
-            "8603C10964",   // a resource inside a multiple resource
-            "080003080100", // object instance inside an instance
-            "4100 01",      // resource instance directly under an instance
-            "C10901C10902", // same resource twice
+            "C8",                    // no identifier
+            "C80014",                // value missing
+            "C1096464",              // trailing byte
+            "E1FFFF00",              // identifier 65535
+            "860641000141",          // multiple resource overruns its instances
+            "8603C10964",            // a resource inside a multiple resource
+            "080003080100",          // object instance inside an instance
+            "4100 01",               // resource instance directly under an instance
+            "C10901C10902",          // same resource twice
+            "8603410001 8603410105", // same multiple resource twice
         ] {
             assert!(
                 decode(&base, &hex(bad), &device_types).is_err(),
@@ -677,6 +692,13 @@ mod tests {
             Err(CodecError::UnknownPath("/3/0/99".parse().unwrap()))
         );
         assert!(decode(&Path::ROOT, &hex("C10964"), &device_types).is_err());
+        // Two Object Instance TLVs with the same ID.
+        assert!(decode(
+            &"/3".parse().unwrap(),
+            &hex("080003C10964 080003C10A0F"),
+            &device_types
+        )
+        .is_err());
     }
 
     proptest! {
