@@ -70,7 +70,13 @@ pub struct CoapConfig {
 
 impl Default for CoapConfig {
     fn default() -> Self {
-        CoapConfig { ack_timeout: 2.0, ack_random_factor: 1.5, max_retransmit: 4, block_size: 1024, max_upload: 65536 }
+        CoapConfig {
+            ack_timeout: 2.0,
+            ack_random_factor: 1.5,
+            max_retransmit: 4,
+            block_size: 1024,
+            max_upload: 65536,
+        }
     }
 }
 
@@ -129,7 +135,9 @@ pub struct ConfigError {
 impl fmt::Display for ConfigError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self.position {
-            Some((line, col)) => write!(f, "{}:{line}:{col}: {}", self.file.display(), self.message),
+            Some((line, col)) => {
+                write!(f, "{}:{line}:{col}: {}", self.file.display(), self.message)
+            }
             None => write!(f, "{}: {}", self.file.display(), self.message),
         }
     }
@@ -150,7 +158,11 @@ pub struct ServerAccount {
 
 impl Config {
     pub fn load(path: &Path) -> Result<Config, ConfigError> {
-        let text = std::fs::read_to_string(path).map_err(|e| ConfigError { file: path.to_path_buf(), position: None, message: format!("cannot read: {e}") })?;
+        let text = std::fs::read_to_string(path).map_err(|e| ConfigError {
+            file: path.to_path_buf(),
+            position: None,
+            message: format!("cannot read: {e}"),
+        })?;
         Config::parse(path, &text)
     }
 
@@ -160,32 +172,53 @@ impl Config {
             position: e.span().map(|s| line_col(text, s.start)),
             message: e.message().trim_end().to_string(),
         })?;
-        config.validate().map_err(|message| ConfigError { file: path.to_path_buf(), position: None, message })?;
+        config.validate().map_err(|message| ConfigError {
+            file: path.to_path_buf(),
+            position: None,
+            message,
+        })?;
         Ok(config)
     }
 
     fn validate(&self) -> Result<(), String> {
         if self.servers.is_empty() {
-            return Err("no [[server]] configured: at least one server account with a `uri` is needed".into());
+            return Err(
+                "no [[server]] configured: at least one server account with a `uri` is needed"
+                    .into(),
+            );
         }
         self.accounts()?;
         if let Some(ep) = &self.endpoint {
             if ep.is_empty() || ep.len() > 255 || ep.chars().any(|c| c.is_control()) {
-                return Err(format!("endpoint {ep:?} must be 1 to 255 printable characters"));
+                return Err(format!(
+                    "endpoint {ep:?} must be 1 to 255 printable characters"
+                ));
             }
         }
         let c = &self.coap;
         if !(c.ack_timeout.is_finite() && c.ack_timeout > 0.0 && c.ack_timeout <= 600.0) {
-            return Err(format!("coap.ack_timeout {} must be in (0, 600] seconds", c.ack_timeout));
+            return Err(format!(
+                "coap.ack_timeout {} must be in (0, 600] seconds",
+                c.ack_timeout
+            ));
         }
         if !(c.ack_random_factor.is_finite() && (1.0..=10.0).contains(&c.ack_random_factor)) {
-            return Err(format!("coap.ack_random_factor {} must be in [1, 10]", c.ack_random_factor));
+            return Err(format!(
+                "coap.ack_random_factor {} must be in [1, 10]",
+                c.ack_random_factor
+            ));
         }
         if c.max_retransmit > 20 {
-            return Err(format!("coap.max_retransmit {} must be at most 20", c.max_retransmit));
+            return Err(format!(
+                "coap.max_retransmit {} must be at most 20",
+                c.max_retransmit
+            ));
         }
         if !(16..=1024).contains(&c.block_size) || !c.block_size.is_power_of_two() {
-            return Err(format!("coap.block_size {} must be a power of two from 16 to 1024", c.block_size));
+            return Err(format!(
+                "coap.block_size {} must be a power of two from 16 to 1024",
+                c.block_size
+            ));
         }
         if let Some(cmd) = &self.device.factory_reset_command {
             if cmd.is_empty() || cmd[0].is_empty() {
@@ -199,24 +232,45 @@ impl Config {
     pub fn accounts(&self) -> Result<Vec<ServerAccount>, String> {
         let mut out: Vec<ServerAccount> = Vec::new();
         for (n, s) in self.servers.iter().enumerate() {
-            let (host, port) = parse_coap_uri(&s.uri).map_err(|e| format!("server {}: uri {:?}: {e}", n + 1, s.uri))?;
+            let (host, port) = parse_coap_uri(&s.uri)
+                .map_err(|e| format!("server {}: uri {:?}: {e}", n + 1, s.uri))?;
             let ssid = match s.short_server_id {
                 Some(id) => id,
                 None => u16::try_from(n + 1).map_err(|_| "too many servers".to_string())?,
             };
             if ssid == 0 || ssid == 65535 {
-                return Err(format!("server {}: short_server_id {ssid} must be in 1..=65534", n + 1));
+                return Err(format!(
+                    "server {}: short_server_id {ssid} must be in 1..=65534",
+                    n + 1
+                ));
             }
             if out.iter().any(|a| a.short_server_id == ssid) {
-                return Err(format!("server {}: short_server_id {ssid} is used twice", n + 1));
+                return Err(format!(
+                    "server {}: short_server_id {ssid} is used twice",
+                    n + 1
+                ));
             }
             if s.lifetime == 0 {
-                return Err(format!("server {}: lifetime must be at least 1 second", n + 1));
+                return Err(format!(
+                    "server {}: lifetime must be at least 1 second",
+                    n + 1
+                ));
             }
             if s.binding != "U" {
-                return Err(format!("server {}: binding {:?} is not supported (only \"U\")", n + 1, s.binding));
+                return Err(format!(
+                    "server {}: binding {:?} is not supported (only \"U\")",
+                    n + 1,
+                    s.binding
+                ));
             }
-            out.push(ServerAccount { uri: s.uri.clone(), host, port, short_server_id: ssid, lifetime: s.lifetime, binding: s.binding.clone() });
+            out.push(ServerAccount {
+                uri: s.uri.clone(),
+                host,
+                port,
+                short_server_id: ssid,
+                lifetime: s.lifetime,
+                binding: s.binding.clone(),
+            });
         }
         Ok(out)
     }
@@ -279,14 +333,25 @@ mod tests {
     fn minimal_config_registers() {
         let c = parse("[[server]]\nuri = \"coap://127.0.0.1:5683\"\n").unwrap();
         let a = c.accounts().unwrap();
-        assert_eq!(a[0], ServerAccount { uri: "coap://127.0.0.1:5683".into(), host: "127.0.0.1".into(), port: 5683, short_server_id: 1, lifetime: 86400, binding: "U".into() });
+        assert_eq!(
+            a[0],
+            ServerAccount {
+                uri: "coap://127.0.0.1:5683".into(),
+                host: "127.0.0.1".into(),
+                port: 5683,
+                short_server_id: 1,
+                lifetime: 86400,
+                binding: "U".into()
+            }
+        );
         assert_eq!(c.state_dir, PathBuf::from("/var/lib/lwm2md"));
         assert_eq!(c.content_format, HierarchicalFormat::Tlv);
     }
 
     #[test]
     fn unknown_key_names_line_column_and_key() {
-        let e = parse("endpoint = \"a\"\n\n[[server]]\nuri = \"coap://h\"\nlifetim = 5\n").unwrap_err();
+        let e =
+            parse("endpoint = \"a\"\n\n[[server]]\nuri = \"coap://h\"\nlifetim = 5\n").unwrap_err();
         let s = e.to_string();
         assert!(s.starts_with("/etc/lwm2md/lwm2md.toml:5:1: "), "{s}");
         assert!(s.contains("lifetim"), "{s}");
@@ -309,8 +374,14 @@ mod tests {
 
     #[test]
     fn uris() {
-        assert_eq!(parse_coap_uri("coap://[::1]:7000"), Ok(("::1".into(), 7000)));
-        assert_eq!(parse_coap_uri("coap://example.net"), Ok(("example.net".into(), 5683)));
+        assert_eq!(
+            parse_coap_uri("coap://[::1]:7000"),
+            Ok(("::1".into(), 7000))
+        );
+        assert_eq!(
+            parse_coap_uri("coap://example.net"),
+            Ok(("example.net".into(), 5683))
+        );
         assert!(parse_coap_uri("coaps://example.net").is_err());
     }
 }

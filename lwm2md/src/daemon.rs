@@ -28,13 +28,18 @@ const SAMPLE_INTERVAL: Duration = Duration::from_secs(60);
 pub enum DaemonError {
     /// A server's host name did not resolve.
     Resolve { uri: String, error: String },
-    Io { what: &'static str, error: std::io::Error },
+    Io {
+        what: &'static str,
+        error: std::io::Error,
+    },
 }
 
 impl std::fmt::Display for DaemonError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            DaemonError::Resolve { uri, error } => write!(f, "cannot resolve server {uri}: {error}"),
+            DaemonError::Resolve { uri, error } => {
+                write!(f, "cannot resolve server {uri}: {error}")
+            }
             DaemonError::Io { what, error } => write!(f, "{what}: {error}"),
         }
     }
@@ -50,18 +55,37 @@ pub fn endpoint_name(config: &Config) -> String {
     }
     if let Some(id) = backends::host::machine_id(FsPath::new("/")) {
         if id.len() == 32 && id.bytes().all(|b| b.is_ascii_hexdigit()) {
-            return format!("urn:uuid:{}-{}-{}-{}-{}", &id[0..8], &id[8..12], &id[12..16], &id[16..20], &id[20..32]);
+            return format!(
+                "urn:uuid:{}-{}-{}-{}-{}",
+                &id[0..8],
+                &id[8..12],
+                &id[12..16],
+                &id[16..20],
+                &id[20..32]
+            );
         }
     }
     backends::host::hostname().unwrap_or_else(|| "lwm2md".to_string())
 }
 
 pub async fn run(config: Config) -> Result<(), DaemonError> {
-    let accounts = config.accounts().map_err(|e| DaemonError::Io { what: "config", error: std::io::Error::other(e) })?;
+    let accounts = config.accounts().map_err(|e| DaemonError::Io {
+        what: "config",
+        error: std::io::Error::other(e),
+    })?;
     let mut servers = Vec::new();
     for a in &accounts {
-        let addr = resolve(&a.host, a.port).await.map_err(|error| DaemonError::Resolve { uri: a.uri.clone(), error })?;
-        servers.push(ServerSpec { short_server_id: a.short_server_id, addr, uri: a.uri.clone() });
+        let addr = resolve(&a.host, a.port)
+            .await
+            .map_err(|error| DaemonError::Resolve {
+                uri: a.uri.clone(),
+                error,
+            })?;
+        servers.push(ServerSpec {
+            short_server_id: a.short_server_id,
+            addr,
+            uri: a.uri.clone(),
+        });
     }
     let v4 = bind(servers.iter().any(|s| s.addr.is_ipv4()), "0.0.0.0:0").await?;
     let v6 = bind(servers.iter().any(|s| s.addr.is_ipv6()), "[::]:0").await?;
@@ -73,8 +97,12 @@ pub async fn run(config: Config) -> Result<(), DaemonError> {
         security.add_nosec_account(instance, &a.uri, a.short_server_id);
         server.add_account(instance, a.short_server_id, a.lifetime, &a.binding);
     }
-    let device = Device::new(device::system_clock, config.device.factory_reset_command.is_some());
-    let objects: Vec<Box<dyn Object>> = vec![Box::new(security), Box::new(server), Box::new(device)];
+    let device = Device::new(
+        device::system_clock,
+        config.device.factory_reset_command.is_some(),
+    );
+    let objects: Vec<Box<dyn Object>> =
+        vec![Box::new(security), Box::new(server), Box::new(device)];
     let engine_config = EngineConfig {
         endpoint: endpoint_name(&config),
         preferred_format: config.content_format.content_format(),
@@ -88,8 +116,14 @@ pub async fn run(config: Config) -> Result<(), DaemonError> {
     set_device_facts(&mut engine, &config);
     sample(&mut engine);
 
-    let mut sigterm = signal(SignalKind::terminate()).map_err(|error| DaemonError::Io { what: "SIGTERM handler", error })?;
-    let mut sigint = signal(SignalKind::interrupt()).map_err(|error| DaemonError::Io { what: "SIGINT handler", error })?;
+    let mut sigterm = signal(SignalKind::terminate()).map_err(|error| DaemonError::Io {
+        what: "SIGTERM handler",
+        error,
+    })?;
+    let mut sigint = signal(SignalKind::interrupt()).map_err(|error| DaemonError::Io {
+        what: "SIGINT handler",
+        error,
+    })?;
     let watchdog = sd_notify::watchdog_enabled().map(|d| d / 2);
     let mut watchdog_tick = tokio::time::interval(watchdog.unwrap_or(Duration::from_secs(3600)));
     let mut sample_tick = tokio::time::interval(SAMPLE_INTERVAL);
@@ -137,7 +171,9 @@ fn begin_shutdown(engine: &mut Engine) -> Instant {
 }
 
 async fn resolve(host: &str, port: u16) -> Result<SocketAddr, String> {
-    let mut addrs = tokio::net::lookup_host((host, port)).await.map_err(|e| e.to_string())?;
+    let mut addrs = tokio::net::lookup_host((host, port))
+        .await
+        .map_err(|e| e.to_string())?;
     addrs.next().ok_or_else(|| "no address".to_string())
 }
 
@@ -145,7 +181,12 @@ async fn bind(wanted: bool, addr: &str) -> Result<Option<UdpSocket>, DaemonError
     if !wanted {
         return Ok(None);
     }
-    let socket = UdpSocket::bind(addr).await.map_err(|error| DaemonError::Io { what: "binding the UDP socket", error })?;
+    let socket = UdpSocket::bind(addr)
+        .await
+        .map_err(|error| DaemonError::Io {
+            what: "binding the UDP socket",
+            error,
+        })?;
     if let Ok(local) = socket.local_addr() {
         tracing::debug!(%local, "socket bound");
     }
@@ -168,7 +209,9 @@ async fn sleep_until(when: Option<Instant>) {
 
 fn on_datagram(engine: &mut Engine, r: std::io::Result<(usize, SocketAddr)>, buf: &[u8]) {
     match r {
-        Ok((n, from)) => engine.handle_datagram(Instant::now(), from, buf.get(..n).unwrap_or_default()),
+        Ok((n, from)) => {
+            engine.handle_datagram(Instant::now(), from, buf.get(..n).unwrap_or_default())
+        }
         // ICMP errors (port unreachable) surface here; the retransmission timers cover them.
         Err(e) => tracing::debug!("receive: {e}"),
     }
@@ -208,15 +251,24 @@ fn set_device_facts(engine: &mut Engine, config: &Config) {
     let info = backends::host::host_info(root);
     let d = &config.device;
     let facts = [
-        (device::MANUFACTURER, d.manufacturer.clone().unwrap_or(info.manufacturer)),
+        (
+            device::MANUFACTURER,
+            d.manufacturer.clone().unwrap_or(info.manufacturer),
+        ),
         (device::MODEL, d.model.clone().unwrap_or(info.model)),
         (device::SERIAL, d.serial.clone().unwrap_or(info.serial)),
         (device::FIRMWARE_VERSION, info.firmware_version),
         (device::DEVICE_TYPE, info.device_type),
         (device::HARDWARE_VERSION, info.hardware_version),
-        (device::SOFTWARE_VERSION, format!("lwm2md {}", env!("CARGO_PKG_VERSION"))),
+        (
+            device::SOFTWARE_VERSION,
+            format!("lwm2md {}", env!("CARGO_PKG_VERSION")),
+        ),
         (device::UTC_OFFSET, backends::host::utc_offset_now()),
-        (device::TIMEZONE, backends::host::timezone(root).unwrap_or_else(|| "UTC".into())),
+        (
+            device::TIMEZONE,
+            backends::host::timezone(root).unwrap_or_else(|| "UTC".into()),
+        ),
     ];
     for (r, v) in facts {
         set(engine, r, Value::String(v));
@@ -227,8 +279,16 @@ fn set_device_facts(engine: &mut Engine, config: &Config) {
 fn sample(engine: &mut Engine) {
     match backends::host::memory(FsPath::new("/")) {
         Ok(m) => {
-            set(engine, device::MEMORY_FREE, Value::Integer(i64::try_from(m.free_kib).unwrap_or(i64::MAX)));
-            set(engine, device::MEMORY_TOTAL, Value::Integer(i64::try_from(m.total_kib).unwrap_or(i64::MAX)));
+            set(
+                engine,
+                device::MEMORY_FREE,
+                Value::Integer(i64::try_from(m.free_kib).unwrap_or(i64::MAX)),
+            );
+            set(
+                engine,
+                device::MEMORY_TOTAL,
+                Value::Integer(i64::try_from(m.total_kib).unwrap_or(i64::MAX)),
+            );
         }
         Err(e) => tracing::warn!("reading memory figures: {e}"),
     }
@@ -248,13 +308,13 @@ fn run_action(action: Action, config: &Config) {
     tokio::spawn(async move {
         let bus = backends::system::SystemBus::from_env();
         let result = match action {
-            Action::Reboot => match reboot {
-                RebootMethod::Logind => bus.reboot().await,
-                RebootMethod::None => {
-                    tracing::warn!("reboot requested; reboot = \"none\" in the configuration, so nothing happens");
-                    Ok(())
-                }
-            },
+            Action::Reboot => {
+                let method = match reboot {
+                    RebootMethod::Logind => backends::system::RebootMethod::Logind,
+                    RebootMethod::None => backends::system::RebootMethod::None,
+                };
+                bus.reboot(method).await
+            }
             Action::FactoryReset => match factory_reset {
                 Some(argv) => backends::system::run_command(&argv).await,
                 None => Ok(()),

@@ -2,11 +2,11 @@
 
 pub mod coap;
 pub mod codec;
+pub mod config;
+pub mod daemon;
+pub mod engine;
+pub mod logging;
 pub mod model;
+pub mod objects;
 pub mod path;
 pub mod value;
-pub mod config;
-pub mod objects;
-pub mod engine;
-pub mod daemon;
-pub mod logging;

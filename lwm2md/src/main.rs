@@ -39,7 +39,10 @@ fn main() -> ExitCode {
         }
     };
     lwm2md::logging::init(config.log_level.as_deref());
-    let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
         Ok(r) => r,
         Err(e) => {
             eprintln!("lwm2md: cannot start the runtime: {e}");

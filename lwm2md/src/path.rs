@@ -102,6 +102,10 @@ impl Path {
     pub fn len(&self) -> usize {
         self.len as usize
     }
+    /// The root has no segments; named like this for collections' sake.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
     pub fn is_root(&self) -> bool {
         self.len == 0
     }

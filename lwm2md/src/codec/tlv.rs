@@ -704,7 +704,7 @@ mod tests {
     proptest! {
         #[test]
         fn round_trip((base, records) in records_strategy()) {
-            prop_assume!(base.len() >= 1);
+            prop_assume!(!base.is_empty());
             let bytes = encode(&base, &records).unwrap();
             let back = decode(&base, &bytes, &test_types).unwrap();
             prop_assert_eq!(back, records);

@@ -34,11 +34,21 @@ pub struct DmResponse {
 
 impl DmResponse {
     fn empty(code: ResponseType) -> DmResponse {
-        DmResponse { code, content_format: None, payload: Vec::new(), location: None }
+        DmResponse {
+            code,
+            content_format: None,
+            payload: Vec::new(),
+            location: None,
+        }
     }
 
     fn content(format: ContentFormat, payload: Vec<u8>) -> DmResponse {
-        DmResponse { code: ResponseType::Content, content_format: Some(format.code()), payload, location: None }
+        DmResponse {
+            code: ResponseType::Content,
+            content_format: Some(format.code()),
+            payload,
+            location: None,
+        }
     }
 }
 
@@ -70,11 +80,22 @@ fn codec_error(e: CodecError) -> DmError {
 }
 
 /// Handles one DM request. Actions the objects produce are appended to `actions`.
-pub fn dispatch(objects: &mut Objects, req: &DmRequest<'_>, preferred: ContentFormat, actions: &mut Vec<Action>) -> DmResponse {
+pub fn dispatch(
+    objects: &mut Objects,
+    req: &DmRequest<'_>,
+    preferred: ContentFormat,
+    actions: &mut Vec<Action>,
+) -> DmResponse {
     let result = match req.method {
-        RequestType::Get if req.accept == Some(ContentFormat::LinkFormat.code()) => discover(objects, req),
+        RequestType::Get if req.accept == Some(ContentFormat::LinkFormat.code()) => {
+            discover(objects, req)
+        }
         RequestType::Get => read(objects, req, preferred),
-        RequestType::Put if req.content_format.is_none() && req.payload.is_empty() && !req.queries.is_empty() => {
+        RequestType::Put
+            if req.content_format.is_none()
+                && req.payload.is_empty()
+                && !req.queries.is_empty() =>
+        {
             // Write-Attributes: notification attributes are not supported yet.
             Ok(DmResponse::empty(ResponseType::NotImplemented))
         }
@@ -82,7 +103,9 @@ pub fn dispatch(objects: &mut Objects, req: &DmRequest<'_>, preferred: ContentFo
         RequestType::Post => match req.path.len() {
             1 => create(objects, req, actions),
             2 => write(objects, req, false, actions),
-            3 if resource_def(objects, &req.path).is_ok_and(|d| d.operations.executable()) => execute(objects, req, actions),
+            3 if resource_def(objects, &req.path).is_ok_and(|d| d.operations.executable()) => {
+                execute(objects, req, actions)
+            }
             3 => write(objects, req, false, actions),
             _ => Err(DmError::MethodNotAllowed),
         },
@@ -99,14 +122,22 @@ fn object<'a>(objects: &'a Objects, path: &Path) -> Result<&'a dyn Object, DmErr
     match path.object_id() {
         // The Security object holds credentials: only the bootstrap server may touch it.
         Some(0) => Err(DmError::Unauthorized),
-        Some(id) => objects.get(&id).map(|o| o.as_ref()).ok_or(DmError::NotFound),
+        Some(id) => objects
+            .get(&id)
+            .map(|o| o.as_ref())
+            .ok_or(DmError::NotFound),
         None => Err(DmError::MethodNotAllowed),
     }
 }
 
-fn object_mut<'a>(objects: &'a mut Objects, path: &Path) -> Result<&'a mut Box<dyn Object>, DmError> {
+fn object_mut<'a>(
+    objects: &'a mut Objects,
+    path: &Path,
+) -> Result<&'a mut Box<dyn Object>, DmError> {
     object(objects, path)?;
-    path.object_id().and_then(|id| objects.get_mut(&id)).ok_or(DmError::NotFound)
+    path.object_id()
+        .and_then(|id| objects.get_mut(&id))
+        .ok_or(DmError::NotFound)
 }
 
 fn resource_def(objects: &Objects, path: &Path) -> Result<&'static ResourceDef, DmError> {
@@ -127,7 +158,12 @@ fn push_records(records: &mut Vec<Record>, path: Path, value: ResourceValue) {
     match value {
         ResourceValue::Single(value) => records.push(Record { path, value }),
         ResourceValue::Multiple(map) => {
-            records.extend(map.into_iter().filter_map(|(ri, value)| Some(Record { path: path.child(ri)?, value })));
+            records.extend(map.into_iter().filter_map(|(ri, value)| {
+                Some(Record {
+                    path: path.child(ri)?,
+                    value,
+                })
+            }));
         }
     }
 }
@@ -142,7 +178,9 @@ pub fn collect(objects: &Objects, path: &Path) -> Result<Vec<Record>, DmError> {
     let mut records = Vec::new();
     match (path.instance_id(), path.resource_id()) {
         (None, _) | (Some(_), None) => {
-            let instances = path.instance_id().map_or_else(|| obj.instances(), |i| vec![i]);
+            let instances = path
+                .instance_id()
+                .map_or_else(|| obj.instances(), |i| vec![i]);
             for i in instances {
                 for r in def.resources.iter().filter(|r| r.operations.readable()) {
                     if let Some(v) = obj.read(i, r.id) {
@@ -161,7 +199,10 @@ pub fn collect(objects: &Objects, path: &Path) -> Result<Vec<Record>, DmError> {
                 (None, v) => push_records(&mut records, Path::resource(o, i, r), v),
                 (Some(ri), ResourceValue::Multiple(map)) => {
                     let v = map.get(&ri).ok_or(DmError::NotFound)?;
-                    records.push(Record { path: *path, value: v.clone() });
+                    records.push(Record {
+                        path: *path,
+                        value: v.clone(),
+                    });
                 }
                 (Some(_), ResourceValue::Single(_)) => return Err(DmError::NotFound),
             }
@@ -170,7 +211,11 @@ pub fn collect(objects: &Objects, path: &Path) -> Result<Vec<Record>, DmError> {
     Ok(records)
 }
 
-fn read(objects: &Objects, req: &DmRequest<'_>, preferred: ContentFormat) -> Result<DmResponse, DmError> {
+fn read(
+    objects: &Objects,
+    req: &DmRequest<'_>,
+    preferred: ContentFormat,
+) -> Result<DmResponse, DmError> {
     let records = collect(objects, &req.path)?;
     let format = match req.accept {
         Some(code) => ContentFormat::from_code(code).ok_or(DmError::NotAcceptable)?,
@@ -182,7 +227,11 @@ fn read(objects: &Objects, req: &DmRequest<'_>, preferred: ContentFormat) -> Res
 
 /// LwM2M 1.1 §7.1: a single value goes as plain text (opaque ones as opaque), anything
 /// with several values in the preferred hierarchical format.
-fn default_format(objects: &Objects, path: &Path, preferred: ContentFormat) -> Result<ContentFormat, DmError> {
+fn default_format(
+    objects: &Objects,
+    path: &Path,
+    preferred: ContentFormat,
+) -> Result<ContentFormat, DmError> {
     if path.len() < 3 {
         return Ok(preferred);
     }
@@ -196,7 +245,9 @@ fn default_format(objects: &Objects, path: &Path, preferred: ContentFormat) -> R
 
 /// Decodes a Write or Create payload under `base`.
 fn decode(objects: &Objects, req: &DmRequest<'_>, base: &Path) -> Result<Vec<Record>, DmError> {
-    let code = req.content_format.ok_or(DmError::UnsupportedContentFormat)?;
+    let code = req
+        .content_format
+        .ok_or(DmError::UnsupportedContentFormat)?;
     let format = ContentFormat::from_code(code).ok_or(DmError::UnsupportedContentFormat)?;
     if format == ContentFormat::LinkFormat {
         return Err(DmError::UnsupportedContentFormat);
@@ -208,12 +259,19 @@ fn decode(objects: &Objects, req: &DmRequest<'_>, base: &Path) -> Result<Vec<Rec
 }
 
 /// Groups decoded records by resource, checking each against the model.
-fn group(obj: &dyn Object, records: Vec<Record>, may_write: impl Fn(&ResourceDef) -> bool) -> Result<BTreeMap<(u16, u16), ResourceValue>, DmError> {
+fn group(
+    obj: &dyn Object,
+    records: Vec<Record>,
+    may_write: impl Fn(&ResourceDef) -> bool,
+) -> Result<BTreeMap<(u16, u16), ResourceValue>, DmError> {
     let def = obj.def();
     let mut out: BTreeMap<(u16, u16), ResourceValue> = BTreeMap::new();
     for rec in records {
         let (Some(i), Some(r)) = (rec.path.instance_id(), rec.path.resource_id()) else {
-            return Err(DmError::BadRequest(format!("{} is not a resource", rec.path)));
+            return Err(DmError::BadRequest(format!(
+                "{} is not a resource",
+                rec.path
+            )));
         };
         let rdef = def.resource(r).ok_or(DmError::NotFound)?;
         if !may_write(rdef) {
@@ -224,19 +282,36 @@ fn group(obj: &dyn Object, records: Vec<Record>, may_write: impl Fn(&ResourceDef
                 out.insert((i, r), ResourceValue::Single(rec.value));
             }
             (true, Some(ri)) => {
-                let entry = out.entry((i, r)).or_insert_with(|| ResourceValue::Multiple(BTreeMap::new()));
+                let entry = out
+                    .entry((i, r))
+                    .or_insert_with(|| ResourceValue::Multiple(BTreeMap::new()));
                 if let ResourceValue::Multiple(map) = entry {
                     map.insert(ri, rec.value);
                 }
             }
-            (false, Some(_)) => return Err(DmError::BadRequest(format!("{} is a single-instance resource", Path::resource(def.id, i, r)))),
-            (true, None) => return Err(DmError::BadRequest(format!("{} is a multiple-instance resource", Path::resource(def.id, i, r)))),
+            (false, Some(_)) => {
+                return Err(DmError::BadRequest(format!(
+                    "{} is a single-instance resource",
+                    Path::resource(def.id, i, r)
+                )))
+            }
+            (true, None) => {
+                return Err(DmError::BadRequest(format!(
+                    "{} is a multiple-instance resource",
+                    Path::resource(def.id, i, r)
+                )))
+            }
         }
     }
     Ok(out)
 }
 
-fn write(objects: &mut Objects, req: &DmRequest<'_>, replace: bool, actions: &mut Vec<Action>) -> Result<DmResponse, DmError> {
+fn write(
+    objects: &mut Objects,
+    req: &DmRequest<'_>,
+    replace: bool,
+    actions: &mut Vec<Action>,
+) -> Result<DmResponse, DmError> {
     let path = req.path;
     if path.len() < 2 {
         return Err(DmError::MethodNotAllowed);
@@ -272,8 +347,13 @@ fn write(objects: &mut Objects, req: &DmRequest<'_>, replace: bool, actions: &mu
     Ok(DmResponse::empty(ResponseType::Changed))
 }
 
-fn execute(objects: &mut Objects, req: &DmRequest<'_>, actions: &mut Vec<Action>) -> Result<DmResponse, DmError> {
-    let args = std::str::from_utf8(req.payload).map_err(|_| DmError::BadRequest("Execute arguments are not UTF-8".into()))?;
+fn execute(
+    objects: &mut Objects,
+    req: &DmRequest<'_>,
+    actions: &mut Vec<Action>,
+) -> Result<DmResponse, DmError> {
+    let args = std::str::from_utf8(req.payload)
+        .map_err(|_| DmError::BadRequest("Execute arguments are not UTF-8".into()))?;
     check_execute_args(args)?;
     let (Some(i), Some(r)) = (req.path.instance_id(), req.path.resource_id()) else {
         return Err(DmError::MethodNotAllowed);
@@ -307,7 +387,11 @@ fn check_execute_args(args: &str) -> Result<(), DmError> {
     Ok(())
 }
 
-fn create(objects: &mut Objects, req: &DmRequest<'_>, actions: &mut Vec<Action>) -> Result<DmResponse, DmError> {
+fn create(
+    objects: &mut Objects,
+    req: &DmRequest<'_>,
+    actions: &mut Vec<Action>,
+) -> Result<DmResponse, DmError> {
     let path = req.path;
     let obj = object(objects, &path)?;
     if !obj.def().multiple {
@@ -319,16 +403,25 @@ fn create(objects: &mut Objects, req: &DmRequest<'_>, actions: &mut Vec<Action>)
     let records = match decode(objects, req, &path) {
         Ok(records) => records,
         Err(_) => {
-            let free = (0..=crate::path::MAX_ID).find(|i| !existing.contains(i)).ok_or(DmError::Internal("no free instance ID".into()))?;
+            let free = (0..=crate::path::MAX_ID)
+                .find(|i| !existing.contains(i))
+                .ok_or(DmError::Internal("no free instance ID".into()))?;
             decode(objects, req, &Path::instance(obj.def().id, free))?
         }
     };
     let instance = match records.first().and_then(|r| r.path.instance_id()) {
         Some(i) => i,
-        None => (0..=crate::path::MAX_ID).find(|i| !existing.contains(i)).ok_or(DmError::Internal("no free instance ID".into()))?,
+        None => (0..=crate::path::MAX_ID)
+            .find(|i| !existing.contains(i))
+            .ok_or(DmError::Internal("no free instance ID".into()))?,
     };
-    if records.iter().any(|r| r.path.instance_id() != Some(instance)) {
-        return Err(DmError::BadRequest("Create names more than one instance".into()));
+    if records
+        .iter()
+        .any(|r| r.path.instance_id() != Some(instance))
+    {
+        return Err(DmError::BadRequest(
+            "Create names more than one instance".into(),
+        ));
     }
     if existing.contains(&instance) {
         return Err(DmError::BadRequest(format!("instance {instance} exists")));
@@ -346,7 +439,10 @@ fn create(objects: &mut Objects, req: &DmRequest<'_>, actions: &mut Vec<Action>)
             }
         }
     }
-    Ok(DmResponse { location: Some(Path::instance(o, instance)), ..DmResponse::empty(ResponseType::Created) })
+    Ok(DmResponse {
+        location: Some(Path::instance(o, instance)),
+        ..DmResponse::empty(ResponseType::Created)
+    })
 }
 
 fn delete(objects: &mut Objects, req: &DmRequest<'_>) -> Result<DmResponse, DmError> {
@@ -384,16 +480,22 @@ fn discover(objects: &Objects, req: &DmRequest<'_>) -> Result<DmResponse, DmErro
     }
     let mut links = Vec::new();
     let max_len = path.len() + depth;
-    let instances = path.instance_id().map_or_else(|| obj.instances(), |i| vec![i]);
+    let instances = path
+        .instance_id()
+        .map_or_else(|| obj.instances(), |i| vec![i]);
     if path.len() == 1 {
         links.push(object_link(def.id, def.version));
     }
     for i in instances {
         if max_len >= 2 && path.len() <= 2 {
-            links.push(Link { target: Path::instance(def.id, i).to_string(), attrs: Vec::new() });
+            links.push(Link {
+                target: Path::instance(def.id, i).to_string(),
+                attrs: Vec::new(),
+            });
         }
         for r in def.resources {
-            if path.resource_id().is_some_and(|id| id != r.id) || !(max_len >= 3 || path.len() == 3) {
+            if path.resource_id().is_some_and(|id| id != r.id) || !(max_len >= 3 || path.len() == 3)
+            {
                 continue;
             }
             let value = obj.read(i, r.id);
@@ -407,10 +509,16 @@ fn discover(objects: &Objects, req: &DmRequest<'_>) -> Result<DmResponse, DmErro
             if let Some(ResourceValue::Multiple(map)) = &value {
                 attrs.push(("dim".to_string(), Some(map.len().to_string())));
             }
-            links.push(Link { target: Path::resource(def.id, i, r.id).to_string(), attrs });
+            links.push(Link {
+                target: Path::resource(def.id, i, r.id).to_string(),
+                attrs,
+            });
             if let (true, Some(ResourceValue::Multiple(map))) = (max_len >= 4, &value) {
                 for ri in map.keys() {
-                    links.push(Link { target: Path::resource_instance(def.id, i, r.id, *ri).to_string(), attrs: Vec::new() });
+                    links.push(Link {
+                        target: Path::resource_instance(def.id, i, r.id, *ri).to_string(),
+                        attrs: Vec::new(),
+                    });
                 }
             }
         }
@@ -421,8 +529,15 @@ fn discover(objects: &Objects, req: &DmRequest<'_>) -> Result<DmResponse, DmErro
 
 /// `</o>` with the object version when it is not 1.0 (Core TS §6.2.1).
 pub fn object_link(id: u16, version: &str) -> Link {
-    let attrs = if version == "1.0" { Vec::new() } else { vec![("ver".to_string(), Some(version.to_string()))] };
-    Link { target: Path::object(id).to_string(), attrs }
+    let attrs = if version == "1.0" {
+        Vec::new()
+    } else {
+        vec![("ver".to_string(), Some(version.to_string()))]
+    };
+    Link {
+        target: Path::object(id).to_string(),
+        attrs,
+    }
 }
 
 #[cfg(test)]

@@ -15,10 +15,12 @@ use std::time::{Duration, Instant};
 
 use coap_lite::{CoapOption, MessageClass, Packet, ResponseType};
 
+use crate::coap::block::{
+    self, Block1Assembler, Block1Error, Block1Key, Block1Progress, Block2Error, BlockOption,
+};
+use crate::coap::{CoapParams, Event as CoapEvent, IncomingRequest, MessageLayer, Transmit};
 use crate::codec::link::{encode_links, Link};
 use crate::codec::ContentFormat;
-use crate::coap::block::{self, BlockOption, Block1Assembler, Block1Error, Block1Progress};
-use crate::coap::{CoapParams, Event as CoapEvent, IncomingRequest, MessageLayer, Transmit};
 use crate::model::{Action, DmError, Object};
 use crate::objects::server;
 use crate::path::Path;
@@ -53,10 +55,20 @@ pub struct EngineConfig {
 /// Registration changes, for the daemon's status line and logs.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Event {
-    Registered { short_server_id: u16, location: String },
-    Updated { short_server_id: u16 },
-    RegistrationFailed { short_server_id: u16, reason: String },
-    Deregistered { short_server_id: u16 },
+    Registered {
+        short_server_id: u16,
+        location: String,
+    },
+    Updated {
+        short_server_id: u16,
+    },
+    RegistrationFailed {
+        short_server_id: u16,
+        reason: String,
+    },
+    Deregistered {
+        short_server_id: u16,
+    },
 }
 
 pub struct Engine {
@@ -75,11 +87,20 @@ pub struct Engine {
 
 impl Engine {
     /// `seed` feeds the message layer's token and message-ID generator.
-    pub fn new(config: EngineConfig, objects: Vec<Box<dyn Object>>, seed: u64, now: Instant) -> Engine {
-        let sessions = config.servers.iter().map(|s| Session::new(s.short_server_id, s.addr, s.uri.clone(), now)).collect();
+    pub fn new(
+        config: EngineConfig,
+        objects: Vec<Box<dyn Object>>,
+        seed: u64,
+        now: Instant,
+    ) -> Engine {
+        let sessions = config
+            .servers
+            .iter()
+            .map(|s| Session::new(s.short_server_id, s.addr, s.uri.clone(), now))
+            .collect();
         Engine {
             coap: MessageLayer::new(config.coap.clone(), seed),
-            block1: Block1Assembler::new(config.max_upload),
+            block1: Block1Assembler::new(config.max_upload, config.coap.exchange_lifetime()),
             objects: objects.into_iter().map(|o| (o.def().id, o)).collect(),
             sessions,
             actions: VecDeque::new(),
@@ -107,7 +128,11 @@ impl Engine {
     }
 
     pub fn poll_timeout(&self) -> Option<Instant> {
-        self.sessions.iter().filter_map(Session::deadline).chain(self.coap.poll_timeout()).min()
+        self.sessions
+            .iter()
+            .filter_map(Session::deadline)
+            .chain(self.coap.poll_timeout())
+            .min()
     }
 
     /// Work for the backends (reboot, set the clock, ...).
@@ -122,7 +147,9 @@ impl Engine {
     /// Sets a value from the device side (a backend's reading). The value is stored
     /// whatever the resource's operations are.
     pub fn set_value(&mut self, path: Path, value: ResourceValue) -> Result<(), DmError> {
-        let (Some(o), Some(i), Some(r)) = (path.object_id(), path.instance_id(), path.resource_id()) else {
+        let (Some(o), Some(i), Some(r)) =
+            (path.object_id(), path.instance_id(), path.resource_id())
+        else {
             return Err(DmError::BadRequest(format!("{path} is not a resource")));
         };
         let obj = self.objects.get_mut(&o).ok_or(DmError::NotFound)?;
@@ -137,7 +164,10 @@ impl Engine {
 
     /// `(short server ID, registered)` for each server account.
     pub fn registrations(&self) -> Vec<(u16, bool)> {
-        self.sessions.iter().map(|s| (s.short_server_id, s.is_registered())).collect()
+        self.sessions
+            .iter()
+            .map(|s| (s.short_server_id, s.is_registered()))
+            .collect()
     }
 
     /// Starts de-registering from every server (SIGTERM). `is_stopped` tells when done.
@@ -145,7 +175,12 @@ impl Engine {
         for s in &mut self.sessions {
             s.update_pending = false;
             if s.is_registered() {
-                let id = self.coap.send_request(now, s.addr, registration::deregister_request(&s.location), true);
+                let id = self.coap.send_request(
+                    now,
+                    s.addr,
+                    registration::deregister_request(&s.location),
+                    true,
+                );
                 s.state = State::Deregistering(id);
             } else if !matches!(s.state, State::Deregistering(_)) {
                 s.state = State::Stopped;
@@ -168,12 +203,15 @@ impl Engine {
             let s = &mut self.sessions[idx];
             match s.state {
                 State::Unregistered { retry_at } if retry_at <= now => {
-                    let req = registration::register_request(&self.config.endpoint, LWM2M_VERSION, &adv);
+                    let req =
+                        registration::register_request(&self.config.endpoint, LWM2M_VERSION, &adv);
                     tracing::debug!(server = %s.uri, "registering");
                     s.state = State::Registering(self.coap.send_request(now, s.addr, req, true));
                     s.advertised = Some(adv);
                 }
-                State::Disabled { until } if until <= now => s.state = State::Unregistered { retry_at: now },
+                State::Disabled { until } if until <= now => {
+                    s.state = State::Unregistered { retry_at: now }
+                }
                 State::Registered => {
                     let changed = s.advertised.as_ref() != Some(&adv);
                     let due = s.update_at.is_some_and(|t| t <= now);
@@ -205,31 +243,49 @@ impl Engine {
         match s.state {
             State::Registering(_) => match (code, response) {
                 (Some(MessageClass::Response(ResponseType::Created)), Some(resp)) => {
-                    s.location = string_options(&resp, CoapOption::LocationPath).unwrap_or_default();
+                    s.location =
+                        string_options(&resp, CoapOption::LocationPath).unwrap_or_default();
                     if s.location.is_empty() {
                         tracing::warn!(server = %s.uri, "registration accepted without a Location-Path");
                     }
-                    let lifetime = s.advertised.as_ref().map_or(crate::config::DEFAULT_LIFETIME, |a| a.lifetime);
+                    let lifetime = s
+                        .advertised
+                        .as_ref()
+                        .map_or(crate::config::DEFAULT_LIFETIME, |a| a.lifetime);
                     s.state = State::Registered;
                     s.retry_delay = registration::FIRST_RETRY;
                     s.schedule_update(now, lifetime, max_wait);
                     tracing::info!(server = %s.uri, location = %s.location.join("/"), "registered");
-                    self.events.push_back(Event::Registered { short_server_id: ssid, location: s.location.join("/") });
+                    self.events.push_back(Event::Registered {
+                        short_server_id: ssid,
+                        location: s.location.join("/"),
+                    });
                 }
                 (code, _) => {
-                    let reason = code.map_or_else(|| "no answer".to_string(), |c| format!("server answered {c}"));
+                    let reason = code.map_or_else(
+                        || "no answer".to_string(),
+                        |c| format!("server answered {c}"),
+                    );
                     tracing::warn!(server = %s.uri, "registration failed: {reason}; retrying in {:?}", s.retry_delay);
                     s.retry_later(now);
-                    self.events.push_back(Event::RegistrationFailed { short_server_id: ssid, reason });
+                    self.events.push_back(Event::RegistrationFailed {
+                        short_server_id: ssid,
+                        reason,
+                    });
                 }
             },
             State::Updating(_) => match code {
                 Some(MessageClass::Response(ResponseType::Changed)) => {
-                    let lifetime = s.advertised.as_ref().map_or(crate::config::DEFAULT_LIFETIME, |a| a.lifetime);
+                    let lifetime = s
+                        .advertised
+                        .as_ref()
+                        .map_or(crate::config::DEFAULT_LIFETIME, |a| a.lifetime);
                     s.state = State::Registered;
                     s.schedule_update(now, lifetime, max_wait);
                     tracing::debug!(server = %s.uri, "registration updated");
-                    self.events.push_back(Event::Updated { short_server_id: ssid });
+                    self.events.push_back(Event::Updated {
+                        short_server_id: ssid,
+                    });
                 }
                 code => {
                     // 4.04: the server forgot us; anything else or silence: it may have.
@@ -240,13 +296,19 @@ impl Engine {
             State::Deregistering(_) => {
                 s.state = State::Stopped;
                 tracing::info!(server = %s.uri, "de-registered");
-                self.events.push_back(Event::Deregistered { short_server_id: ssid });
+                self.events.push_back(Event::Deregistered {
+                    short_server_id: ssid,
+                });
             }
             _ => {}
         }
         // A Disable de-registers without stopping: come back after the Disable Timeout.
         if let Some(until) = self.disabled_until.remove(&ssid) {
-            if let Some(s) = self.sessions.iter_mut().find(|s| s.short_server_id == ssid && s.state == State::Stopped) {
+            if let Some(s) = self
+                .sessions
+                .iter_mut()
+                .find(|s| s.short_server_id == ssid && s.state == State::Stopped)
+            {
                 s.state = State::Disabled { until };
             }
         }
@@ -258,37 +320,54 @@ impl Engine {
         let mut binding = "U".to_string();
         if let Some(obj) = self.objects.get(&1) {
             for i in obj.instances() {
-                if obj.read(i, server::SHORT_SERVER_ID) != Some(ResourceValue::Single(Value::Integer(short_server_id.into()))) {
+                if obj.read(i, server::SHORT_SERVER_ID)
+                    != Some(ResourceValue::Single(Value::Integer(
+                        short_server_id.into(),
+                    )))
+                {
                     continue;
                 }
-                if let Some(ResourceValue::Single(Value::Integer(lt))) = obj.read(i, server::LIFETIME) {
+                if let Some(ResourceValue::Single(Value::Integer(lt))) =
+                    obj.read(i, server::LIFETIME)
+                {
                     lifetime = u32::try_from(lt).unwrap_or(u32::MAX).max(1);
                 }
-                if let Some(ResourceValue::Single(Value::String(b))) = obj.read(i, server::BINDING) {
+                if let Some(ResourceValue::Single(Value::String(b))) = obj.read(i, server::BINDING)
+                {
                     binding = b;
                 }
             }
         }
-        Advertised { lifetime, binding, objects: self.object_list() }
+        Advertised {
+            lifetime,
+            binding,
+            objects: self.object_list(),
+        }
     }
 
     /// The Register payload: `</>;rt="oma.lwm2m"` then each object (except Security)
     /// with its version where not 1.0, and its instances.
     fn object_list(&self) -> String {
-        let mut links = vec![Link { target: "/".into(), attrs: vec![("rt".into(), Some("oma.lwm2m".into()))] }];
+        let mut links = vec![Link {
+            target: "/".into(),
+            attrs: vec![("rt".into(), Some("oma.lwm2m".into()))],
+        }];
         for (id, obj) in self.objects.iter().filter(|(id, _)| **id != 0) {
             let def = obj.def();
             let instances = obj.instances();
             if def.version != "1.0" || instances.is_empty() {
                 links.push(dm::object_link(*id, def.version));
             }
-            links.extend(instances.into_iter().map(|i| Link { target: Path::instance(*id, i).to_string(), attrs: Vec::new() }));
+            links.extend(instances.into_iter().map(|i| Link {
+                target: Path::instance(*id, i).to_string(),
+                attrs: Vec::new(),
+            }));
         }
         encode_links(&links)
     }
 
     fn handle_request(&mut self, now: Instant, request: IncomingRequest) {
-        let response = self.dm_response(&request);
+        let response = self.dm_response(now, &request);
         self.coap.respond(now, &request, response);
         let actions: Vec<Action> = std::mem::take(&mut self.pending_actions);
         for action in actions {
@@ -300,7 +379,11 @@ impl Engine {
     fn apply(&mut self, now: Instant, action: Action) {
         match action {
             Action::UpdateRegistration { short_server_id } => {
-                if let Some(s) = self.sessions.iter_mut().find(|s| s.short_server_id == short_server_id) {
+                if let Some(s) = self
+                    .sessions
+                    .iter_mut()
+                    .find(|s| s.short_server_id == short_server_id)
+                {
                     match s.state {
                         State::Registered => s.update_at = Some(now),
                         State::Updating(_) | State::Registering(_) => s.update_pending = true,
@@ -310,15 +393,26 @@ impl Engine {
             }
             Action::DisableServer { short_server_id } => {
                 let timeout = self.disable_timeout(short_server_id);
-                if let Some(s) = self.sessions.iter_mut().find(|s| s.short_server_id == short_server_id) {
+                if let Some(s) = self
+                    .sessions
+                    .iter_mut()
+                    .find(|s| s.short_server_id == short_server_id)
+                {
                     tracing::info!(server = %s.uri, "disabled for {timeout:?}");
                     self.disabled_until.insert(short_server_id, now + timeout);
                     s.update_pending = false;
                     if s.is_registered() {
-                        let id = self.coap.send_request(now, s.addr, registration::deregister_request(&s.location), true);
+                        let id = self.coap.send_request(
+                            now,
+                            s.addr,
+                            registration::deregister_request(&s.location),
+                            true,
+                        );
                         s.state = State::Deregistering(id);
                     } else {
-                        s.state = State::Disabled { until: now + timeout };
+                        s.state = State::Disabled {
+                            until: now + timeout,
+                        };
                     }
                 }
             }
@@ -328,16 +422,24 @@ impl Engine {
 
     fn disable_timeout(&self, short_server_id: u16) -> Duration {
         let secs = self.objects.get(&1).and_then(|obj| {
-            obj.instances().into_iter().find(|&i| obj.read(i, server::SHORT_SERVER_ID) == Some(ResourceValue::Single(Value::Integer(short_server_id.into())))).and_then(|i| match obj.read(i, server::DISABLE_TIMEOUT) {
-                Some(ResourceValue::Single(Value::Integer(n))) => u64::try_from(n).ok(),
-                _ => None,
-            })
+            obj.instances()
+                .into_iter()
+                .find(|&i| {
+                    obj.read(i, server::SHORT_SERVER_ID)
+                        == Some(ResourceValue::Single(Value::Integer(
+                            short_server_id.into(),
+                        )))
+                })
+                .and_then(|i| match obj.read(i, server::DISABLE_TIMEOUT) {
+                    Some(ResourceValue::Single(Value::Integer(n))) => u64::try_from(n).ok(),
+                    _ => None,
+                })
         });
         Duration::from_secs(secs.unwrap_or(86400))
     }
 
     /// Builds the response to a request from a server, running the DM operation.
-    fn dm_response(&mut self, request: &IncomingRequest) -> Packet {
+    fn dm_response(&mut self, now: Instant, request: &IncomingRequest) -> Packet {
         let packet = &request.packet;
         let mut response = Packet::new();
         let MessageClass::Request(method) = packet.header.code else {
@@ -352,7 +454,10 @@ impl Engine {
             }
         };
         // Block1: collect an upload before running the operation on the whole payload.
-        let block1 = match packet.get_first_option(CoapOption::Block1).map(|b| BlockOption::parse(b)) {
+        let block1 = match packet
+            .get_first_option(CoapOption::Block1)
+            .map(|b| BlockOption::parse(b))
+        {
             None => None,
             Some(Ok(b)) => Some(b),
             Some(Err(_)) => {
@@ -364,11 +469,17 @@ impl Engine {
         let payload: &[u8] = match block1 {
             None => &packet.payload,
             Some(b) => {
-                let key = (request.peer, dm.path.to_string());
-                match self.block1.push(key, b, &packet.payload) {
+                let key = Block1Key {
+                    peer: request.peer,
+                    path: dm.path.to_string(),
+                };
+                match self.block1.push(now, key, b, &packet.payload) {
                     Ok(Block1Progress::Continue) => {
                         response.header.code = MessageClass::Response(ResponseType::Continue);
-                        response.add_option(CoapOption::Block1, BlockOption { more: true, ..b }.encode());
+                        response.add_option(
+                            CoapOption::Block1,
+                            BlockOption { more: true, ..b }.encode(),
+                        );
                         return response;
                     }
                     Ok(Block1Progress::Complete(data)) => {
@@ -377,20 +488,37 @@ impl Engine {
                         &assembled
                     }
                     Err(Block1Error::OutOfOrder) => {
-                        response.header.code = MessageClass::Response(ResponseType::RequestEntityIncomplete);
+                        response.header.code =
+                            MessageClass::Response(ResponseType::RequestEntityIncomplete);
                         return response;
                     }
                     Err(Block1Error::TooLarge { max }) => {
-                        response.header.code = MessageClass::Response(ResponseType::RequestEntityTooLarge);
-                        response.add_option(CoapOption::Size1, encode_uint(u32::try_from(max).unwrap_or(u32::MAX)));
+                        response.header.code =
+                            MessageClass::Response(ResponseType::RequestEntityTooLarge);
+                        response.add_option(
+                            CoapOption::Size1,
+                            encode_uint(u32::try_from(max).unwrap_or(u32::MAX)),
+                        );
                         return response;
                     }
                 }
             }
         };
-        let req = DmRequest { method, path: dm.path, queries: &dm.queries, accept: dm.accept, content_format: dm.content_format, payload };
+        let req = DmRequest {
+            method,
+            path: dm.path,
+            queries: &dm.queries,
+            accept: dm.accept,
+            content_format: dm.content_format,
+            payload,
+        };
         let mut actions = Vec::new();
-        let result: DmResponse = dm::dispatch(&mut self.objects, &req, self.config.preferred_format, &mut actions);
+        let result: DmResponse = dm::dispatch(
+            &mut self.objects,
+            &req,
+            self.config.preferred_format,
+            &mut actions,
+        );
         self.pending_actions.extend(actions);
         response.header.code = MessageClass::Response(result.code);
         if let Some(cf) = result.content_format {
@@ -398,10 +526,17 @@ impl Engine {
         }
         if let Some(loc) = result.location {
             let segments: Vec<String> = loc.ids().iter().map(u16::to_string).collect();
-            add_string_options(&mut response, CoapOption::LocationPath, segments.iter().map(String::as_str));
+            add_string_options(
+                &mut response,
+                CoapOption::LocationPath,
+                segments.iter().map(String::as_str),
+            );
         }
         // Block2: large representations (or a server asking for small blocks) go in pieces.
-        let requested = match packet.get_first_option(CoapOption::Block2).map(|b| BlockOption::parse(b)) {
+        let requested = match packet
+            .get_first_option(CoapOption::Block2)
+            .map(|b| BlockOption::parse(b))
+        {
             None => None,
             Some(Ok(b)) => Some(b),
             Some(Err(_)) => {
@@ -414,13 +549,19 @@ impl Engine {
             Ok(Some((slice, option))) => {
                 response.add_option(CoapOption::Block2, option.encode());
                 if option.num == 0 {
-                    response.add_option(CoapOption::Size2, encode_uint(u32::try_from(result.payload.len()).unwrap_or(u32::MAX)));
+                    response.add_option(
+                        CoapOption::Size2,
+                        encode_uint(u32::try_from(result.payload.len()).unwrap_or(u32::MAX)),
+                    );
                 }
                 response.payload = slice.to_vec();
             }
-            Err(_) => {
+            Err(e) => {
                 response.clear_all_options();
-                response.header.code = MessageClass::Response(ResponseType::BadOption);
+                response.header.code = MessageClass::Response(match e {
+                    Block2Error::OutOfRange { .. } => ResponseType::BadOption,
+                    Block2Error::NotAddressable => ResponseType::RequestEntityTooLarge,
+                });
             }
         }
         response
@@ -429,21 +570,37 @@ impl Engine {
     /// The LwM2M parts of a request: path, queries, Accept, Content-Format. Requests from
     /// addresses that are not our servers are refused.
     fn parse_request(&self, request: &IncomingRequest) -> Result<ParsedRequest, ResponseType> {
-        if !self.sessions.iter().any(|s| s.addr == request.peer && s.is_registered()) {
+        if !self
+            .sessions
+            .iter()
+            .any(|s| s.addr == request.peer && s.is_registered())
+        {
             tracing::debug!(peer = %request.peer, "request from a peer we are not registered with");
             return Err(ResponseType::Unauthorized);
         }
         let packet = &request.packet;
-        let segments = string_options(packet, CoapOption::UriPath).map_err(|_| ResponseType::BadRequest)?;
+        let segments =
+            string_options(packet, CoapOption::UriPath).map_err(|_| ResponseType::BadRequest)?;
         let path = Path::from_segments(segments.iter().map(String::as_str)).map_err(|e| {
             tracing::debug!("bad request path: {e}");
             ResponseType::NotFound
         })?;
-        let queries = string_options(packet, CoapOption::UriQuery).map_err(|_| ResponseType::BadRequest)?;
-        let accept = uint_option(packet, CoapOption::Accept).map_err(|_| ResponseType::BadOption)?;
-        let content_format = uint_option(packet, CoapOption::ContentFormat).map_err(|_| ResponseType::BadOption)?;
-        let to_u16 = |v: Option<u32>| v.map(|n| u16::try_from(n).map_err(|_| ResponseType::BadOption)).transpose();
-        Ok(ParsedRequest { path, queries, accept: to_u16(accept)?, content_format: to_u16(content_format)? })
+        let queries =
+            string_options(packet, CoapOption::UriQuery).map_err(|_| ResponseType::BadRequest)?;
+        let accept =
+            uint_option(packet, CoapOption::Accept).map_err(|_| ResponseType::BadOption)?;
+        let content_format =
+            uint_option(packet, CoapOption::ContentFormat).map_err(|_| ResponseType::BadOption)?;
+        let to_u16 = |v: Option<u32>| {
+            v.map(|n| u16::try_from(n).map_err(|_| ResponseType::BadOption))
+                .transpose()
+        };
+        Ok(ParsedRequest {
+            path,
+            queries,
+            accept: to_u16(accept)?,
+            content_format: to_u16(content_format)?,
+        })
     }
 }
 

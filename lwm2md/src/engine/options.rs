@@ -17,24 +17,34 @@ pub fn decode_uint(bytes: &[u8]) -> Option<u32> {
     Some(bytes.iter().fold(0u32, |n, &b| (n << 8) | u32::from(b)))
 }
 
+/// An option whose value is not what its definition says.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct BadOption(pub CoapOption);
+
 /// The first value of a uint option. `Err` when present but malformed.
-pub fn uint_option(packet: &Packet, option: CoapOption) -> Result<Option<u32>, ()> {
+pub fn uint_option(packet: &Packet, option: CoapOption) -> Result<Option<u32>, BadOption> {
     match packet.get_first_option(option) {
         None => Ok(None),
-        Some(v) => decode_uint(v).map(Some).ok_or(()),
+        Some(v) => decode_uint(v).map(Some).ok_or(BadOption(option)),
     }
 }
 
 /// All values of a string option (Uri-Path, Uri-Query, Location-Path). `Err` when one
 /// is not UTF-8.
-pub fn string_options(packet: &Packet, option: CoapOption) -> Result<Vec<String>, ()> {
+pub fn string_options(packet: &Packet, option: CoapOption) -> Result<Vec<String>, BadOption> {
     let Some(list) = packet.get_option(option) else {
         return Ok(Vec::new());
     };
-    list.iter().map(|v| String::from_utf8(v.clone()).map_err(|_| ())).collect()
+    list.iter()
+        .map(|v| String::from_utf8(v.clone()).map_err(|_| BadOption(option)))
+        .collect()
 }
 
-pub fn add_string_options<'a>(packet: &mut Packet, option: CoapOption, values: impl IntoIterator<Item = &'a str>) {
+pub fn add_string_options<'a>(
+    packet: &mut Packet,
+    option: CoapOption,
+    values: impl IntoIterator<Item = &'a str>,
+) {
     for v in values {
         packet.add_option(option, v.as_bytes().to_vec());
     }

@@ -7,8 +7,8 @@ use std::time::{Duration, Instant};
 use coap_lite::{CoapOption, MessageClass, Packet, RequestType};
 
 use super::options::{add_string_options, encode_uint};
-use crate::codec::ContentFormat;
 use crate::coap::RequestId;
+use crate::codec::ContentFormat;
 
 /// What the server was last told, so that an Update carries only what changed.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -21,13 +21,17 @@ pub struct Advertised {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum State {
     /// Not registered; Register is sent at `retry_at`.
-    Unregistered { retry_at: Instant },
+    Unregistered {
+        retry_at: Instant,
+    },
     Registering(RequestId),
     Registered,
     Updating(RequestId),
     Deregistering(RequestId),
     /// Execute /1/x/4: silent until the Disable Timeout ends.
-    Disabled { until: Instant },
+    Disabled {
+        until: Instant,
+    },
     /// De-registered for good (shutdown).
     Stopped,
 }
@@ -92,7 +96,9 @@ impl Session {
 
     /// After a failed Register: retry later, backing off.
     pub fn retry_later(&mut self, now: Instant) {
-        self.state = State::Unregistered { retry_at: now + self.retry_delay };
+        self.state = State::Unregistered {
+            retry_at: now + self.retry_delay,
+        };
         self.retry_delay = (self.retry_delay * 2).min(MAX_RETRY);
         self.advertised = None;
         self.update_at = None;
@@ -116,9 +122,21 @@ fn request(method: RequestType) -> Packet {
 pub fn register_request(endpoint: &str, version: &str, adv: &Advertised) -> Packet {
     let mut p = request(RequestType::Post);
     add_string_options(&mut p, CoapOption::UriPath, ["rd"]);
-    let queries = [format!("ep={endpoint}"), format!("lt={}", adv.lifetime), format!("lwm2m={version}"), format!("b={}", adv.binding)];
-    add_string_options(&mut p, CoapOption::UriQuery, queries.iter().map(String::as_str));
-    p.add_option(CoapOption::ContentFormat, encode_uint(ContentFormat::LinkFormat.code().into()));
+    let queries = [
+        format!("ep={endpoint}"),
+        format!("lt={}", adv.lifetime),
+        format!("lwm2m={version}"),
+        format!("b={}", adv.binding),
+    ];
+    add_string_options(
+        &mut p,
+        CoapOption::UriQuery,
+        queries.iter().map(String::as_str),
+    );
+    p.add_option(
+        CoapOption::ContentFormat,
+        encode_uint(ContentFormat::LinkFormat.code().into()),
+    );
     p.payload = adv.objects.clone().into_bytes();
     p
 }
@@ -126,7 +144,11 @@ pub fn register_request(endpoint: &str, version: &str, adv: &Advertised) -> Pack
 /// `POST /{location}` carrying only the parameters that changed since `old`.
 pub fn update_request(location: &[String], old: &Advertised, new: &Advertised) -> Packet {
     let mut p = request(RequestType::Post);
-    add_string_options(&mut p, CoapOption::UriPath, location.iter().map(String::as_str));
+    add_string_options(
+        &mut p,
+        CoapOption::UriPath,
+        location.iter().map(String::as_str),
+    );
     let mut queries = Vec::new();
     if old.lifetime != new.lifetime {
         queries.push(format!("lt={}", new.lifetime));
@@ -134,9 +156,16 @@ pub fn update_request(location: &[String], old: &Advertised, new: &Advertised) -
     if old.binding != new.binding {
         queries.push(format!("b={}", new.binding));
     }
-    add_string_options(&mut p, CoapOption::UriQuery, queries.iter().map(String::as_str));
+    add_string_options(
+        &mut p,
+        CoapOption::UriQuery,
+        queries.iter().map(String::as_str),
+    );
     if old.objects != new.objects {
-        p.add_option(CoapOption::ContentFormat, encode_uint(ContentFormat::LinkFormat.code().into()));
+        p.add_option(
+            CoapOption::ContentFormat,
+            encode_uint(ContentFormat::LinkFormat.code().into()),
+        );
         p.payload = new.objects.clone().into_bytes();
     }
     p
@@ -145,6 +174,10 @@ pub fn update_request(location: &[String], old: &Advertised, new: &Advertised) -
 /// `DELETE /{location}`.
 pub fn deregister_request(location: &[String]) -> Packet {
     let mut p = request(RequestType::Delete);
-    add_string_options(&mut p, CoapOption::UriPath, location.iter().map(String::as_str));
+    add_string_options(
+        &mut p,
+        CoapOption::UriPath,
+        location.iter().map(String::as_str),
+    );
     p
 }

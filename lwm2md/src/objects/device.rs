@@ -29,7 +29,9 @@ pub const MEMORY_TOTAL: u16 = 21;
 pub type Clock = fn() -> i64;
 
 pub fn system_clock() -> i64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs() as i64)
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64)
 }
 
 pub struct Device {
@@ -47,8 +49,16 @@ impl Device {
         let mut errors = BTreeMap::new();
         errors.insert(0, Value::Integer(0)); // 0 = no error
         let _ = store.set(0, ERROR_CODE, ResourceValue::Multiple(errors));
-        let _ = store.set(0, SUPPORTED_BINDING, ResourceValue::Single(Value::String("U".into())));
-        Device { store, clock, factory_reset }
+        let _ = store.set(
+            0,
+            SUPPORTED_BINDING,
+            ResourceValue::Single(Value::String("U".into())),
+        );
+        Device {
+            store,
+            clock,
+            factory_reset,
+        }
     }
 }
 
@@ -75,15 +85,29 @@ impl Object for Device {
         }
     }
 
-    fn write(&mut self, instance: u16, resource: u16, value: ResourceValue, by_server: bool) -> Result<Vec<Action>, DmError> {
+    fn write(
+        &mut self,
+        instance: u16,
+        resource: u16,
+        value: ResourceValue,
+        by_server: bool,
+    ) -> Result<Vec<Action>, DmError> {
         let action = match (by_server, resource, &value) {
             (true, CURRENT_TIME, ResourceValue::Single(Value::Time(t))) => {
                 // The clock is the system's; nothing to store.
                 return Ok(vec![Action::SetTime(*t)]);
             }
             (true, TIMEZONE, ResourceValue::Single(Value::String(tz))) => {
-                if tz.is_empty() || tz.len() > 64 || tz.contains("..") || !tz.chars().all(|c| c.is_ascii_alphanumeric() || "/_+-".contains(c)) {
-                    return Err(DmError::BadRequest(format!("{tz:?} is not a time zone name")));
+                if tz.is_empty()
+                    || tz.len() > 64
+                    || tz.contains("..")
+                    || !tz
+                        .chars()
+                        .all(|c| c.is_ascii_alphanumeric() || "/_+-".contains(c))
+                {
+                    return Err(DmError::BadRequest(format!(
+                        "{tz:?} is not a time zone name"
+                    )));
                 }
                 Some(Action::SetTimezone(tz.clone()))
             }
@@ -93,7 +117,12 @@ impl Object for Device {
         Ok(action.into_iter().collect())
     }
 
-    fn execute(&mut self, instance: u16, resource: u16, _args: &str) -> Result<Vec<Action>, DmError> {
+    fn execute(
+        &mut self,
+        instance: u16,
+        resource: u16,
+        _args: &str,
+    ) -> Result<Vec<Action>, DmError> {
         if !self.store.has_instance(instance) {
             return Err(DmError::NotFound);
         }
@@ -104,7 +133,8 @@ impl Object for Device {
             RESET_ERROR_CODE => {
                 let mut errors = BTreeMap::new();
                 errors.insert(0, Value::Integer(0));
-                self.store.set(instance, ERROR_CODE, ResourceValue::Multiple(errors))?;
+                self.store
+                    .set(instance, ERROR_CODE, ResourceValue::Multiple(errors))?;
                 Ok(Vec::new())
             }
             _ => Err(DmError::NotFound),

@@ -11,7 +11,9 @@ pub struct Security {
 
 impl Security {
     pub fn new() -> Security {
-        Security { store: Store::new(&registry::SECURITY) }
+        Security {
+            store: Store::new(&registry::SECURITY),
+        }
     }
 
     /// Adds a NoSec account for a server (factory bootstrap from the configuration).
@@ -50,7 +52,13 @@ impl Object for Security {
     fn read(&self, instance: u16, resource: u16) -> Option<ResourceValue> {
         self.store.get(instance, resource).cloned()
     }
-    fn write(&mut self, instance: u16, resource: u16, value: ResourceValue, _by_server: bool) -> Result<Vec<Action>, DmError> {
+    fn write(
+        &mut self,
+        instance: u16,
+        resource: u16,
+        value: ResourceValue,
+        _by_server: bool,
+    ) -> Result<Vec<Action>, DmError> {
         self.store.set(instance, resource, value)?;
         Ok(Vec::new())
     }

@@ -18,10 +18,18 @@ pub struct Server {
 
 impl Server {
     pub fn new() -> Server {
-        Server { store: Store::new(&registry::SERVER) }
+        Server {
+            store: Store::new(&registry::SERVER),
+        }
     }
 
-    pub fn add_account(&mut self, instance: u16, short_server_id: u16, lifetime: u32, binding: &str) {
+    pub fn add_account(
+        &mut self,
+        instance: u16,
+        short_server_id: u16,
+        lifetime: u32,
+        binding: &str,
+    ) {
         let s = &mut self.store;
         s.add_instance(instance);
         let values = [
@@ -38,7 +46,9 @@ impl Server {
 
     fn short_server_id(&self, instance: u16) -> Result<u16, DmError> {
         match self.store.get(instance, SHORT_SERVER_ID) {
-            Some(ResourceValue::Single(Value::Integer(n))) => u16::try_from(*n).map_err(|_| DmError::Internal("bad short server id".into())),
+            Some(ResourceValue::Single(Value::Integer(n))) => {
+                u16::try_from(*n).map_err(|_| DmError::Internal("bad short server id".into()))
+            }
             _ => Err(DmError::NotFound),
         }
     }
@@ -68,10 +78,18 @@ impl Object for Server {
         }
     }
 
-    fn write(&mut self, instance: u16, resource: u16, value: ResourceValue, by_server: bool) -> Result<Vec<Action>, DmError> {
+    fn write(
+        &mut self,
+        instance: u16,
+        resource: u16,
+        value: ResourceValue,
+        by_server: bool,
+    ) -> Result<Vec<Action>, DmError> {
         if by_server {
             match (resource, &value) {
-                (LIFETIME, ResourceValue::Single(Value::Integer(n))) if *n < 1 || *n > u32::MAX.into() => {
+                (LIFETIME, ResourceValue::Single(Value::Integer(n)))
+                    if *n < 1 || *n > u32::MAX.into() =>
+                {
                     return Err(DmError::BadRequest(format!("lifetime {n} out of range")));
                 }
                 (BINDING, ResourceValue::Single(Value::String(b))) if b != "U" => {
@@ -84,7 +102,12 @@ impl Object for Server {
         Ok(Vec::new())
     }
 
-    fn execute(&mut self, instance: u16, resource: u16, _args: &str) -> Result<Vec<Action>, DmError> {
+    fn execute(
+        &mut self,
+        instance: u16,
+        resource: u16,
+        _args: &str,
+    ) -> Result<Vec<Action>, DmError> {
         let short_server_id = self.short_server_id(instance)?;
         match resource {
             REGISTRATION_UPDATE_TRIGGER => Ok(vec![Action::UpdateRegistration { short_server_id }]),

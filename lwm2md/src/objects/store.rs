@@ -15,7 +15,10 @@ pub struct Store {
 
 impl Store {
     pub fn new(def: &'static ObjectDef) -> Store {
-        Store { def, instances: BTreeMap::new() }
+        Store {
+            def,
+            instances: BTreeMap::new(),
+        }
     }
 
     pub fn def(&self) -> &'static ObjectDef {
@@ -35,7 +38,10 @@ impl Store {
     }
 
     pub fn remove_instance(&mut self, instance: u16) -> Result<(), DmError> {
-        self.instances.remove(&instance).map(|_| ()).ok_or(DmError::NotFound)
+        self.instances
+            .remove(&instance)
+            .map(|_| ())
+            .ok_or(DmError::NotFound)
     }
 
     pub fn get(&self, instance: u16, resource: u16) -> Option<&ResourceValue> {
@@ -43,7 +49,12 @@ impl Store {
     }
 
     /// Sets a value in an existing instance.
-    pub fn set(&mut self, instance: u16, resource: u16, value: ResourceValue) -> Result<(), DmError> {
+    pub fn set(
+        &mut self,
+        instance: u16,
+        resource: u16,
+        value: ResourceValue,
+    ) -> Result<(), DmError> {
         let inst = self.instances.get_mut(&instance).ok_or(DmError::NotFound)?;
         inst.insert(resource, value);
         Ok(())
