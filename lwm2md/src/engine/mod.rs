@@ -154,6 +154,9 @@ impl Engine {
         };
         let obj = self.objects.get_mut(&o).ok_or(DmError::NotFound)?;
         obj.write(i, r, value, false)?;
+        for s in &mut self.sessions {
+            s.recheck = true;
+        }
         Ok(())
     }
 
@@ -199,22 +202,37 @@ impl Engine {
             self.handle_coap_event(now, ev);
         }
         for idx in 0..self.sessions.len() {
-            let adv = self.advertised(self.sessions[idx].short_server_id);
+            let s = &self.sessions[idx];
+            let wanted = match s.state {
+                State::Unregistered { retry_at } => retry_at <= now,
+                State::Registered => {
+                    s.recheck || s.update_pending || s.update_at.is_some_and(|t| t <= now)
+                }
+                _ => false,
+            };
+            // Building the object list costs an allocation: only when it may be sent.
+            let adv = if wanted {
+                Some(self.advertised(s.short_server_id))
+            } else {
+                None
+            };
             let s = &mut self.sessions[idx];
-            match s.state {
-                State::Unregistered { retry_at } if retry_at <= now => {
+            match (s.state, adv) {
+                (State::Unregistered { .. }, Some(adv)) => {
                     let req =
                         registration::register_request(&self.config.endpoint, LWM2M_VERSION, &adv);
                     tracing::debug!(server = %s.uri, "registering");
                     s.state = State::Registering(self.coap.send_request(now, s.addr, req, true));
                     s.advertised = Some(adv);
+                    s.recheck = false;
                 }
-                State::Disabled { until } if until <= now => {
+                (State::Disabled { until }, _) if until <= now => {
                     s.state = State::Unregistered { retry_at: now }
                 }
-                State::Registered => {
+                (State::Registered, Some(adv)) => {
                     let changed = s.advertised.as_ref() != Some(&adv);
                     let due = s.update_at.is_some_and(|t| t <= now);
+                    s.recheck = false;
                     if changed || due || s.update_pending {
                         let old = s.advertised.clone().unwrap_or_else(|| adv.clone());
                         let req = registration::update_request(&s.location, &old, &adv);
@@ -512,6 +530,12 @@ impl Engine {
             content_format: dm.content_format,
             payload,
         };
+        if method != coap_lite::RequestType::Get {
+            // A Write, Create or Delete may change the lifetime, binding or object list.
+            for s in &mut self.sessions {
+                s.recheck = true;
+            }
+        }
         let mut actions = Vec::new();
         let result: DmResponse = dm::dispatch(
             &mut self.objects,

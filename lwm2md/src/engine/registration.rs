@@ -49,6 +49,9 @@ pub struct Session {
     pub update_at: Option<Instant>,
     /// An Update was asked for while another exchange was running.
     pub update_pending: bool,
+    /// The lifetime, binding or object list may have changed: compare before the next
+    /// exchange (kept until the session is Registered again).
+    pub recheck: bool,
     /// Delay before the next Register after a failure; doubles up to `MAX_RETRY`.
     pub retry_delay: Duration,
 }
@@ -67,6 +70,7 @@ impl Session {
             advertised: None,
             update_at: None,
             update_pending: false,
+            recheck: false,
             retry_delay: FIRST_RETRY,
         }
     }
