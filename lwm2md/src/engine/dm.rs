@@ -543,6 +543,26 @@ pub fn object_link(id: u16, version: &str) -> Link {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::objects::server::Server;
+
+    #[test]
+    fn read_of_an_object_without_instances_is_empty_content() {
+        let mut objects: Objects = BTreeMap::new();
+        objects.insert(1, Box::new(Server::new()));
+        for (accept, payload) in [(None, &b""[..]), (Some(110), &b"[]"[..])] {
+            let req = DmRequest {
+                method: RequestType::Get,
+                path: Path::object(1),
+                queries: &[],
+                accept,
+                content_format: None,
+                payload: &[],
+            };
+            let resp = dispatch(&mut objects, &req, ContentFormat::Tlv, &mut Vec::new());
+            assert_eq!(resp.code, ResponseType::Content);
+            assert_eq!(resp.payload, payload);
+        }
+    }
 
     #[test]
     fn execute_argument_syntax() {
