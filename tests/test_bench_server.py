@@ -33,6 +33,19 @@ class _Value(resource.Resource):
         return Message(code=Code.CHANGED)
 
 
+class _Counter(resource.ObservableResource):
+    def __init__(self):
+        super().__init__()
+        self.value = 0
+
+    def bump(self):
+        self.value += 1
+        self.updated_state()
+
+    async def render_get(self, request):
+        return Message(payload=str(self.value).encode(), content_format=TEXT)
+
+
 class FakeClient:
     def __init__(self):
         self.site = resource.Site()
@@ -40,6 +53,8 @@ class FakeClient:
         self.big = _Value(tlv.resource(0, BIG), TLV)
         self.site.add_resource(["3", "0", "0"], self.manufacturer)
         self.site.add_resource(["3", "0"], self.big)
+        self.counter = _Counter()
+        self.site.add_resource(["3", "0", "13"], self.counter)
         self.ctx = None
 
     async def start(self):
@@ -129,6 +144,30 @@ async def test_register_update_deregister_and_reads():
             assert [e.kind for e in server.events] == [
                 "register", "update", "update", "deregister", "register", "deregister"
             ]
+        finally:
+            await client.stop()
+
+
+async def test_observe_collects_every_notification():
+    async with LwM2MServer() as server:
+        client = FakeClient()
+        await client.start()
+        try:
+            await client.send(Code.POST, f"{server.uri}/rd?ep=fake&lt=30", b"</3/0>")
+            first, obs = await server.observe("/3/0/13")
+            assert first.code == "2.05" and first.payload == b"0"
+            assert obs is not None
+            client.counter.bump()
+            n1 = await obs.next(timeout=5)
+            client.counter.bump()
+            n2 = await obs.next(timeout=5)
+            assert (n1.payload, n2.payload) == (b"1", b"2")
+            assert n1.observe is not None and n2.observe is not None
+            assert [n.payload for n in obs.notifications] == [b"1", b"2"]
+            obs.cancel()
+
+            first, obs = await server.observe("/3/0/0")
+            assert first.code == "2.05" and obs is None
         finally:
             await client.stop()
 

@@ -42,6 +42,46 @@ class Response(NamedTuple):
 
 
 @dataclass
+class Notification:
+    time: float  # time.monotonic() at arrival
+    code: str
+    content_format: int | None
+    payload: bytes
+    observe: int | None
+
+
+class Observation:
+    """Notifications of one Observe, all kept in arrival order."""
+
+    def __init__(self, request):
+        self._request = request
+        self.notifications: list[Notification] = []
+        self._queue: asyncio.Queue[Notification] = asyncio.Queue()
+        self.ended: Exception | None = None
+        request.observation.register_callback(self._push, _suppress_deprecation=True)
+        request.observation.register_errback(self._error, _suppress_deprecation=True)
+
+    def _push(self, msg: Message) -> None:
+        n = Notification(time.monotonic(), msg.code.dotted, _cf(msg), bytes(msg.payload), msg.opt.observe)
+        self.notifications.append(n)
+        self._queue.put_nowait(n)
+
+    def _error(self, exc: Exception) -> None:
+        self.ended = exc
+
+    async def next(self, timeout: float = 15.0) -> Notification:
+        try:
+            return await asyncio.wait_for(self._queue.get(), timeout)
+        except asyncio.TimeoutError:
+            raise ServerError(f"no notification within {timeout} s (ended: {self.ended!r})") from None
+
+    def cancel(self) -> None:
+        """Forgets the observation; the client's next notification is answered with Reset."""
+        if not self._request.observation.cancelled:
+            self._request.observation.cancel()
+
+
+@dataclass
 class RegistrationEvent:
     kind: str  # "register" | "update" | "deregister"
     time: float  # time.monotonic() at arrival
@@ -311,6 +351,27 @@ class LwM2MServer:
         except asyncio.TimeoutError:
             raise ServerError(f"{code} {path}: no response within {self.request_timeout} s") from None
         return Response(resp.code.dotted, _cf(resp), bytes(resp.payload))
+
+    async def observe(
+        self, path: str, accept: int | None = None, remote=None
+    ) -> tuple[Response, Observation | None]:
+        """Observe: the first response, and the Observation (None if the client
+        answered without the Observe option, i.e. did not accept it)."""
+        assert self.context is not None, "server not started"
+        msg = Message(code=Code.GET, uri_path=_split_path(path), observe=0)
+        if accept is not None:
+            msg.opt.accept = accept
+        msg.remote = self._remote(remote)
+        req = self.context.request(msg)
+        obs = Observation(req)
+        try:
+            resp = await asyncio.wait_for(req.response, self.request_timeout)
+        except asyncio.TimeoutError:
+            raise ServerError(f"Observe {path}: no response within {self.request_timeout} s") from None
+        first = Response(resp.code.dotted, _cf(resp), bytes(resp.payload))
+        if resp.opt.observe is None:
+            return first, None
+        return first, obs
 
     async def read(self, path: str, accept: int | None = None, **kw) -> Response:
         return await self.request(Code.GET, path, accept=accept, **kw)
