@@ -47,10 +47,10 @@ async def start_daemon(tmp_path, server, endpoint):
     yield start
     for d in daemons:
         await d.stop()
-        log = d.log_path.read_text(errors="replace")
-        lines = log.splitlines()
-        print(f"--- {d.log_path.name} (exit {d.proc.returncode}), last 200 lines ---")
-        print("\n".join(lines[-200:]))
+        for title, text in (("stderr", d.log()), ("stdout", d.stdout())):
+            if text:
+                print(f"--- lwm2md {title} ({d.log_path.stem}, exit {d.proc.returncode}), last 200 lines ---")
+                print("\n".join(text.splitlines()[-200:]))
 
 
 @pytest.fixture

@@ -49,7 +49,7 @@ async def test_unknown_config_key_exits_78(server, start_daemon, tmp_path, where
     text, line = _bad_config(tmp_path, server.uri, where)
     daemon = start_daemon(config=text, name="bad")
     assert await daemon.wait(timeout=15) == 78
-    log = daemon.log()
+    log = daemon.log()  # stderr
     assert "bogus_key" in log
     assert "bad.toml" in log
     assert re.search(rf"(line\s*{line}\b|:{line}:\d+)", log), f"line {line} not named in:\n{log}"

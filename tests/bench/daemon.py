@@ -64,7 +64,7 @@ def base_config(tmp_path: Path, server_uri: str, endpoint: str) -> dict:
 
 
 class Daemon:
-    """One lwm2md process; stdout and stderr go to ``log_path``."""
+    """One lwm2md process; stderr goes to ``log_path``, stdout beside it (``.stdout``)."""
 
     def __init__(self, config_path: Path, log_path: Path, env: dict[str, str] | None = None):
         self.config_path = config_path
@@ -75,12 +75,14 @@ class Daemon:
         full_env = {k: v for k, v in os.environ.items() if k not in ("NOTIFY_SOCKET", "WATCHDOG_USEC", "WATCHDOG_PID")}
         full_env.setdefault("RUST_BACKTRACE", "1")
         full_env.update(env or {})
+        self.stdout_path = log_path.with_suffix(".stdout")
         self._log = open(log_path, "wb")
+        self._stdout = open(self.stdout_path, "wb")
         self.proc = subprocess.Popen(
             [str(exe), "--config", str(config_path)],
             stdin=subprocess.DEVNULL,
-            stdout=self._log,
-            stderr=subprocess.STDOUT,
+            stdout=self._stdout,
+            stderr=self._log,
             env=full_env,
         )
 
@@ -104,8 +106,11 @@ class Daemon:
         return self.proc.returncode
 
     def log(self) -> str:
-        self._log.flush()
+        """What the daemon wrote to stderr so far."""
         return self.log_path.read_text(errors="replace")
+
+    def stdout(self) -> str:
+        return self.stdout_path.read_text(errors="replace")
 
     async def stop(self) -> None:
         """Ends the process whatever it is doing (teardown).
@@ -120,6 +125,7 @@ class Daemon:
                 self.proc.kill()
                 self.proc.wait(5)
         self._log.close()
+        self._stdout.close()
 
 
 class NotifySocket:
