@@ -215,3 +215,55 @@ async def test_discover_device_instance(registered):
         assert f"{path}" in targets, (path, targets)
     assert "/3/0/99" not in targets
     assert all(t == "/3/0" or t.startswith("/3/0/") for t in targets)
+
+
+LIFETIME_WRITES = {
+    "text-put": ("/1/0/1", lambda lt: str(lt).encode(), TEXT, True),
+    "tlv-put": ("/1/0/1", lambda lt: tlv.resource(1, tlv.enc_int(lt)), TLV, True),
+    "tlv-partial-update": ("/1/0", lambda lt: tlv.resource(1, tlv.enc_int(lt)), TLV, False),
+    "senml-json-put": ("/1/0/1", lambda lt: senml.encode_json([{"n": "/1/0/1", "v": lt}]), SENML_JSON, True),
+    "senml-cbor-partial-update": (
+        "/1/0",
+        lambda lt: senml.encode_cbor([{"bn": "/1/0/", "n": "1", "v": lt}]),
+        SENML_CBOR,
+        False,
+    ),
+}
+
+
+@pytest.mark.parametrize("how", list(LIFETIME_WRITES))
+async def test_write_lifetime_in_each_format(registered, how):
+    server, daemon, _ = registered
+    path, encode, cf, replace = LIFETIME_WRITES[how]
+    mark = server.mark()
+    r = await server.write(path, encode(77), cf, replace=replace)
+    assert r.code == "2.04"
+    upd = await expect_event(server, daemon, "update", after=mark)
+    assert upd.query.get("lt") == "77"
+    r = await server.read("/1/0/1", accept=TEXT)
+    assert (r.code, r.payload) == ("2.05", b"77")
+    # The rest of the instance is untouched by a partial update.
+    r = await server.read("/1/0/0", accept=TEXT)
+    assert (r.code, r.payload) == ("2.05", b"1")
+
+
+async def test_write_unsupported_content_format(registered):
+    server, _, _ = registered
+    r = await server.write("/1/0/1", b"<lifetime>5</lifetime>", 41)  # application/xml
+    assert r.code == "4.15"
+    assert (await server.read("/1/0/1", accept=TEXT)).payload == b"300"
+
+
+async def test_write_malformed_value_is_bad_request(registered):
+    server, _, _ = registered
+    r = await server.write("/1/0/1", b"soon", TEXT)
+    assert r.code == "4.00"
+    r = await server.write("/1/0", b"\xc8\x01\x09", TLV, replace=False)  # TLV cut short
+    assert r.code == "4.00"
+    assert (await server.read("/1/0/1", accept=TEXT)).payload == b"300"
+
+
+async def test_read_multiple_resource_as_text_is_not_acceptable(registered):
+    server, _, _ = registered
+    r = await server.read("/3/0/11", accept=TEXT)
+    assert r.code == "4.06"
