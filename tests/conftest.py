@@ -37,6 +37,8 @@ async def start_daemon(tmp_path, server, endpoint):
                     config.setdefault(k, {}).update(v)
                 else:
                     config[k] = v
+        # As systemd's StateDirectory= would have made it.
+        (tmp_path / "state").mkdir(exist_ok=True)
         text = config if isinstance(config, str) else to_toml(config)
         config_path = tmp_path / f"{name}.toml"
         config_path.write_text(text)
