@@ -231,11 +231,34 @@ async fn flush(engine: &mut Engine, v4: Option<&UdpSocket>, v6: Option<&UdpSocke
 fn report(engine: &Engine, event: &Event) {
     tracing::debug!(?event, "registration event");
     let regs = engine.registrations();
-    let registered = regs.iter().filter(|(_, r)| *r).count();
-    let status = match event {
-        Event::RegistrationFailed { short_server_id, reason } => format!("registration with server {short_server_id} failed: {reason}; registered with {registered} of {}", regs.len()),
-        _ => format!("registered with {registered} of {} servers", regs.len()),
+    let registered: Vec<&str> = regs
+        .iter()
+        .filter(|(_, _, r)| *r)
+        .map(|(_, uri, _)| *uri)
+        .collect();
+    let mut status = if registered.is_empty() {
+        "not registered".to_string()
+    } else {
+        format!("registered with {}", registered.join(", "))
     };
+    if registered.len() < regs.len() && regs.len() > 1 {
+        status.push_str(&format!(
+            " ({} of {} servers)",
+            registered.len(),
+            regs.len()
+        ));
+    }
+    if let Event::RegistrationFailed {
+        short_server_id,
+        reason,
+    } = event
+    {
+        let uri = regs
+            .iter()
+            .find(|(id, _, _)| id == short_server_id)
+            .map_or("?", |(_, uri, _)| *uri);
+        status.push_str(&format!("; registration with {uri} failed: {reason}"));
+    }
     notify(&[NotifyState::Status(&status)]);
 }
 

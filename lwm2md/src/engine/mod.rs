@@ -165,11 +165,11 @@ impl Engine {
         dm::collect(&self.objects, path)
     }
 
-    /// `(short server ID, registered)` for each server account.
-    pub fn registrations(&self) -> Vec<(u16, bool)> {
+    /// `(short server ID, server URI, registered)` for each server account.
+    pub fn registrations(&self) -> Vec<(u16, &str, bool)> {
         self.sessions
             .iter()
-            .map(|s| (s.short_server_id, s.is_registered()))
+            .map(|s| (s.short_server_id, s.uri.as_str(), s.is_registered()))
             .collect()
     }
 

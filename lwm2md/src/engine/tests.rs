@@ -197,7 +197,7 @@ fn registers_with_object_list() {
             location: "rd/abc".into()
         })
     );
-    assert_eq!(sim.engine.registrations(), [(1, true)]);
+    assert_eq!(sim.engine.registrations(), [(1, "coap://192.0.2.1", true)]);
 }
 
 #[test]
@@ -250,7 +250,7 @@ fn late_response_after_giving_up_is_ignored() {
         .expect("a new Register");
     assert_ne!(next.header.message_id, reg.header.message_id);
     sim.answer(&reg, ResponseType::Created, &["rd", "old"]);
-    assert_eq!(sim.engine.registrations(), [(1, false)]);
+    assert_eq!(sim.engine.registrations(), [(1, "coap://192.0.2.1", false)]);
 }
 
 #[test]
