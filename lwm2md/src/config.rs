@@ -195,6 +195,11 @@ impl Config {
                 ));
             }
         }
+        if let Some(level) = &self.log_level {
+            if let Err(e) = level.parse::<tracing_subscriber::filter::Targets>() {
+                return Err(format!("log_level {level:?}: {e}"));
+            }
+        }
         let c = &self.coap;
         if !(c.ack_timeout.is_finite() && c.ack_timeout > 0.0 && c.ack_timeout <= 600.0) {
             return Err(format!(
@@ -365,6 +370,7 @@ mod tests {
             "[[server]]\nuri = \"coap://h:99999\"",
             "[[server]]\nuri = \"coap://h\"\nlifetime = 0",
             "[[server]]\nuri = \"coap://h\"\nbinding = \"T\"",
+            "log_level = \"lwm2md=loud\"\n[[server]]\nuri = \"coap://h\"",
             "[coap]\nblock_size = 100\n[[server]]\nuri = \"coap://h\"",
             "[[server]]\nuri = \"coap://h\"\nshort_server_id = 1\n[[server]]\nuri = \"coap://g\"\nshort_server_id = 1",
         ] {
