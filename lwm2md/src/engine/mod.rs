@@ -81,6 +81,8 @@ pub struct Engine {
     events: VecDeque<Event>,
     /// Servers disabled by Execute /1/x/4 and when they may be contacted again.
     disabled_until: std::collections::BTreeMap<u16, Instant>,
+    /// `shutdown` was called: de-register, never register again.
+    stopping: bool,
     /// Actions of the request being handled, applied once its response is out.
     pending_actions: Vec<Action>,
 }
@@ -107,6 +109,7 @@ impl Engine {
             events: VecDeque::new(),
             disabled_until: Default::default(),
             pending_actions: Vec::new(),
+            stopping: false,
             config,
         }
     }
@@ -175,8 +178,14 @@ impl Engine {
 
     /// Starts de-registering from every server (SIGTERM). `is_stopped` tells when done.
     pub fn shutdown(&mut self, now: Instant) {
+        self.stopping = true;
         for s in &mut self.sessions {
             s.update_pending = false;
+            if matches!(s.state, State::Registering(_)) {
+                // The server may already have registered us: wait for its answer, then
+                // de-register (see `handle_coap_event`).
+                continue;
+            }
             if s.is_registered() {
                 let id = self.coap.send_request(
                     now,
@@ -278,8 +287,17 @@ impl Engine {
                         short_server_id: ssid,
                         location: s.location.join("/"),
                     });
+                    if self.stopping {
+                        let req = registration::deregister_request(&s.location);
+                        s.state =
+                            State::Deregistering(self.coap.send_request(now, s.addr, req, true));
+                    }
                 }
                 (code, _) => {
+                    if self.stopping {
+                        s.state = State::Stopped;
+                        return;
+                    }
                     let reason = code.map_or_else(
                         || "no answer".to_string(),
                         |c| format!("server answered {c}"),

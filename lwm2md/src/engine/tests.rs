@@ -606,6 +606,28 @@ fn shutdown_deregisters() {
 }
 
 #[test]
+fn shutdown_during_register_deregisters_once_registered() {
+    let mut sim = Sim::new(300);
+    let reg = sim.sent();
+    sim.engine.shutdown(sim.now);
+    assert!(!sim.engine.is_stopped());
+    sim.answer(&reg, ResponseType::Created, &["rd", "late"]);
+    let del = sim.sent();
+    assert_eq!(del.header.code, MessageClass::Request(RequestType::Delete));
+    assert_eq!(path_of(&del), "rd/late");
+    sim.answer(&del, ResponseType::Deleted, &[]);
+    assert!(sim.engine.is_stopped());
+
+    // A Register that fails during shutdown is not retried.
+    let mut sim = Sim::new(300);
+    let reg = sim.sent();
+    sim.engine.shutdown(sim.now);
+    sim.answer(&reg, ResponseType::BadRequest, &[]);
+    assert!(sim.engine.is_stopped());
+    assert!(sim.run_until_transmit(Duration::from_secs(3600)).is_none());
+}
+
+#[test]
 fn garbage_never_panics() {
     let mut sim = Sim::new(300);
     sim.register();
