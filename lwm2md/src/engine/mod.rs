@@ -489,18 +489,17 @@ impl Engine {
                 return response;
             }
         };
-        // Block1: collect an upload before running the operation on the whole payload.
-        let block1 = match packet
-            .get_first_option(CoapOption::Block1)
-            .map(|b| BlockOption::parse(b))
-        {
-            None => None,
-            Some(Ok(b)) => Some(b),
-            Some(Err(_)) => {
+        let (block1, requested_block2) = match (
+            block::block1(packet).transpose(),
+            block::block2(packet).transpose(),
+        ) {
+            (Ok(b1), Ok(b2)) => (b1, b2),
+            _ => {
                 response.header.code = MessageClass::Response(ResponseType::BadOption);
                 return response;
             }
         };
+        // Block1: collect an upload before running the operation on the whole payload.
         let assembled;
         let payload: &[u8] = match block1 {
             None => &packet.payload,
@@ -512,14 +511,11 @@ impl Engine {
                 match self.block1.push(now, key, b, &packet.payload) {
                     Ok(Block1Progress::Continue) => {
                         response.header.code = MessageClass::Response(ResponseType::Continue);
-                        response.add_option(
-                            CoapOption::Block1,
-                            BlockOption { more: true, ..b }.encode(),
-                        );
+                        block::set_block1(&mut response, BlockOption { more: true, ..b });
                         return response;
                     }
                     Ok(Block1Progress::Complete(data)) => {
-                        response.add_option(CoapOption::Block1, b.encode());
+                        block::set_block1(&mut response, b);
                         assembled = data;
                         &assembled
                     }
@@ -531,10 +527,7 @@ impl Engine {
                     Err(Block1Error::TooLarge { max }) => {
                         response.header.code =
                             MessageClass::Response(ResponseType::RequestEntityTooLarge);
-                        response.add_option(
-                            CoapOption::Size1,
-                            encode_uint(u32::try_from(max).unwrap_or(u32::MAX)),
-                        );
+                        block::set_size1(&mut response, u32::try_from(max).unwrap_or(u32::MAX));
                         return response;
                     }
                 }
@@ -575,25 +568,14 @@ impl Engine {
             );
         }
         // Block2: large representations (or a server asking for small blocks) go in pieces.
-        let requested = match packet
-            .get_first_option(CoapOption::Block2)
-            .map(|b| BlockOption::parse(b))
-        {
-            None => None,
-            Some(Ok(b)) => Some(b),
-            Some(Err(_)) => {
-                response.header.code = MessageClass::Response(ResponseType::BadOption);
-                return response;
-            }
-        };
-        match block::block2_slice(&result.payload, requested, self.config.block_size) {
+        match block::block2_slice(&result.payload, requested_block2, self.config.block_size) {
             Ok(None) => response.payload = result.payload,
             Ok(Some((slice, option))) => {
-                response.add_option(CoapOption::Block2, option.encode());
+                block::set_block2(&mut response, option);
                 if option.num == 0 {
-                    response.add_option(
-                        CoapOption::Size2,
-                        encode_uint(u32::try_from(result.payload.len()).unwrap_or(u32::MAX)),
+                    block::set_size2(
+                        &mut response,
+                        u32::try_from(result.payload.len()).unwrap_or(u32::MAX),
                     );
                 }
                 response.payload = slice.to_vec();
