@@ -37,25 +37,25 @@ impl Path {
         len: 0,
     };
 
-    pub fn object(o: u16) -> Path {
+    pub const fn object(o: u16) -> Path {
         Path {
             ids: [o, 0, 0, 0],
             len: 1,
         }
     }
-    pub fn instance(o: u16, i: u16) -> Path {
+    pub const fn instance(o: u16, i: u16) -> Path {
         Path {
             ids: [o, i, 0, 0],
             len: 2,
         }
     }
-    pub fn resource(o: u16, i: u16, r: u16) -> Path {
+    pub const fn resource(o: u16, i: u16, r: u16) -> Path {
         Path {
             ids: [o, i, r, 0],
             len: 3,
         }
     }
-    pub fn resource_instance(o: u16, i: u16, r: u16, ri: u16) -> Path {
+    pub const fn resource_instance(o: u16, i: u16, r: u16, ri: u16) -> Path {
         Path {
             ids: [o, i, r, ri],
             len: 4,

@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 
 use coap_lite::{RequestType, ResponseType};
 
+use super::attributes::{AttributeStore, AttributeUpdate};
 use crate::codec::link::Link;
 use crate::codec::{self, CodecError, ContentFormat, Record};
 use crate::model::{Action, DmError, Object, ResourceDef};
@@ -15,6 +16,8 @@ pub type Objects = BTreeMap<u16, Box<dyn Object>>;
 
 /// A DM request, already taken apart from its CoAP message.
 pub struct DmRequest<'a> {
+    /// Short Server ID of the server asking.
+    pub server: u16,
     pub method: RequestType,
     pub path: Path,
     pub queries: &'a [String],
@@ -82,13 +85,14 @@ fn codec_error(e: CodecError) -> DmError {
 /// Handles one DM request. Actions the objects produce are appended to `actions`.
 pub fn dispatch(
     objects: &mut Objects,
+    attributes: &mut AttributeStore,
     req: &DmRequest<'_>,
     preferred: ContentFormat,
     actions: &mut Vec<Action>,
 ) -> DmResponse {
     let result = match req.method {
         RequestType::Get if req.accept == Some(ContentFormat::LinkFormat.code()) => {
-            discover(objects, req)
+            discover(objects, attributes, req)
         }
         RequestType::Get => read(objects, req, preferred),
         RequestType::Put
@@ -96,8 +100,7 @@ pub fn dispatch(
                 && req.payload.is_empty()
                 && !req.queries.is_empty() =>
         {
-            // Write-Attributes: notification attributes are not supported yet.
-            Ok(DmResponse::empty(ResponseType::NotImplemented))
+            write_attributes(objects, attributes, req)
         }
         RequestType::Put => write(objects, req, true, actions),
         RequestType::Post => match req.path.len() {
@@ -116,6 +119,48 @@ pub fn dispatch(
         tracing::debug!(method = ?req.method, path = %req.path, "refused: {e}");
         e.into()
     })
+}
+
+/// Write-Attributes (`PUT /o/i/r?pmin=10&pmax=60`): notification attributes of the
+/// requesting server at one level of the tree.
+fn write_attributes(
+    objects: &Objects,
+    attributes: &mut AttributeStore,
+    req: &DmRequest<'_>,
+) -> Result<DmResponse, DmError> {
+    let path = req.path;
+    let obj = object(objects, &path)?;
+    check_instance(obj, &path)?;
+    let update = AttributeUpdate::parse(req.queries)?;
+    if path.len() >= 3 {
+        let def = resource_def(objects, &path)?;
+        if def.operations.executable() {
+            return Err(DmError::MethodNotAllowed);
+        }
+        let numeric = matches!(
+            def.ty,
+            ResourceType::Integer
+                | ResourceType::Unsigned
+                | ResourceType::Float
+                | ResourceType::Time
+        );
+        if update.has_thresholds() && !numeric {
+            return Err(DmError::BadRequest(format!(
+                "gt, lt and st need a numeric resource; {path} is not"
+            )));
+        }
+    } else if update.has_thresholds() {
+        return Err(DmError::BadRequest(
+            "gt, lt and st apply to a resource, not to an object or instance".into(),
+        ));
+    }
+    let current = attributes
+        .get(req.server, &path)
+        .cloned()
+        .unwrap_or_default();
+    let new = update.apply(&current)?;
+    attributes.set(req.server, path, new);
+    Ok(DmResponse::empty(ResponseType::Changed))
 }
 
 fn object<'a>(objects: &'a Objects, path: &Path) -> Result<&'a dyn Object, DmError> {
@@ -458,7 +503,11 @@ fn delete(objects: &mut Objects, req: &DmRequest<'_>) -> Result<DmResponse, DmEr
     }
 }
 
-fn discover(objects: &Objects, req: &DmRequest<'_>) -> Result<DmResponse, DmError> {
+fn discover(
+    objects: &Objects,
+    attributes: &AttributeStore,
+    req: &DmRequest<'_>,
+) -> Result<DmResponse, DmError> {
     let path = req.path;
     if path.is_root() || path.len() > 3 {
         return Err(DmError::MethodNotAllowed);
@@ -483,15 +532,25 @@ fn discover(objects: &Objects, req: &DmRequest<'_>) -> Result<DmResponse, DmErro
     let instances = path
         .instance_id()
         .map_or_else(|| obj.instances(), |i| vec![i]);
+    let with_attrs = |mut link: Link, p: Path| {
+        if let Some(a) = attributes.get(req.server, &p) {
+            link.attrs.extend(a.link_attrs());
+        }
+        link
+    };
     if path.len() == 1 {
-        links.push(object_link(def.id, def.version));
+        links.push(with_attrs(object_link(def.id, def.version), path));
     }
     for i in instances {
         if max_len >= 2 && path.len() <= 2 {
-            links.push(Link {
-                target: Path::instance(def.id, i).to_string(),
-                attrs: Vec::new(),
-            });
+            let p = Path::instance(def.id, i);
+            links.push(with_attrs(
+                Link {
+                    target: p.to_string(),
+                    attrs: Vec::new(),
+                },
+                p,
+            ));
         }
         for r in def.resources {
             if path.resource_id().is_some_and(|id| id != r.id) || !(max_len >= 3 || path.len() == 3)
@@ -509,10 +568,14 @@ fn discover(objects: &Objects, req: &DmRequest<'_>) -> Result<DmResponse, DmErro
             if let Some(ResourceValue::Multiple(map)) = &value {
                 attrs.push(("dim".to_string(), Some(map.len().to_string())));
             }
-            links.push(Link {
-                target: Path::resource(def.id, i, r.id).to_string(),
-                attrs,
-            });
+            let p = Path::resource(def.id, i, r.id);
+            links.push(with_attrs(
+                Link {
+                    target: p.to_string(),
+                    attrs,
+                },
+                p,
+            ));
             if let (true, Some(ResourceValue::Multiple(map))) = (max_len >= 4, &value) {
                 for ri in map.keys() {
                     links.push(Link {
@@ -551,6 +614,7 @@ mod tests {
         objects.insert(1, Box::new(Server::new()));
         for (accept, payload) in [(None, &b""[..]), (Some(110), &b"[]"[..])] {
             let req = DmRequest {
+                server: 1,
                 method: RequestType::Get,
                 path: Path::object(1),
                 queries: &[],
@@ -558,7 +622,13 @@ mod tests {
                 content_format: None,
                 payload: &[],
             };
-            let resp = dispatch(&mut objects, &req, ContentFormat::Tlv, &mut Vec::new());
+            let resp = dispatch(
+                &mut objects,
+                &mut AttributeStore::default(),
+                &req,
+                ContentFormat::Tlv,
+                &mut Vec::new(),
+            );
             assert_eq!(resp.code, ResponseType::Content);
             assert_eq!(resp.payload, payload);
         }

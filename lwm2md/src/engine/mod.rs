@@ -2,7 +2,10 @@
 //! management over the CoAP message layer. No sockets, no clock, no threads: the daemon
 //! (or a test) feeds datagrams and time in and takes datagrams, deadlines and actions out.
 
+pub mod attributes;
 pub mod dm;
+mod notify;
+pub mod observe;
 pub mod options;
 pub mod registration;
 
@@ -25,7 +28,9 @@ use crate::model::{Action, DmError, Object};
 use crate::objects::server;
 use crate::path::Path;
 use crate::value::{ResourceValue, Value};
+use attributes::AttributeStore;
 use dm::{DmRequest, DmResponse, Objects};
+use observe::Observation;
 use options::{add_string_options, encode_uint, string_options, uint_option};
 use registration::{Advertised, Session, State};
 
@@ -85,6 +90,8 @@ pub struct Engine {
     stopping: bool,
     /// Actions of the request being handled, applied once its response is out.
     pending_actions: Vec<Action>,
+    attributes: AttributeStore,
+    observations: Vec<Observation>,
 }
 
 impl Engine {
@@ -110,6 +117,8 @@ impl Engine {
             disabled_until: Default::default(),
             pending_actions: Vec::new(),
             stopping: false,
+            attributes: AttributeStore::default(),
+            observations: Vec::new(),
             config,
         }
     }
@@ -135,6 +144,7 @@ impl Engine {
             .iter()
             .filter_map(Session::deadline)
             .chain(self.coap.poll_timeout())
+            .chain(self.observation_deadline())
             .min()
     }
 
@@ -160,6 +170,7 @@ impl Engine {
         for s in &mut self.sessions {
             s.recheck = true;
         }
+        self.values_changed(&path);
         Ok(())
     }
 
@@ -254,12 +265,18 @@ impl Engine {
                 _ => {}
             }
         }
+        self.notify_due(now);
     }
 
     fn handle_coap_event(&mut self, now: Instant, ev: CoapEvent) {
         let (id, response) = match ev {
             CoapEvent::Response { id, response, .. } => (id, Some(response)),
-            CoapEvent::Timeout { id, .. } | CoapEvent::Reset { id, .. } => (id, None),
+            CoapEvent::Timeout { id, .. } | CoapEvent::Reset { id, .. } => {
+                if self.notification_failed(id) {
+                    return;
+                }
+                (id, None)
+            }
         };
         let max_wait = self.config.coap.max_transmit_wait();
         let Some(s) = self.sessions.iter_mut().find(|s| matches!(s.state, State::Registering(r) | State::Updating(r) | State::Deregistering(r) if r == id)) else {
@@ -281,6 +298,8 @@ impl Engine {
                         .map_or(crate::config::DEFAULT_LIFETIME, |a| a.lifetime);
                     s.state = State::Registered;
                     s.retry_delay = registration::FIRST_RETRY;
+                    // A new registration ends the server's observations (Core TS §6.2.1).
+                    self.observations.retain(|o| o.server != ssid);
                     s.schedule_update(now, lifetime, max_wait);
                     tracing::info!(server = %s.uri, location = %s.location.join("/"), "registered");
                     self.events.push_back(Event::Registered {
@@ -534,6 +553,7 @@ impl Engine {
             }
         };
         let req = DmRequest {
+            server: dm.server,
             method,
             path: dm.path,
             queries: &dm.queries,
@@ -550,12 +570,42 @@ impl Engine {
         let mut actions = Vec::new();
         let result: DmResponse = dm::dispatch(
             &mut self.objects,
+            &mut self.attributes,
             &req,
             self.config.preferred_format,
             &mut actions,
         );
         self.pending_actions.extend(actions);
         response.header.code = MessageClass::Response(result.code);
+        let succeeded = matches!(
+            result.code,
+            ResponseType::Changed
+                | ResponseType::Created
+                | ResponseType::Deleted
+                | ResponseType::Content
+        );
+        if method == coap_lite::RequestType::Get
+            && req.accept != Some(ContentFormat::LinkFormat.code())
+        {
+            // Observe (RFC 7641): 0 registers interest, 1 cancels it. A bad value is ignored.
+            match uint_option(packet, CoapOption::Observe) {
+                Ok(Some(0)) if succeeded && requested_block2.is_none_or(|b| b.num == 0) => {
+                    let format = result
+                        .content_format
+                        .and_then(ContentFormat::from_code)
+                        .unwrap_or(self.config.preferred_format);
+                    if let Some(seq) =
+                        self.establish(now, dm.server, packet, request.peer, dm.path, format)
+                    {
+                        response.add_option(CoapOption::Observe, encode_uint(seq));
+                    }
+                }
+                Ok(Some(1)) => self.cancel_observation(request.peer, packet.get_token()),
+                _ => {}
+            }
+        } else if succeeded && method != coap_lite::RequestType::Get {
+            self.values_changed(&dm.path);
+        }
         if let Some(cf) = result.content_format {
             response.add_option(CoapOption::ContentFormat, encode_uint(cf.into()));
         }
@@ -594,14 +644,15 @@ impl Engine {
     /// The LwM2M parts of a request: path, queries, Accept, Content-Format. Requests from
     /// addresses that are not our servers are refused.
     fn parse_request(&self, request: &IncomingRequest) -> Result<ParsedRequest, ResponseType> {
-        if !self
+        let Some(server) = self
             .sessions
             .iter()
-            .any(|s| s.addr == request.peer && s.is_registered())
-        {
+            .find(|s| s.addr == request.peer && s.is_registered())
+            .map(|s| s.short_server_id)
+        else {
             tracing::debug!(peer = %request.peer, "request from a peer we are not registered with");
             return Err(ResponseType::Unauthorized);
-        }
+        };
         let packet = &request.packet;
         let segments =
             string_options(packet, CoapOption::UriPath).map_err(|_| ResponseType::BadRequest)?;
@@ -620,6 +671,7 @@ impl Engine {
                 .transpose()
         };
         Ok(ParsedRequest {
+            server,
             path,
             queries,
             accept: to_u16(accept)?,
@@ -629,6 +681,7 @@ impl Engine {
 }
 
 struct ParsedRequest {
+    server: u16,
     path: Path,
     queries: Vec<String>,
     accept: Option<u16>,

@@ -648,3 +648,223 @@ fn garbage_never_panics() {
         while sim.engine.poll_transmit().is_some() {}
     }
 }
+
+fn observe_option(p: &Packet) -> Option<u32> {
+    uint_option(p, CoapOption::Observe).unwrap()
+}
+
+impl Sim {
+    fn set(&mut self, path: Path, value: Value) {
+        self.engine
+            .set_value(path, ResourceValue::Single(value))
+            .unwrap();
+        self.engine.handle_timeout(self.now);
+    }
+
+    fn observe(&mut self, path: &str, token: &[u8]) -> Packet {
+        self.next_mid += 1;
+        let mut req = packet(
+            MessageClass::Request(RequestType::Get),
+            MessageType::Confirmable,
+            self.next_mid,
+            token,
+        );
+        req.add_option(CoapOption::Observe, encode_uint(0));
+        add_string_options(
+            &mut req,
+            CoapOption::UriPath,
+            path.split('/').filter(|s| !s.is_empty()),
+        );
+        self.deliver(&req);
+        self.sent()
+    }
+
+    fn write_attributes(&mut self, path: &str, queries: &[&str]) -> ResponseType {
+        let resp = self.request(RequestType::Put, path, |p| {
+            add_string_options(p, CoapOption::UriQuery, queries.iter().copied())
+        });
+        code(&resp)
+    }
+}
+
+const TZ: Path = Path::resource(3, 0, 15);
+
+#[test]
+fn observe_notifies_changes_with_increasing_sequence() {
+    let mut sim = Sim::new(300);
+    sim.register();
+    sim.set(TZ, Value::String("UTC".into()));
+    let resp = sim.observe("/3/0/15", &[7, 7]);
+    assert_eq!(code(&resp), ResponseType::Content);
+    assert_eq!(observe_option(&resp), Some(0));
+    assert_eq!(resp.payload, b"UTC");
+    assert!(sim.engine.poll_transmit().is_none(), "nothing changed yet");
+
+    sim.set(TZ, Value::String("Europe/Paris".into()));
+    let n = sim.sent();
+    assert_eq!(n.get_token(), [7, 7]);
+    assert_eq!(n.header.get_type(), MessageType::NonConfirmable);
+    assert_eq!(observe_option(&n), Some(1));
+    assert_eq!(n.payload, b"Europe/Paris");
+    assert_eq!(uint_option(&n, CoapOption::ContentFormat), Ok(Some(0)));
+
+    // The same value again is no change.
+    sim.set(TZ, Value::String("Europe/Paris".into()));
+    assert!(sim.engine.poll_transmit().is_none());
+    sim.set(TZ, Value::String("Asia/Tokyo".into()));
+    assert_eq!(observe_option(&sim.sent()), Some(2));
+    // Nothing is due: no deadline from the observation.
+    assert_eq!(sim.engine.observation_deadline(), None);
+}
+
+#[test]
+fn pmin_holds_back_and_pmax_forces_notifications() {
+    let mut sim = Sim::new(3000);
+    sim.register();
+    sim.set(TZ, Value::String("UTC".into()));
+    assert_eq!(
+        sim.write_attributes("/3/0/15", &["pmin=10", "pmax=60"]),
+        ResponseType::Changed
+    );
+    let start = sim.now;
+    sim.observe("/3/0/15", &[1]);
+    sim.now += Duration::from_secs(1);
+    sim.set(TZ, Value::String("Europe/Paris".into()));
+    assert!(sim.engine.poll_transmit().is_none(), "before pmin");
+    let n = sim
+        .run_until_transmit(Duration::from_secs(100))
+        .expect("notification at pmin");
+    assert_eq!(sim.now - start, Duration::from_secs(10));
+    assert_eq!(n.payload, b"Europe/Paris");
+    // Unchanged: reported again at pmax.
+    let n = sim
+        .run_until_transmit(Duration::from_secs(100))
+        .expect("notification at pmax");
+    assert_eq!(sim.now - start, Duration::from_secs(70));
+    assert_eq!(n.payload, b"Europe/Paris");
+    assert_eq!(observe_option(&n), Some(2));
+}
+
+#[test]
+fn thresholds_filter_changes() {
+    let mut sim = Sim::new(3000);
+    sim.register();
+    let mem = Path::resource(3, 0, 10);
+    sim.set(mem, Value::Integer(500));
+    assert_eq!(
+        sim.write_attributes("/3/0/10", &["gt=1000", "st=300"]),
+        ResponseType::Changed
+    );
+    sim.observe("/3/0/10", &[2]);
+    sim.set(mem, Value::Integer(600));
+    assert!(
+        sim.engine.poll_transmit().is_none(),
+        "small step, no crossing"
+    );
+    sim.set(mem, Value::Integer(1100));
+    assert_eq!(sim.sent().payload, b"1100", "gt crossed");
+    sim.set(mem, Value::Integer(1200));
+    assert!(sim.engine.poll_transmit().is_none());
+    sim.set(mem, Value::Integer(1450));
+    assert_eq!(
+        sim.sent().payload,
+        b"1450",
+        "step of st since the last notification"
+    );
+}
+
+#[test]
+fn cancel_by_get_and_by_reset() {
+    let mut sim = Sim::new(300);
+    sim.register();
+    sim.set(TZ, Value::String("UTC".into()));
+    sim.observe("/3/0/15", &[3]);
+    let mut cancel = packet(
+        MessageClass::Request(RequestType::Get),
+        MessageType::Confirmable,
+        999,
+        &[3],
+    );
+    cancel.add_option(CoapOption::Observe, encode_uint(1));
+    add_string_options(&mut cancel, CoapOption::UriPath, ["3", "0", "15"]);
+    sim.deliver(&cancel);
+    let resp = sim.sent();
+    assert_eq!(code(&resp), ResponseType::Content);
+    assert_eq!(observe_option(&resp), None);
+    sim.set(TZ, Value::String("Europe/Oslo".into()));
+    assert!(sim.engine.poll_transmit().is_none(), "cancelled");
+
+    sim.observe("/3/0/15", &[4]);
+    sim.set(TZ, Value::String("Europe/Rome".into()));
+    let n = sim.sent();
+    let rst = packet(
+        MessageClass::Empty,
+        MessageType::Reset,
+        n.header.message_id,
+        &[],
+    );
+    sim.deliver(&rst);
+    sim.set(TZ, Value::String("Europe/Riga".into()));
+    assert!(sim.engine.poll_transmit().is_none(), "RST cancels");
+}
+
+#[test]
+fn registering_again_ends_observations() {
+    let mut sim = Sim::new(20);
+    sim.register();
+    sim.set(TZ, Value::String("UTC".into()));
+    sim.observe("/3/0/15", &[5]);
+    let upd = sim.run_until_transmit(Duration::from_secs(30)).unwrap();
+    sim.answer(&upd, ResponseType::NotFound, &[]);
+    let reg = sim.sent();
+    sim.answer(&reg, ResponseType::Created, &["rd", "new"]);
+    sim.set(TZ, Value::String("Europe/Lisbon".into()));
+    assert!(sim.engine.poll_transmit().is_none());
+}
+
+#[test]
+fn write_attributes_validation_and_discover() {
+    let mut sim = Sim::new(300);
+    sim.register();
+    assert_eq!(
+        sim.write_attributes("/3/0/15", &["pmin=60", "pmax=10"]),
+        ResponseType::BadRequest
+    );
+    assert_eq!(
+        sim.write_attributes("/3/0/15", &["gt=3"]),
+        ResponseType::BadRequest,
+        "not numeric"
+    );
+    assert_eq!(
+        sim.write_attributes("/3/0", &["st=3"]),
+        ResponseType::BadRequest,
+        "thresholds need a resource"
+    );
+    assert_eq!(
+        sim.write_attributes("/3/0/15", &["bogus=1"]),
+        ResponseType::BadRequest
+    );
+    assert_eq!(
+        sim.write_attributes("/3/9", &["pmin=1"]),
+        ResponseType::NotFound
+    );
+    assert_eq!(
+        sim.write_attributes("/3/0/4", &["pmin=1"]),
+        ResponseType::MethodNotAllowed
+    );
+    sim.set(Path::resource(3, 0, 10), Value::Integer(1000));
+    assert_eq!(
+        sim.write_attributes("/3", &["pmin=5"]),
+        ResponseType::Changed
+    );
+    assert_eq!(
+        sim.write_attributes("/3/0/10", &["pmax=50", "gt=7.5"]),
+        ResponseType::Changed
+    );
+    let resp = sim.request(RequestType::Get, "/3", |p| {
+        p.add_option(CoapOption::Accept, encode_uint(40))
+    });
+    let links = String::from_utf8(resp.payload).unwrap();
+    assert!(links.starts_with("</3>;ver=1.1;pmin=5,</3/0>,"), "{links}");
+    assert!(links.contains("</3/0/10>;pmax=50;gt=7.5,"), "{links}");
+}

@@ -6,6 +6,8 @@ use crate::value::{ResourceValue, Value};
 
 pub const SHORT_SERVER_ID: u16 = 0;
 pub const LIFETIME: u16 = 1;
+pub const DEFAULT_PMIN: u16 = 2;
+pub const DEFAULT_PMAX: u16 = 3;
 pub const DISABLE: u16 = 4;
 pub const DISABLE_TIMEOUT: u16 = 5;
 pub const NOTIFICATION_STORING: u16 = 6;

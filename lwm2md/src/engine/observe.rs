@@ -1,0 +1,164 @@
+//! Observations (RFC 7641, Core TS §6.4): which server watches which path, and when a
+//! notification is due under the attributes in effect.
+
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use crate::coap::RequestId;
+use crate::codec::{ContentFormat, Record};
+use crate::path::Path;
+use crate::value::Value;
+
+use super::attributes::Attributes;
+
+/// At most this many observations per server; beyond, a GET with Observe is answered as
+/// a plain Read (RFC 7641 allows that) and a warning is logged.
+pub const MAX_PER_SERVER: usize = 256;
+
+/// RFC 7641 §4.5: a notification is sent confirmable at least once a day so that a
+/// vanished observer is noticed.
+pub const CON_INTERVAL: Duration = Duration::from_secs(24 * 3600);
+
+#[derive(Debug)]
+pub struct Observation {
+    pub server: u16,
+    pub peer: SocketAddr,
+    pub token: Vec<u8>,
+    pub path: Path,
+    pub format: ContentFormat,
+    /// The last Observe sequence number sent (24 bits).
+    pub seq: u32,
+    pub last_sent: Instant,
+    pub last_con: Instant,
+    /// What the last notification (or the establishing response) carried.
+    pub last_records: Vec<Record>,
+    /// A value under the path may have changed since `last_records`.
+    pub changed: bool,
+    /// Recent notifications, to match a RST or timeout to this observation.
+    pub recent: Vec<RequestId>,
+}
+
+impl Observation {
+    /// The next instant a notification may be due, if any. Nothing pending and no pmax:
+    /// no deadline at all, so an idle observation costs no wake-ups.
+    pub fn deadline(&self, attrs: &Attributes) -> Option<Instant> {
+        let pmin = Duration::from_secs(attrs.pmin.unwrap_or(0).into());
+        let by_change = self.changed.then(|| self.last_sent + pmin);
+        let by_pmax = attrs
+            .pmax
+            .filter(|&p| p > 0)
+            .map(|p| self.last_sent + Duration::from_secs(p.into()).max(pmin));
+        by_change.into_iter().chain(by_pmax).min()
+    }
+
+    /// Whether pmax says a notification must go out now whatever the value.
+    pub fn pmax_elapsed(&self, attrs: &Attributes, now: Instant) -> bool {
+        attrs
+            .pmax
+            .filter(|&p| p > 0)
+            .is_some_and(|p| now >= self.last_sent + Duration::from_secs(p.into()))
+    }
+
+    pub fn next_seq(&mut self) -> u32 {
+        self.seq = (self.seq + 1) & 0x00ff_ffff;
+        self.seq
+    }
+
+    pub fn remember(&mut self, id: RequestId) {
+        if self.recent.len() >= 4 {
+            self.recent.remove(0);
+        }
+        self.recent.push(id);
+    }
+}
+
+/// Whether a changed value is worth a notification under gt, lt and st (Core TS 1.1
+/// §5.1.2): a threshold crossed in either direction, or a step of at least st since
+/// the last notified value. Without thresholds any change counts. They apply to a
+/// single numeric value; for anything else they are ignored.
+pub fn passes_thresholds(attrs: &Attributes, last: &[Record], current: &[Record]) -> bool {
+    if attrs.gt.is_none() && attrs.lt.is_none() && attrs.st.is_none() {
+        return true;
+    }
+    let (Some(old), Some(new)) = (single_number(last), single_number(current)) else {
+        return true;
+    };
+    let crossed = |t: f64| (old <= t) != (new <= t);
+    attrs.gt.is_some_and(crossed)
+        || attrs.lt.is_some_and(crossed)
+        || attrs.st.is_some_and(|st| (new - old).abs() >= st)
+}
+
+fn single_number(records: &[Record]) -> Option<f64> {
+    match records {
+        [r] => match r.value {
+            Value::Integer(n) | Value::Time(n) => Some(n as f64),
+            Value::Unsigned(n) => Some(n as f64),
+            Value::Float(x) => Some(x),
+            _ => None,
+        },
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rec(x: f64) -> Vec<Record> {
+        vec![Record {
+            path: Path::resource(3303, 0, 5700),
+            value: Value::Float(x),
+        }]
+    }
+
+    #[test]
+    fn thresholds() {
+        let none = Attributes::default();
+        assert!(passes_thresholds(&none, &rec(1.0), &rec(1.1)));
+        let gt = Attributes {
+            gt: Some(20.0),
+            ..Default::default()
+        };
+        assert!(!passes_thresholds(&gt, &rec(18.0), &rec(19.0)));
+        assert!(passes_thresholds(&gt, &rec(19.0), &rec(21.0)));
+        assert!(passes_thresholds(&gt, &rec(21.0), &rec(19.0)));
+        let st = Attributes {
+            st: Some(0.5),
+            ..Default::default()
+        };
+        assert!(!passes_thresholds(&st, &rec(20.0), &rec(20.4)));
+        assert!(passes_thresholds(&st, &rec(20.0), &rec(19.5)));
+    }
+
+    #[test]
+    fn deadlines() {
+        let now = Instant::now();
+        let mut o = Observation {
+            server: 1,
+            peer: "192.0.2.1:5683".parse().unwrap(),
+            token: vec![1],
+            path: Path::resource(3, 0, 10),
+            format: ContentFormat::Text,
+            seq: 0,
+            last_sent: now,
+            last_con: now,
+            last_records: Vec::new(),
+            changed: false,
+            recent: Vec::new(),
+        };
+        let attrs = Attributes {
+            pmin: Some(10),
+            pmax: Some(60),
+            ..Default::default()
+        };
+        assert_eq!(o.deadline(&Attributes::default()), None);
+        assert_eq!(o.deadline(&attrs), Some(now + Duration::from_secs(60)));
+        o.changed = true;
+        assert_eq!(o.deadline(&attrs), Some(now + Duration::from_secs(10)));
+        assert!(!o.pmax_elapsed(&attrs, now + Duration::from_secs(59)));
+        assert!(o.pmax_elapsed(&attrs, now + Duration::from_secs(60)));
+        o.seq = 0x00ff_ffff;
+        assert_eq!(o.next_seq(), 0);
+    }
+}
