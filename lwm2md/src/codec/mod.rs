@@ -4,6 +4,7 @@
 //! `encode` and `decode` are the entry points; each format module also exposes its own
 //! functions so that fuzzers and tests can reach it directly.
 
+pub mod composite;
 pub mod link;
 pub mod opaque;
 pub mod senml;

@@ -113,6 +113,8 @@ pub fn dispatch(
             _ => Err(DmError::MethodNotAllowed),
         },
         RequestType::Delete => delete(objects, req),
+        RequestType::Fetch if req.path.is_root() => read_composite(objects, req),
+        RequestType::IPatch if req.path.is_root() => write_composite(objects, req, actions),
         _ => Err(DmError::MethodNotAllowed),
     };
     result.unwrap_or_else(|e| {
@@ -376,20 +378,105 @@ fn write(
     let mut values = group(obj, records, |d| d.operations.writable())?;
     // Partial updates of multiple resources, and writes of one resource instance, merge
     // into what is there; a replace of a multiple resource or instance sets it whole.
-    let merge = !replace || path.len() == 4;
-    for ((i, r), value) in values.iter_mut() {
-        if let (true, ResourceValue::Multiple(new)) = (merge, &mut *value) {
-            if let Some(ResourceValue::Multiple(mut old)) = obj.read(*i, *r) {
-                old.append(new);
-                *new = old;
-            }
-        }
+    if !replace || path.len() == 4 {
+        merge_multiple(obj, &mut values);
     }
     let obj = object_mut(objects, &path)?;
     for ((i, r), value) in values {
         actions.extend(obj.write(i, r, value, true)?);
     }
     Ok(DmResponse::empty(ResponseType::Changed))
+}
+
+/// The formats composite operations use (Core TS 1.1 §6.3.5, §6.3.6).
+fn composite_format(code: Option<u16>) -> Option<ContentFormat> {
+    match code.and_then(ContentFormat::from_code) {
+        Some(f @ (ContentFormat::SenmlJson | ContentFormat::SenmlCbor)) => Some(f),
+        _ => None,
+    }
+}
+
+/// Read-Composite (`FETCH /` with a SenML list of paths). Paths that do not exist are
+/// left out; when none exists the answer is 4.04. Any other refusal refuses the whole.
+fn read_composite(objects: &Objects, req: &DmRequest<'_>) -> Result<DmResponse, DmError> {
+    let request_format =
+        composite_format(req.content_format).ok_or(DmError::UnsupportedContentFormat)?;
+    let format = match req.accept {
+        None => request_format,
+        Some(code) => composite_format(Some(code)).ok_or(DmError::NotAcceptable)?,
+    };
+    let paths = codec::composite::decode_paths(request_format, req.payload).map_err(codec_error)?;
+    let mut records = Vec::new();
+    for path in &paths {
+        if path.is_root() {
+            return Err(DmError::BadRequest(
+                "a composite read cannot name the root".into(),
+            ));
+        }
+        match collect(objects, path) {
+            Ok(found) => records.extend(found),
+            Err(DmError::NotFound) => tracing::debug!(%path, "composite read: not found, left out"),
+            Err(e) => return Err(e),
+        }
+    }
+    if records.is_empty() && !paths.is_empty() {
+        return Err(DmError::NotFound);
+    }
+    records.sort_by_key(|r| r.path);
+    records.dedup_by(|a, b| a.path == b.path);
+    let payload = codec::encode(format, &Path::ROOT, &records).map_err(codec_error)?;
+    Ok(DmResponse::content(format, payload))
+}
+
+/// Write-Composite (`iPATCH /` with SenML values): a partial update of every named
+/// resource, checked whole before anything is written.
+fn write_composite(
+    objects: &mut Objects,
+    req: &DmRequest<'_>,
+    actions: &mut Vec<Action>,
+) -> Result<DmResponse, DmError> {
+    let format = composite_format(req.content_format).ok_or(DmError::UnsupportedContentFormat)?;
+    let ty = |p: &Path| -> Option<ResourceType> {
+        let obj = objects.get(&p.object_id()?).filter(|o| o.def().id != 0)?;
+        obj.def().resource(p.resource_id()?).map(|r| r.ty)
+    };
+    let records = codec::decode(format, &Path::ROOT, req.payload, &ty).map_err(codec_error)?;
+    let mut by_object: BTreeMap<u16, Vec<Record>> = BTreeMap::new();
+    for r in records {
+        by_object
+            .entry(r.path.object_id().unwrap_or_default())
+            .or_default()
+            .push(r);
+    }
+    let mut writes = Vec::new();
+    for (o, records) in by_object {
+        let obj = object(objects, &Path::object(o))?;
+        for r in &records {
+            check_instance(obj, &r.path)?;
+        }
+        let mut values = group(obj, records, |d| d.operations.writable())?;
+        merge_multiple(obj, &mut values);
+        writes.push((o, values));
+    }
+    for (o, values) in writes {
+        let obj = object_mut(objects, &Path::object(o))?;
+        for ((i, r), value) in values {
+            actions.extend(obj.write(i, r, value, true)?);
+        }
+    }
+    Ok(DmResponse::empty(ResponseType::Changed))
+}
+
+/// Partial update of multiple resources: the new instances join those already there.
+fn merge_multiple(obj: &dyn Object, values: &mut BTreeMap<(u16, u16), ResourceValue>) {
+    for ((i, r), value) in values.iter_mut() {
+        if let ResourceValue::Multiple(new) = value {
+            if let Some(ResourceValue::Multiple(mut old)) = obj.read(*i, *r) {
+                old.append(new);
+                *new = old;
+            }
+        }
+    }
 }
 
 fn execute(

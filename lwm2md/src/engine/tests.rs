@@ -159,7 +159,11 @@ impl Sim {
         build(&mut req);
         self.deliver(&req);
         let resp = self.sent();
-        assert_eq!(resp.header.get_type(), MessageType::Acknowledgement);
+        assert_eq!(
+            resp.header.get_type(),
+            MessageType::Acknowledgement,
+            "{resp:?}"
+        );
         assert_eq!(resp.header.message_id, req.header.message_id);
         assert_eq!(resp.get_token(), req.get_token());
         resp
@@ -867,4 +871,81 @@ fn write_attributes_validation_and_discover() {
     let links = String::from_utf8(resp.payload).unwrap();
     assert!(links.starts_with("</3>;ver=1.1;pmin=5,</3/0>,"), "{links}");
     assert!(links.contains("</3/0/10>;pmax=50;gt=7.5,"), "{links}");
+}
+
+#[test]
+fn read_and_write_composite() {
+    let mut sim = Sim::new(300);
+    sim.register();
+    sim.set(TZ, Value::String("UTC".into()));
+    let senml_json = |p: &mut Packet, body: &[u8]| {
+        p.add_option(CoapOption::ContentFormat, encode_uint(110));
+        p.payload = body.to_vec();
+    };
+    let resp = sim.request(RequestType::Fetch, "/", |p| {
+        senml_json(p, br#"[{"n":"/3/0/0"},{"n":"/1/0/1"},{"n":"/3/0/99"}]"#)
+    });
+    assert_eq!(code(&resp), ResponseType::Content);
+    assert_eq!(uint_option(&resp, CoapOption::ContentFormat), Ok(Some(110)));
+    let body: serde_json::Value = serde_json::from_slice(&resp.payload).unwrap();
+    let names: Vec<String> = body
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| {
+            format!(
+                "{}{}",
+                r["bn"].as_str().unwrap_or(""),
+                r["n"].as_str().unwrap_or("")
+            )
+        })
+        .collect();
+    // bn carries over to the following records (RFC 8428 §4.6).
+    assert!(
+        names[0].ends_with("/1/0/1") && names[1].ends_with("/3/0/0"),
+        "{names:?}"
+    );
+    assert_eq!(body[0]["v"], 300);
+    assert_eq!(body[1]["vs"], "ACME");
+
+    let resp = sim.request(RequestType::Fetch, "/", |p| {
+        senml_json(p, br#"[{"n":"/3/0/99"}]"#)
+    });
+    assert_eq!(code(&resp), ResponseType::NotFound);
+    let resp = sim.request(RequestType::Fetch, "/", |p| {
+        senml_json(p, br#"[{"n":"/0/0"}]"#)
+    });
+    assert_eq!(code(&resp), ResponseType::Unauthorized);
+    let resp = sim.request(RequestType::Fetch, "/", |p| {
+        p.add_option(CoapOption::ContentFormat, encode_uint(11542));
+    });
+    assert_eq!(code(&resp), ResponseType::UnsupportedContentFormat);
+
+    let resp = sim.request(RequestType::IPatch, "/", |p| {
+        senml_json(
+            p,
+            br#"[{"n":"/1/0/1","v":120},{"n":"/3/0/15","vs":"Europe/Paris"}]"#,
+        )
+    });
+    assert_eq!(code(&resp), ResponseType::Changed);
+    assert_eq!(
+        sim.engine.read(&TZ).unwrap()[0].value,
+        Value::String("Europe/Paris".into())
+    );
+    assert_eq!(
+        sim.engine.poll_action(),
+        Some(Action::SetTimezone("Europe/Paris".into()))
+    );
+    let upd = sim.sent();
+    assert_eq!(path_of(&upd), "rd/abc");
+    assert_eq!(queries_of(&upd), ["lt=120"]);
+    // All or nothing: a read-only resource in the list refuses the whole write.
+    let resp = sim.request(RequestType::IPatch, "/", |p| {
+        senml_json(p, br#"[{"n":"/1/0/1","v":60},{"n":"/3/0/0","vs":"x"}]"#)
+    });
+    assert_eq!(code(&resp), ResponseType::MethodNotAllowed);
+    assert_eq!(
+        sim.engine.read(&Path::resource(1, 0, 1)).unwrap()[0].value,
+        Value::Integer(120)
+    );
 }
