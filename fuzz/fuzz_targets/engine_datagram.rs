@@ -66,7 +66,7 @@ fn registered(now: Instant, format: ContentFormat) -> Engine {
     created.add_option(CoapOption::LocationPath, b"rd".to_vec());
     created.add_option(CoapOption::LocationPath, b"abc".to_vec());
     engine.handle_datagram(now, SERVER, &created.to_bytes().expect("a valid response"));
-    assert_eq!(engine.registrations(), [(1, true)]);
+    assert!(engine.registrations().iter().all(|(_, _, registered)| *registered));
     engine
 }
 
