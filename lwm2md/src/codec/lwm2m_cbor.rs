@@ -227,7 +227,7 @@ fn read_key(d: &mut Decoder<'_>, path: &mut Vec<u16>) -> Result<(), CodecError> 
             Ok(())
         }
         other => Err(CodecError::Malformed(format!(
-            "LwM2M CBOR key is a {other}, not a path segment"
+            "LwM2M CBOR key of type {other} is not a path segment"
         ))),
     }
 }
@@ -309,7 +309,7 @@ fn read_value(d: &mut Decoder<'_>) -> Result<Value, CodecError> {
         }
         other => {
             return Err(CodecError::Malformed(format!(
-                "LwM2M CBOR value is a {other}, not a resource value"
+                "LwM2M CBOR value of type {other} is not a resource value"
             )))
         }
     })

@@ -1,5 +1,5 @@
-//! LwM2M JSON (content format 11543), the JSON format of LwM2M 1.0 (Core TS 1.0 §6.4.4),
-//! kept in 1.1 for compatibility: `{"bn":"/3/0/","e":[{"n":"0","sv":"Open Mobile
+//! LwM2M JSON (content format 11543), the JSON format of LwM2M 1.0 (Core TS 1.0 §6.4.4)
+//! that SenML JSON replaced in 1.1: `{"bn":"/3/0/","e":[{"n":"0","sv":"Open Mobile
 //! Alliance"},{"n":"9","v":95}]}`. Each entry names its resource or resource instance by
 //! the base name followed by its name, and carries its value in `v` (number), `sv`
 //! (string; Opaque as base64), `bv` (boolean) or `ov` (object link `"3:0"`).
