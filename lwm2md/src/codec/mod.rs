@@ -1,11 +1,13 @@
-//! Content formats, one module each. Hierarchical formats (TLV, SenML) carry a list of
-//! `Record`s; plain text and opaque carry exactly one value.
+//! Content formats, one module each. Hierarchical formats (TLV, SenML, LwM2M CBOR and
+//! JSON) carry a list of `Record`s; plain text and opaque carry exactly one value.
 //!
 //! `encode` and `decode` are the entry points; each format module also exposes its own
 //! functions so that fuzzers and tests can reach it directly.
 
 pub mod composite;
 pub mod link;
+pub mod lwm2m_cbor;
+pub mod lwm2m_json;
 pub mod opaque;
 pub mod senml;
 pub mod text;
@@ -123,9 +125,11 @@ pub fn encode(
         ContentFormat::Tlv => tlv::encode(base, records),
         ContentFormat::SenmlJson => senml::json::encode(base, records),
         ContentFormat::SenmlCbor => senml::cbor::encode(base, records),
+        ContentFormat::LwM2mCbor => lwm2m_cbor::encode(base, records),
         // Links are built by the engine for Register and Discover, never from values.
         ContentFormat::LinkFormat => Err(CodecError::Unrepresentable),
-        ContentFormat::LwM2mJson | ContentFormat::LwM2mCbor => Err(CodecError::Unsupported(format)),
+        // The LwM2M 1.0 JSON format is only read; SenML JSON answers in its place.
+        ContentFormat::LwM2mJson => Err(CodecError::Unsupported(format)),
     }
 }
 
@@ -145,9 +149,9 @@ pub fn decode(
         ContentFormat::Tlv => tlv::decode(base, payload, ty),
         ContentFormat::SenmlJson => senml::json::decode(base, payload, ty),
         ContentFormat::SenmlCbor => senml::cbor::decode(base, payload, ty),
-        ContentFormat::LinkFormat | ContentFormat::LwM2mJson | ContentFormat::LwM2mCbor => {
-            Err(CodecError::Unsupported(format))
-        }
+        ContentFormat::LwM2mCbor => lwm2m_cbor::decode(base, payload, ty),
+        ContentFormat::LwM2mJson => lwm2m_json::decode(base, payload, ty),
+        ContentFormat::LinkFormat => Err(CodecError::Unsupported(format)),
     }
 }
 

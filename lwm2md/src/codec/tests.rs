@@ -221,10 +221,14 @@ fn fuzz_input() -> impl Strategy<Value = Vec<u8>> {
             ],
             0..48
         ),
-        // CBOR-ish: arrays, maps, labels, strings.
+        // CBOR-ish: arrays, maps, labels, path keys, strings, tags.
         proptest::collection::vec(
             prop_oneof![
                 Just(0x81u8),
+                Just(0x83),
+                Just(0xA1),
+                Just(0xC1),
+                Just(0x03),
                 Just(0x9F),
                 Just(0xA2),
                 Just(0xBF),
@@ -240,6 +244,8 @@ fn fuzz_input() -> impl Strategy<Value = Vec<u8>> {
         ),
         // JSON-ish.
         "[\\[\\]{}\",:0-9a-z/. vnbs-]{0,64}".prop_map(String::into_bytes),
+        // LwM2M JSON-ish.
+        "\\{\"(bn|e)\":[\\[\\]{}\",:0-9/ vnsbo-]{0,60}".prop_map(String::into_bytes),
         // Link-ish.
         "[<>;=\", /a-z0-9\\\\]{0,64}".prop_map(String::into_bytes),
     ]
@@ -256,16 +262,14 @@ proptest! {
 #[test]
 fn unsupported_formats() {
     let base = Path::instance(3, 0);
-    for format in [ContentFormat::LwM2mJson, ContentFormat::LwM2mCbor] {
-        assert_eq!(
-            encode(format, &base, &device_records()),
-            Err(CodecError::Unsupported(format))
-        );
-        assert_eq!(
-            decode(format, &base, b"[]", &device_types),
-            Err(CodecError::Unsupported(format))
-        );
-    }
+    assert_eq!(
+        encode(ContentFormat::LwM2mJson, &base, &device_records()),
+        Err(CodecError::Unsupported(ContentFormat::LwM2mJson))
+    );
+    assert_eq!(
+        decode(ContentFormat::LinkFormat, &base, b"</3/0>", &device_types),
+        Err(CodecError::Unsupported(ContentFormat::LinkFormat))
+    );
     assert_eq!(
         encode(
             ContentFormat::Text,
@@ -280,7 +284,12 @@ proptest! {
     /// The same records read in any hierarchical format decode to themselves.
     #[test]
     fn formats_agree((base, records) in records_strategy()) {
-        for format in [ContentFormat::Tlv, ContentFormat::SenmlJson, ContentFormat::SenmlCbor] {
+        for format in [
+            ContentFormat::Tlv,
+            ContentFormat::SenmlJson,
+            ContentFormat::SenmlCbor,
+            ContentFormat::LwM2mCbor,
+        ] {
             let bytes = encode(format, &base, &records).unwrap();
             prop_assert_eq!(&decode(format, &base, &bytes, &test_types).unwrap(), &records);
         }

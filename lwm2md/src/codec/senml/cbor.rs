@@ -99,7 +99,8 @@ fn write(
     Ok(e.into_writer())
 }
 
-fn number(
+/// Writes a number; floats take four bytes when that loses nothing.
+pub(crate) fn number(
     e: &mut Encoder<Vec<u8>>,
     n: Number,
 ) -> Result<(), minicbor::encode::Error<std::convert::Infallible>> {
@@ -235,7 +236,8 @@ fn parse_record(d: &mut Decoder<'_>) -> Result<RawRecord, CodecError> {
     Ok(r)
 }
 
-fn read_number(d: &mut Decoder<'_>) -> Result<Number, CodecError> {
+/// Reads an integer or a float of any width.
+pub(crate) fn read_number(d: &mut Decoder<'_>) -> Result<Number, CodecError> {
     Ok(match d.datatype().map_err(malformed)? {
         Type::U8 | Type::U16 | Type::U32 | Type::U64 => {
             let n = d.u64().map_err(malformed)?;

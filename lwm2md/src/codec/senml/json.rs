@@ -151,10 +151,10 @@ fn parse_record(json: Json) -> Result<RawRecord, CodecError> {
 }
 
 fn wrong_type(label: &str) -> CodecError {
-    CodecError::Malformed(format!("SenML field {label:?} has the wrong type"))
+    CodecError::Malformed(format!("JSON field {label:?} has the wrong type"))
 }
 
-fn string(label: &str, field: Json) -> Result<String, CodecError> {
+pub(crate) fn string(label: &str, field: Json) -> Result<String, CodecError> {
     match field {
         Json::String(s) => Ok(s),
         _ => Err(wrong_type(label)),
@@ -162,7 +162,7 @@ fn string(label: &str, field: Json) -> Result<String, CodecError> {
 }
 
 /// Numbers without fraction or exponent stay integers.
-fn to_number(label: &str, field: &Json) -> Result<Number, CodecError> {
+pub(crate) fn to_number(label: &str, field: &Json) -> Result<Number, CodecError> {
     let Json::Number(n) = field else {
         return Err(wrong_type(label));
     };
