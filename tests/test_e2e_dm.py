@@ -5,8 +5,10 @@ from pathlib import Path
 
 import pytest
 
-from bench import linkformat, senml, tlv
+from bench import linkformat, lwm2m_cbor, senml, tlv
 from bench.daemon import expect_event
+from aiocoap import Code
+
 from bench.server import LINK, SENML_CBOR, SENML_JSON, TEXT, TLV
 
 SERIAL = "BENCH-SERIAL-0042"
@@ -86,6 +88,33 @@ async def test_read_device_instance_senml_cbor(server, start_daemon):
     r = await server.read("/3/0", accept=SENML_CBOR)
     assert r.code == "2.05" and r.content_format == SENML_CBOR
     check_device(senml.decode_cbor(r.payload), serial=SERIAL)
+
+
+async def test_read_device_instance_lwm2m_cbor(server, start_daemon):
+    daemon = start_daemon({"device": {"serial": SERIAL}})
+    await expect_event(server, daemon, "register")
+    r = await server.read("/3/0", accept=11544)
+    assert r.code == "2.05" and r.content_format == 11544
+    check_device(lwm2m_cbor.decode(r.payload), serial=SERIAL)
+
+
+async def test_read_composite_senml_json(registered):
+    server, _, _ = registered
+    body = b'[{"n":"/3/0/0"},{"n":"/1/0/1"},{"n":"/3/0/11"}]'
+    r = await server.request(Code.FETCH, "/", payload=body, content_format=SENML_JSON)
+    assert r.code == "2.05" and r.content_format == SENML_JSON
+    values = senml.decode_json(r.payload)
+    assert values["/1/0/1"] == 300
+    assert isinstance(values["/3/0/0"], str) and values["/3/0/0"]
+    assert "/3/0/11/0" in values
+
+
+async def test_write_composite_senml_cbor(registered):
+    server, _, _ = registered
+    body = senml.encode_cbor([{"n": "/1/0/1", "v": 200}, {"n": "/3/0/15", "vs": "UTC"}])
+    r = await server.request(Code.iPATCH, "/", payload=body, content_format=SENML_CBOR)
+    assert r.code == "2.04"
+    assert (await server.read("/1/0/1")).payload == b"200"
 
 
 async def test_read_whole_device_object_tlv(registered):

@@ -37,6 +37,10 @@ use registration::{Advertised, Session, State};
 /// The LwM2M enabler version lwm2md registers with.
 pub const LWM2M_VERSION: &str = "1.1";
 
+/// The content formats announced at registration (`ct` on the root link): those a
+/// Read can be answered in, so that the server picks one of them.
+pub const ANNOUNCED_FORMATS: &str = "0 42 110 112 11542 11544";
+
 /// A server account the engine registers with.
 #[derive(Debug, Clone)]
 pub struct ServerSpec {
@@ -400,12 +404,15 @@ impl Engine {
         }
     }
 
-    /// The Register payload: `</>;rt="oma.lwm2m"` then each object (except Security)
+    /// The Register payload: `</>;rt="oma.lwm2m";ct="..."` then each object (except Security)
     /// with its version where not 1.0, and its instances.
     fn object_list(&self) -> String {
         let mut links = vec![Link {
             target: "/".into(),
-            attrs: vec![("rt".into(), Some("oma.lwm2m".into()))],
+            attrs: vec![
+                ("rt".into(), Some("oma.lwm2m".into())),
+                ("ct".into(), Some(ANNOUNCED_FORMATS.to_string())),
+            ],
         }];
         for (id, obj) in self.objects.iter().filter(|(id, _)| **id != 0) {
             let def = obj.def();

@@ -191,7 +191,7 @@ fn registers_with_object_list() {
     assert_eq!(uint_option(&reg, CoapOption::ContentFormat), Ok(Some(40)));
     assert_eq!(
         String::from_utf8(reg.payload.clone()).unwrap(),
-        "</>;rt=\"oma.lwm2m\",</1>;ver=1.1,</1/0>,</3>;ver=1.1,</3/0>"
+        "</>;rt=\"oma.lwm2m\";ct=\"0 42 110 112 11542 11544\",</1>;ver=1.1,</1/0>,</3>;ver=1.1,</3/0>"
     );
     sim.answer(&reg, ResponseType::Created, &["rd", "abc"]);
     assert_eq!(
