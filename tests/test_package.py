@@ -156,10 +156,9 @@ def container(root, deb_dir, tmp_path):
         yield c
     finally:
         c.kill()
-        journal = tmp_path / "console.log"
-        if journal.is_file():
-            print("--- container console, last lines ---")
-            print(c.console())
+        # Shown by pytest when the test failed.
+        print("--- container console, last lines ---")
+        print(c.console())
 
 
 async def sh(c: Container, *args: str, check: bool = True, input: str | None = None):
