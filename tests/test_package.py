@@ -264,3 +264,24 @@ async def test_reboot_through_logind_and_polkit(container, server, endpoint):
     await server.wait_event("deregister", after=mark, timeout=30)
     status = await asyncio.to_thread(c.wait_exit, 60)
     assert status == EXIT_REBOOT, f"systemd-nspawn ended with {status}, not {EXIT_REBOOT} (reboot)"
+
+
+async def test_timezone_through_timedated_and_polkit(container, server, endpoint):
+    """Write /3/0/15 from the unprivileged daemon: polkit lets timedated set the time zone.
+    (Setting the clock needs CAP_SYS_TIME, which the container does not have.)"""
+    c = container
+    await install(c)
+    await configure(c, server, endpoint)
+    await sh(c, "systemctl", "restart", "lwm2md")
+    await server.wait_registered(timeout=30)
+    resp = await server.write("/3/0/15", b"Europe/Paris", 0)
+    assert resp.code == "2.04", resp
+    # The daemon answers before timedated has applied the change.
+    for _ in range(100):
+        zone = (await sh(c, "timedatectl", "show", "-p", "Timezone", "--value")).stdout.strip()
+        if zone == "Europe/Paris":
+            break
+        await asyncio.sleep(0.1)
+    else:
+        pytest.fail(f"time zone still {zone}; journal:\n{await journal(c)}")
+    assert (await sh(c, "readlink", "/etc/localtime")).stdout.strip().endswith("/Europe/Paris")
