@@ -320,7 +320,8 @@ pub fn parse_coap_uri(uri: &str) -> Result<(String, u16), String> {
 }
 
 fn line_col(text: &str, offset: usize) -> (usize, usize) {
-    let before = &text[..offset.min(text.len())];
+    // A span that is not on a character boundary would be a parser bug; fall back to the whole text.
+    let before = text.get(..offset).unwrap_or(text);
     let line = before.matches('\n').count() + 1;
     let col = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
     (line, col)
