@@ -10,10 +10,11 @@ use coap_lite::{CoapOption, MessageClass, MessageType, Packet, ResponseType};
 use libfuzzer_sys::fuzz_target;
 use lwm2md::coap::CoapParams;
 use lwm2md::codec::ContentFormat;
-use lwm2md::engine::{Engine, EngineConfig, ServerSpec};
+use lwm2md::engine::{Engine, EngineConfig, SendSpec, ServerSpec};
 use lwm2md::objects::device::Device;
 use lwm2md::objects::security::Security;
 use lwm2md::objects::server::Server;
+use lwm2md::path::Path;
 
 const SERVER: SocketAddr = SocketAddr::new(
     std::net::IpAddr::V4(std::net::Ipv4Addr::new(192, 0, 2, 1)),
@@ -46,6 +47,12 @@ fn registered(now: Instant, format: ContentFormat) -> Engine {
             addr: SERVER,
             uri: "coap://192.0.2.1".into(),
         }],
+        send: vec![SendSpec {
+            paths: vec![Path::instance(3, 0)],
+            interval: Duration::from_secs(30),
+            format: ContentFormat::SenmlCbor,
+        }],
+        wall_clock: || 1_700_000_000,
     };
     let mut engine = Engine::new(
         config,
@@ -66,7 +73,10 @@ fn registered(now: Instant, format: ContentFormat) -> Engine {
     created.add_option(CoapOption::LocationPath, b"rd".to_vec());
     created.add_option(CoapOption::LocationPath, b"abc".to_vec());
     engine.handle_datagram(now, SERVER, &created.to_bytes().expect("a valid response"));
-    assert!(engine.registrations().iter().all(|(_, _, registered)| *registered));
+    assert!(engine
+        .registrations()
+        .iter()
+        .all(|(_, _, registered)| *registered));
     engine
 }
 

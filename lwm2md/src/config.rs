@@ -33,6 +33,29 @@ pub struct Config {
     pub device: DeviceConfig,
     #[serde(default, rename = "server")]
     pub servers: Vec<ServerConfig>,
+    /// Values pushed to the servers on a schedule (Send, `POST /dp`).
+    #[serde(default, rename = "send")]
+    pub sends: Vec<SendConfig>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SendConfig {
+    /// LwM2M paths (`/3/0/10`) whose values go out together.
+    pub paths: Vec<String>,
+    /// Seconds between two Sends.
+    pub interval: u32,
+    #[serde(default)]
+    pub format: SendFormat,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum SendFormat {
+    /// The smallest on the wire, and the Send default of LwM2M 1.1.
+    #[default]
+    SenmlCbor,
+    SenmlJson,
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
@@ -188,6 +211,7 @@ impl Config {
             );
         }
         self.accounts()?;
+        self.send_specs()?;
         if let Some(ep) = &self.endpoint {
             if ep.is_empty() || ep.len() > 255 || ep.chars().any(|c| c.is_control()) {
                 return Err(format!(
@@ -275,6 +299,42 @@ impl Config {
                 short_server_id: ssid,
                 lifetime: s.lifetime,
                 binding: s.binding.clone(),
+            });
+        }
+        Ok(out)
+    }
+
+    /// The scheduled Sends, with paths parsed.
+    pub fn send_specs(&self) -> Result<Vec<crate::engine::SendSpec>, String> {
+        let mut out = Vec::new();
+        for (n, s) in self.sends.iter().enumerate() {
+            if s.paths.is_empty() {
+                return Err(format!("send {}: paths is empty", n + 1));
+            }
+            if s.interval == 0 {
+                return Err(format!(
+                    "send {}: interval must be at least 1 second",
+                    n + 1
+                ));
+            }
+            let mut paths = Vec::new();
+            for p in &s.paths {
+                let path: crate::path::Path = p
+                    .parse()
+                    .map_err(|e| format!("send {}: path {p:?}: {e}", n + 1))?;
+                if path.is_root() || path.object_id() == Some(0) {
+                    return Err(format!("send {}: path {p:?} cannot be sent", n + 1));
+                }
+                paths.push(path);
+            }
+            let format = match s.format {
+                SendFormat::SenmlCbor => ContentFormat::SenmlCbor,
+                SendFormat::SenmlJson => ContentFormat::SenmlJson,
+            };
+            out.push(crate::engine::SendSpec {
+                paths,
+                interval: Duration::from_secs(s.interval.into()),
+                format,
             });
         }
         Ok(out)
@@ -372,6 +432,10 @@ mod tests {
             "[[server]]\nuri = \"coap://h\"\nlifetime = 0",
             "[[server]]\nuri = \"coap://h\"\nbinding = \"T\"",
             "log_level = \"lwm2md=loud\"\n[[server]]\nuri = \"coap://h\"",
+            "[[server]]\nuri = \"coap://h\"\n[[send]]\npaths = [\"/3/x\"]\ninterval = 5",
+            "[[server]]\nuri = \"coap://h\"\n[[send]]\npaths = [\"/0/0\"]\ninterval = 5",
+            "[[server]]\nuri = \"coap://h\"\n[[send]]\npaths = [\"/3/0/10\"]\ninterval = 0",
+            "[[server]]\nuri = \"coap://h\"\n[[send]]\npaths = []\ninterval = 5",
             "[coap]\nblock_size = 100\n[[server]]\nuri = \"coap://h\"",
             "[[server]]\nuri = \"coap://h\"\nshort_server_id = 1\n[[server]]\nuri = \"coap://g\"\nshort_server_id = 1",
         ] {

@@ -110,6 +110,11 @@ pub async fn run(config: Config) -> Result<(), DaemonError> {
         block_size: config.coap.block_size.into(),
         max_upload: config.coap.max_upload,
         servers,
+        send: config.send_specs().map_err(|e| DaemonError::Io {
+            what: "config",
+            error: std::io::Error::other(e),
+        })?,
+        wall_clock: device::system_clock,
     };
     tracing::info!(endpoint = %engine_config.endpoint, "starting");
     let mut engine = Engine::new(engine_config, objects, rand::random(), Instant::now());

@@ -83,7 +83,7 @@ class Observation:
 
 @dataclass
 class RegistrationEvent:
-    kind: str  # "register" | "update" | "deregister"
+    kind: str  # "register" | "update" | "deregister" | "send"
     time: float  # time.monotonic() at arrival
     wall: float  # time.time() at arrival
     location: str | None  # "rd/<id>" (None for a refused Register)
@@ -225,6 +225,10 @@ class LwM2MServer:
         path = tuple(request.opt.uri_path)
         query, raw = _parse_query(request.opt.uri_query)
         now = time.monotonic()
+        if path == ("dp",) and request.code == Code.POST:
+            # Send (LwM2M 1.1): values the client pushes; recorded as a "send" event.
+            self._record("send", request, None, Code.CHANGED, query, raw)
+            return Message(code=Code.CHANGED)
         if path == ("rd",) and request.code == Code.POST:
             if self.register_response is not None:
                 self._record("register", request, None, self.register_response, query, raw)

@@ -8,6 +8,7 @@ mod notify;
 pub mod observe;
 pub mod options;
 pub mod registration;
+mod send;
 
 #[cfg(test)]
 mod tests;
@@ -33,6 +34,7 @@ use dm::{DmRequest, DmResponse, Objects};
 use observe::Observation;
 use options::{add_string_options, encode_uint, string_options, uint_option};
 use registration::{Advertised, Session, State};
+pub use send::SendSpec;
 
 /// The LwM2M enabler version lwm2md registers with.
 pub const LWM2M_VERSION: &str = "1.1";
@@ -59,6 +61,10 @@ pub struct EngineConfig {
     /// Largest Block1 upload accepted, in bytes.
     pub max_upload: usize,
     pub servers: Vec<ServerSpec>,
+    /// Scheduled Sends.
+    pub send: Vec<SendSpec>,
+    /// Unix seconds now: the base time of Sent values.
+    pub wall_clock: fn() -> i64,
 }
 
 /// Registration changes, for the daemon's status line and logs.
@@ -96,6 +102,10 @@ pub struct Engine {
     pending_actions: Vec<Action>,
     attributes: AttributeStore,
     observations: Vec<Observation>,
+    /// When each scheduled Send is next due (same order as `config.send`).
+    send_due: Vec<Instant>,
+    /// Sends awaiting an answer, with the server they went to.
+    sends_in_flight: Vec<(crate::coap::RequestId, u16)>,
 }
 
 impl Engine {
@@ -123,6 +133,8 @@ impl Engine {
             stopping: false,
             attributes: AttributeStore::default(),
             observations: Vec::new(),
+            send_due: config.send.iter().map(|s| now + s.interval).collect(),
+            sends_in_flight: Vec::new(),
             config,
         }
     }
@@ -149,6 +161,7 @@ impl Engine {
             .filter_map(Session::deadline)
             .chain(self.coap.poll_timeout())
             .chain(self.observation_deadline())
+            .chain(self.send_deadline())
             .min()
     }
 
@@ -269,6 +282,7 @@ impl Engine {
                 _ => {}
             }
         }
+        self.send_scheduled(now);
         self.notify_due(now);
     }
 
@@ -282,6 +296,9 @@ impl Engine {
                 (id, None)
             }
         };
+        if self.send_answered(id, response.as_ref().map(|r| r.header.code)) {
+            return;
+        }
         let max_wait = self.config.coap.max_transmit_wait();
         let Some(s) = self.sessions.iter_mut().find(|s| matches!(s.state, State::Registering(r) | State::Updating(r) | State::Deregistering(r) if r == id)) else {
             return;

@@ -47,6 +47,10 @@ impl Sim {
     }
 
     fn with(lifetime: u32, block_size: usize, max_upload: usize) -> Sim {
+        Sim::build(lifetime, block_size, max_upload, Vec::new())
+    }
+
+    fn build(lifetime: u32, block_size: usize, max_upload: usize, send: Vec<SendSpec>) -> Sim {
         let now = Instant::now();
         let server: SocketAddr = SERVER.parse().unwrap();
         let mut security = Security::new();
@@ -65,6 +69,8 @@ impl Sim {
                 addr: server,
                 uri: "coap://192.0.2.1".into(),
             }],
+            send,
+            wall_clock: clock,
         };
         let mut engine = Engine::new(
             config,
@@ -948,4 +954,50 @@ fn read_and_write_composite() {
         sim.engine.read(&Path::resource(1, 0, 1)).unwrap()[0].value,
         Value::Integer(120)
     );
+}
+
+#[test]
+fn scheduled_send_posts_timestamped_senml_and_honours_mute() {
+    let spec = SendSpec {
+        paths: vec![
+            Path::resource(3, 0, 0),
+            Path::resource(1, 0, 1),
+            Path::resource(3, 0, 99),
+        ],
+        interval: Duration::from_secs(60),
+        format: ContentFormat::SenmlJson,
+    };
+    let mut sim = Sim::build(3000, 1024, 65536, vec![spec]);
+    let start = sim.now;
+    sim.register();
+    let dp = sim
+        .run_until_transmit(Duration::from_secs(100))
+        .expect("a Send");
+    assert_eq!(sim.now - start, Duration::from_secs(60));
+    assert_eq!(dp.header.code, MessageClass::Request(RequestType::Post));
+    assert_eq!(dp.header.get_type(), MessageType::Confirmable);
+    assert_eq!(path_of(&dp), "dp");
+    assert_eq!(uint_option(&dp, CoapOption::ContentFormat), Ok(Some(110)));
+    let body: serde_json::Value = serde_json::from_slice(&dp.payload).unwrap();
+    assert_eq!(body[0]["bt"], 1_700_000_000.0);
+    assert_eq!(body[0]["n"], "/1/0/1");
+    assert_eq!(body[0]["v"], 3000);
+    assert_eq!(body[1]["n"], "/3/0/0");
+    assert_eq!(body[1]["vs"], "ACME");
+    assert_eq!(
+        body.as_array().unwrap().len(),
+        2,
+        "the missing path is left out"
+    );
+    sim.answer(&dp, ResponseType::Changed, &[]);
+    assert_eq!(sim.engine.registrations(), [(1, "coap://192.0.2.1", true)]);
+
+    // Mute Send (/1/0/23): the schedule runs but nothing goes out.
+    let resp = sim.request(RequestType::Put, "/1/0/23", |p| {
+        p.add_option(CoapOption::ContentFormat, encode_uint(0));
+        p.payload = b"1".to_vec();
+    });
+    assert_eq!(code(&resp), ResponseType::Changed);
+    let next = sim.run_until_transmit(Duration::from_secs(100));
+    assert!(next.is_none_or(|p| path_of(&p) != "dp"), "muted");
 }

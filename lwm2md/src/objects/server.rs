@@ -13,6 +13,7 @@ pub const DISABLE_TIMEOUT: u16 = 5;
 pub const NOTIFICATION_STORING: u16 = 6;
 pub const BINDING: u16 = 7;
 pub const REGISTRATION_UPDATE_TRIGGER: u16 = 8;
+pub const MUTE_SEND: u16 = 23;
 
 pub struct Server {
     store: Store,

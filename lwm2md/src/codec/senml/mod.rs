@@ -8,7 +8,7 @@
 pub mod cbor;
 pub mod json;
 
-use super::{convert, finish, parse_objlnk, CodecError, Record};
+use super::{convert, finish, parse_objlnk, CodecError, ContentFormat, Record};
 use crate::path::Path;
 use crate::value::{ResourceType, Value};
 
@@ -185,6 +185,24 @@ pub fn from_raw(
         records.push(convert(path, value, ty)?);
     }
     finish(base, records)
+}
+
+/// A SenML pack of `records` (full paths as names) taken at `time`, Unix seconds, as the
+/// base time: the payload of a Send (Core TS 1.1 §6.5.1).
+pub fn encode_at(
+    format: ContentFormat,
+    records: &[Record],
+    time: f64,
+) -> Result<Vec<u8>, CodecError> {
+    let mut raw = to_raw(&Path::ROOT, records)?;
+    if let Some(first) = raw.first_mut() {
+        first.bt = Some(time);
+    }
+    match format {
+        ContentFormat::SenmlJson => json::emit(&raw),
+        ContentFormat::SenmlCbor => cbor::emit(&raw),
+        other => Err(CodecError::Unsupported(other)),
+    }
 }
 
 #[cfg(test)]
