@@ -396,8 +396,31 @@ fn composite_format(code: Option<u16>) -> Option<ContentFormat> {
     }
 }
 
-/// Read-Composite (`FETCH /` with a SenML list of paths). Paths that do not exist are
-/// left out; when none exists the answer is 4.04. Any other refusal refuses the whole.
+/// The readable values under each of `paths`, merged and sorted. Paths that do not
+/// exist are left out; when none exists, 4.04. Any other refusal refuses the whole.
+pub fn collect_composite(objects: &Objects, paths: &[Path]) -> Result<Vec<Record>, DmError> {
+    let mut records = Vec::new();
+    for path in paths {
+        if path.is_root() {
+            return Err(DmError::BadRequest(
+                "a composite operation cannot name the root".into(),
+            ));
+        }
+        match collect(objects, path) {
+            Ok(found) => records.extend(found),
+            Err(DmError::NotFound) => tracing::debug!(%path, "composite: not found, left out"),
+            Err(e) => return Err(e),
+        }
+    }
+    if records.is_empty() {
+        return Err(DmError::NotFound);
+    }
+    records.sort_by_key(|r| r.path);
+    records.dedup_by(|a, b| a.path == b.path);
+    Ok(records)
+}
+
+/// Read-Composite (`FETCH /` with a SenML list of paths).
 fn read_composite(objects: &Objects, req: &DmRequest<'_>) -> Result<DmResponse, DmError> {
     let request_format =
         composite_format(req.content_format).ok_or(DmError::UnsupportedContentFormat)?;
@@ -406,24 +429,7 @@ fn read_composite(objects: &Objects, req: &DmRequest<'_>) -> Result<DmResponse, 
         Some(code) => composite_format(Some(code)).ok_or(DmError::NotAcceptable)?,
     };
     let paths = codec::composite::decode_paths(request_format, req.payload).map_err(codec_error)?;
-    let mut records = Vec::new();
-    for path in &paths {
-        if path.is_root() {
-            return Err(DmError::BadRequest(
-                "a composite read cannot name the root".into(),
-            ));
-        }
-        match collect(objects, path) {
-            Ok(found) => records.extend(found),
-            Err(DmError::NotFound) => tracing::debug!(%path, "composite read: not found, left out"),
-            Err(e) => return Err(e),
-        }
-    }
-    if records.is_empty() && !paths.is_empty() {
-        return Err(DmError::NotFound);
-    }
-    records.sort_by_key(|r| r.path);
-    records.dedup_by(|a, b| a.path == b.path);
+    let records = collect_composite(objects, &paths)?;
     let payload = codec::encode(format, &Path::ROOT, &records).map_err(codec_error)?;
     Ok(DmResponse::content(format, payload))
 }

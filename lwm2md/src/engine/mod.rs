@@ -608,9 +608,11 @@ impl Engine {
                 | ResponseType::Deleted
                 | ResponseType::Content
         );
-        if method == coap_lite::RequestType::Get
-            && req.accept != Some(ContentFormat::LinkFormat.code())
-        {
+        let fetch = method == coap_lite::RequestType::Fetch;
+        let observable = fetch
+            || (method == coap_lite::RequestType::Get
+                && req.accept != Some(ContentFormat::LinkFormat.code()));
+        if observable {
             // Observe (RFC 7641): 0 registers interest, 1 cancels it. A bad value is ignored.
             match uint_option(packet, CoapOption::Observe) {
                 Ok(Some(0)) if succeeded && requested_block2.is_none_or(|b| b.num == 0) => {
@@ -618,10 +620,23 @@ impl Engine {
                         .content_format
                         .and_then(ContentFormat::from_code)
                         .unwrap_or(self.config.preferred_format);
-                    if let Some(seq) =
-                        self.establish(now, dm.server, packet, request.peer, dm.path, format)
-                    {
-                        response.add_option(CoapOption::Observe, encode_uint(seq));
+                    // Observe-Composite: the paths the FETCH named (already decoded once
+                    // by the Read-Composite that succeeded).
+                    let composite = match fetch {
+                        true => req
+                            .content_format
+                            .and_then(ContentFormat::from_code)
+                            .and_then(|f| crate::codec::composite::decode_paths(f, payload).ok())
+                            .unwrap_or_default(),
+                        false => Vec::new(),
+                    };
+                    let accepted = !fetch || !composite.is_empty();
+                    if accepted {
+                        if let Some(seq) =
+                            self.establish(now, dm.server, request, dm.path, composite, format)
+                        {
+                            response.add_option(CoapOption::Observe, encode_uint(seq));
+                        }
                     }
                 }
                 Ok(Some(1)) => self.cancel_observation(request.peer, packet.get_token()),

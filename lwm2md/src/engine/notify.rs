@@ -16,18 +16,19 @@ use crate::path::Path;
 use crate::value::{ResourceValue, Value};
 
 impl Engine {
-    /// A successful Read with Observe=0 becomes an observation. Returns the Observe value
-    /// for the response, or `None` when the observation was refused (limit reached).
+    /// A successful Read (or Read-Composite, with `composite` paths) with Observe=0
+    /// becomes an observation. Returns the Observe value for the response, or `None` when
+    /// the observation was refused (limit reached).
     pub(super) fn establish(
         &mut self,
         now: Instant,
         server: u16,
-        request: &Packet,
-        peer: std::net::SocketAddr,
+        request: &crate::coap::IncomingRequest,
         path: Path,
+        composite: Vec<Path>,
         format: ContentFormat,
     ) -> Option<u32> {
-        let token = request.get_token().to_vec();
+        let (peer, token) = (request.peer, request.packet.get_token().to_vec());
         // A repeated registration of interest replaces the old one (RFC 7641 §4.1).
         self.observations
             .retain(|o| !(o.peer == peer && o.token == token));
@@ -41,20 +42,21 @@ impl Engine {
             tracing::warn!(%path, "observation refused: server {server} already has {} (the limit)", observe::MAX_PER_SERVER);
             return None;
         }
-        let last_records = self.read(&path).unwrap_or_default();
-        let obs = Observation {
+        let mut obs = Observation {
             server,
             peer,
             token,
             path,
+            composite,
             format,
             seq: 0,
             last_sent: now,
             last_con: now,
-            last_records,
+            last_records: Vec::new(),
             changed: false,
             recent: Vec::new(),
         };
+        obs.last_records = self.observed_values(&obs).unwrap_or_default();
         tracing::debug!(%path, server, "observation established");
         self.observations.push(obs);
         Some(0)
@@ -69,7 +71,7 @@ impl Engine {
     /// Values under `path` changed: observations above or below it re-check.
     pub(super) fn values_changed(&mut self, path: &Path) {
         for o in &mut self.observations {
-            if o.path.contains(path) || path.contains(&o.path) {
+            if o.covers(path) {
                 o.changed = true;
             }
         }
@@ -87,9 +89,30 @@ impl Engine {
     }
 
     /// The attributes in effect for an observation.
+    /// A composite observation has no path of its own to carry attributes: it follows the
+    /// server's default periods.
     fn attributes_for(&self, o: &Observation) -> Attributes {
         let (pmin, pmax) = self.default_periods(o.server);
-        self.attributes.effective(o.server, &o.path, pmin, pmax)
+        if o.composite.is_empty() {
+            self.attributes.effective(o.server, &o.path, pmin, pmax)
+        } else {
+            Attributes {
+                pmin,
+                pmax,
+                ..Attributes::default()
+            }
+        }
+    }
+
+    fn observed_values(
+        &self,
+        o: &Observation,
+    ) -> Result<Vec<crate::codec::Record>, crate::model::DmError> {
+        if o.composite.is_empty() {
+            self.read(&o.path)
+        } else {
+            super::dm::collect_composite(&self.objects, &o.composite)
+        }
     }
 
     /// /1/x/2 and /1/x/3 of the server's instance.
@@ -129,7 +152,7 @@ impl Engine {
                 continue;
             }
             let pmax_due = o.pmax_elapsed(&attrs, now);
-            let current = self.read(&o.path);
+            let current = self.observed_values(o);
             let o = &mut self.observations[idx];
             let records = match current {
                 Ok(records) => records,

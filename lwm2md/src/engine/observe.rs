@@ -24,7 +24,10 @@ pub struct Observation {
     pub server: u16,
     pub peer: SocketAddr,
     pub token: Vec<u8>,
+    /// The observed path; the root for a composite observation.
     pub path: Path,
+    /// The paths of an Observe-Composite (FETCH); empty for a plain Observe.
+    pub composite: Vec<Path>,
     pub format: ContentFormat,
     /// The last Observe sequence number sent (24 bits).
     pub seq: u32,
@@ -39,6 +42,16 @@ pub struct Observation {
 }
 
 impl Observation {
+    /// Whether a change at `changed` concerns this observation.
+    pub fn covers(&self, changed: &Path) -> bool {
+        let overlaps = |p: &Path| p.contains(changed) || changed.contains(p);
+        if self.composite.is_empty() {
+            overlaps(&self.path)
+        } else {
+            self.composite.iter().any(overlaps)
+        }
+    }
+
     /// The next instant a notification may be due, if any. Nothing pending and no pmax:
     /// no deadline at all, so an idle observation costs no wake-ups.
     pub fn deadline(&self, attrs: &Attributes) -> Option<Instant> {
@@ -139,6 +152,7 @@ mod tests {
             peer: "192.0.2.1:5683".parse().unwrap(),
             token: vec![1],
             path: Path::resource(3, 0, 10),
+            composite: Vec::new(),
             format: ContentFormat::Text,
             seq: 0,
             last_sent: now,

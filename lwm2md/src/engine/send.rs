@@ -9,7 +9,7 @@ use super::options::{add_string_options, encode_uint};
 use super::registration::State;
 use super::{dm, Engine};
 use crate::coap::RequestId;
-use crate::codec::{senml, ContentFormat, Record};
+use crate::codec::{senml, ContentFormat};
 use crate::model::DmError;
 use crate::objects::server;
 use crate::path::Path;
@@ -26,26 +26,14 @@ pub struct SendSpec {
 
 impl Engine {
     /// Sends the current values of `paths` to every registered server that has not muted
-    /// Send (/1/x/23). Paths that do not exist are left out; nothing to send is an error.
+    /// Send (/1/x/23). Paths that do not exist are left out; nothing to send is 4.04.
     pub fn send(
         &mut self,
         now: Instant,
         paths: &[Path],
         format: ContentFormat,
     ) -> Result<usize, DmError> {
-        let mut records: Vec<Record> = Vec::new();
-        for path in paths {
-            match dm::collect(&self.objects, path) {
-                Ok(found) => records.extend(found),
-                Err(DmError::NotFound) => tracing::debug!(%path, "send: not found, left out"),
-                Err(e) => return Err(e),
-            }
-        }
-        records.sort_by_key(|r| r.path);
-        records.dedup_by(|a, b| a.path == b.path);
-        if records.is_empty() {
-            return Err(DmError::NotFound);
-        }
+        let records = dm::collect_composite(&self.objects, paths)?;
         let payload = senml::encode_at(format, &records, (self.config.wall_clock)() as f64)
             .map_err(|e| DmError::Internal(e.to_string()))?;
         let mut sent = 0;

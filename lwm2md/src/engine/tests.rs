@@ -1001,3 +1001,37 @@ fn scheduled_send_posts_timestamped_senml_and_honours_mute() {
     let next = sim.run_until_transmit(Duration::from_secs(100));
     assert!(next.is_none_or(|p| path_of(&p) != "dp"), "muted");
 }
+
+#[test]
+fn observe_composite() {
+    let mut sim = Sim::new(300);
+    sim.register();
+    sim.set(TZ, Value::String("UTC".into()));
+    sim.next_mid += 1;
+    let mut req = packet(
+        MessageClass::Request(RequestType::Fetch),
+        MessageType::Confirmable,
+        sim.next_mid,
+        &[8, 8],
+    );
+    req.add_option(CoapOption::Observe, encode_uint(0));
+    req.add_option(CoapOption::ContentFormat, encode_uint(110));
+    req.payload = br#"[{"n":"/3/0/15"},{"n":"/1/0/1"}]"#.to_vec();
+    sim.deliver(&req);
+    let resp = sim.sent();
+    assert_eq!(code(&resp), ResponseType::Content);
+    assert_eq!(observe_option(&resp), Some(0));
+
+    // A change under one of the paths: the whole composite goes out again.
+    sim.set(TZ, Value::String("Europe/Paris".into()));
+    let n = sim.sent();
+    assert_eq!(n.get_token(), [8, 8]);
+    assert_eq!(observe_option(&n), Some(1));
+    assert_eq!(uint_option(&n, CoapOption::ContentFormat), Ok(Some(110)));
+    let body: serde_json::Value = serde_json::from_slice(&n.payload).unwrap();
+    assert_eq!(body.as_array().unwrap().len(), 2);
+    assert_eq!(body[1]["vs"], "Europe/Paris");
+    // A change elsewhere does not concern it.
+    sim.set(Path::resource(3, 0, 10), Value::Integer(5));
+    assert!(sim.engine.poll_transmit().is_none());
+}
