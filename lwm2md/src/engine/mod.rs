@@ -215,13 +215,7 @@ impl Engine {
                 continue;
             }
             if s.is_registered() {
-                let id = self.coap.send_request(
-                    now,
-                    s.addr,
-                    registration::deregister_request(&s.location),
-                    true,
-                );
-                s.state = State::Deregistering(id);
+                deregister(&mut self.coap, s, now);
             } else if !matches!(s.state, State::Deregistering(_)) {
                 s.state = State::Stopped;
             }
@@ -328,9 +322,7 @@ impl Engine {
                         location: s.location.join("/"),
                     });
                     if self.stopping {
-                        let req = registration::deregister_request(&s.location);
-                        s.state =
-                            State::Deregistering(self.coap.send_request(now, s.addr, req, true));
+                        deregister(&mut self.coap, s, now);
                     }
                 }
                 (code, _) => {
@@ -392,32 +384,35 @@ impl Engine {
 
     /// Lifetime and binding from the server's instance of object 1, and the object list.
     fn advertised(&self, short_server_id: u16) -> Advertised {
-        let mut lifetime = crate::config::DEFAULT_LIFETIME;
-        let mut binding = "U".to_string();
-        if let Some(obj) = self.objects.get(&1) {
-            for i in obj.instances() {
-                if obj.read(i, server::SHORT_SERVER_ID)
-                    != Some(ResourceValue::Single(Value::Integer(
-                        short_server_id.into(),
-                    )))
-                {
-                    continue;
-                }
-                if let Some(ResourceValue::Single(Value::Integer(lt))) =
-                    obj.read(i, server::LIFETIME)
-                {
-                    lifetime = u32::try_from(lt).unwrap_or(u32::MAX).max(1);
-                }
-                if let Some(ResourceValue::Single(Value::String(b))) = obj.read(i, server::BINDING)
-                {
-                    binding = b;
-                }
-            }
-        }
+        let lifetime = match self.server_resource(short_server_id, server::LIFETIME) {
+            Some(Value::Integer(lt)) => u32::try_from(lt).unwrap_or(u32::MAX).max(1),
+            _ => crate::config::DEFAULT_LIFETIME,
+        };
+        let binding = match self.server_resource(short_server_id, server::BINDING) {
+            Some(Value::String(b)) => b,
+            _ => "U".to_string(),
+        };
         Advertised {
             lifetime,
             binding,
             objects: self.object_list(),
+        }
+    }
+
+    /// A single-instance resource of the Server object instance (/1/x) whose Short
+    /// Server ID is `short_server_id`.
+    fn server_resource(&self, short_server_id: u16, resource: u16) -> Option<Value> {
+        let obj = self.objects.get(&1)?;
+        let me = Some(ResourceValue::Single(Value::Integer(
+            short_server_id.into(),
+        )));
+        let instance = obj
+            .instances()
+            .into_iter()
+            .find(|&i| obj.read(i, server::SHORT_SERVER_ID) == me)?;
+        match obj.read(instance, resource)? {
+            ResourceValue::Single(v) => Some(v),
+            ResourceValue::Multiple(_) => None,
         }
     }
 
@@ -481,13 +476,7 @@ impl Engine {
                     self.disabled_until.insert(short_server_id, now + timeout);
                     s.update_pending = false;
                     if s.is_registered() {
-                        let id = self.coap.send_request(
-                            now,
-                            s.addr,
-                            registration::deregister_request(&s.location),
-                            true,
-                        );
-                        s.state = State::Deregistering(id);
+                        deregister(&mut self.coap, s, now);
                     } else {
                         s.state = State::Disabled {
                             until: now + timeout,
@@ -500,20 +489,10 @@ impl Engine {
     }
 
     fn disable_timeout(&self, short_server_id: u16) -> Duration {
-        let secs = self.objects.get(&1).and_then(|obj| {
-            obj.instances()
-                .into_iter()
-                .find(|&i| {
-                    obj.read(i, server::SHORT_SERVER_ID)
-                        == Some(ResourceValue::Single(Value::Integer(
-                            short_server_id.into(),
-                        )))
-                })
-                .and_then(|i| match obj.read(i, server::DISABLE_TIMEOUT) {
-                    Some(ResourceValue::Single(Value::Integer(n))) => u64::try_from(n).ok(),
-                    _ => None,
-                })
-        });
+        let secs = match self.server_resource(short_server_id, server::DISABLE_TIMEOUT) {
+            Some(Value::Integer(n)) => u64::try_from(n).ok(),
+            _ => None,
+        };
         Duration::from_secs(secs.unwrap_or(86400))
     }
 
@@ -717,6 +696,17 @@ impl Engine {
             content_format: to_u16(content_format)?,
         })
     }
+}
+
+/// Sends the De-register of a session.
+fn deregister(coap: &mut MessageLayer, s: &mut Session, now: Instant) {
+    let id = coap.send_request(
+        now,
+        s.addr,
+        registration::deregister_request(&s.location),
+        true,
+    );
+    s.state = State::Deregistering(id);
 }
 
 struct ParsedRequest {

@@ -13,7 +13,7 @@ use crate::coap::RequestId;
 use crate::codec::{self, ContentFormat};
 use crate::objects::server;
 use crate::path::Path;
-use crate::value::{ResourceValue, Value};
+use crate::value::Value;
 
 impl Engine {
     /// A successful Read (or Read-Composite, with `composite` paths) with Observe=0
@@ -117,19 +117,8 @@ impl Engine {
 
     /// /1/x/2 and /1/x/3 of the server's instance.
     fn default_periods(&self, server: u16) -> (Option<u32>, Option<u32>) {
-        let Some(obj) = self.objects.get(&1) else {
-            return (None, None);
-        };
-        let me = Some(ResourceValue::Single(Value::Integer(server.into())));
-        let Some(i) = obj
-            .instances()
-            .into_iter()
-            .find(|&i| obj.read(i, server::SHORT_SERVER_ID) == me)
-        else {
-            return (None, None);
-        };
-        let secs = |r| match obj.read(i, r) {
-            Some(ResourceValue::Single(Value::Integer(n))) => u32::try_from(n).ok(),
+        let secs = |r| match self.server_resource(server, r) {
+            Some(Value::Integer(n)) => u32::try_from(n).ok(),
             _ => None,
         };
         (secs(server::DEFAULT_PMIN), secs(server::DEFAULT_PMAX))

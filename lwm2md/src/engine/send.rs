@@ -13,7 +13,7 @@ use crate::codec::{senml, ContentFormat};
 use crate::model::DmError;
 use crate::objects::server;
 use crate::path::Path;
-use crate::value::{ResourceValue, Value};
+use crate::value::Value;
 
 /// Paths sent together every `interval`.
 #[derive(Debug, Clone)]
@@ -63,16 +63,7 @@ impl Engine {
 
     /// /1/x/23 of the server's instance; absent means not muted (its default).
     fn send_muted(&self, server: u16) -> bool {
-        let Some(obj) = self.objects.get(&1) else {
-            return false;
-        };
-        let me = Some(ResourceValue::Single(Value::Integer(server.into())));
-        obj.instances()
-            .into_iter()
-            .find(|&i| obj.read(i, server::SHORT_SERVER_ID) == me)
-            .is_some_and(|i| {
-                obj.read(i, server::MUTE_SEND) == Some(ResourceValue::Single(Value::Boolean(true)))
-            })
+        self.server_resource(server, server::MUTE_SEND) == Some(Value::Boolean(true))
     }
 
     pub(super) fn send_deadline(&self) -> Option<Instant> {
