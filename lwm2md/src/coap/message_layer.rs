@@ -188,7 +188,14 @@ pub struct MessageLayer {
     seen: VecDeque<Seen>,
     transmits: VecDeque<Transmit>,
     events: VecDeque<Event>,
+    /// The latest non-confirmable notifications, so that a RST to one of them can be
+    /// told to the engine. Bounded and without deadlines: a stream of notifications
+    /// keeps no per-message state and causes no wake-ups.
+    recent_non: VecDeque<(SocketAddr, u16, RequestId)>,
 }
+
+/// How many non-confirmable notifications a RST can still be matched to.
+const RECENT_NON: usize = 64;
 
 impl MessageLayer {
     pub fn new(params: CoapParams, seed: u64) -> Self {
@@ -204,6 +211,7 @@ impl MessageLayer {
             seen: VecDeque::new(),
             transmits: VecDeque::new(),
             events: VecDeque::new(),
+            recent_non: VecDeque::new(),
         }
     }
 
@@ -239,8 +247,8 @@ impl MessageLayer {
     /// (RFC 7641) carrying the observer's `token`, with a new MID, right away (not
     /// queued behind NSTART). A CON notification is retransmitted like a request; its
     /// ACK ends it silently, RST gives [`Event::Reset`] (the observer is gone), no ACK
-    /// gives [`Event::Timeout`]. For a NON notification a RST within MAX_TRANSMIT_WAIT
-    /// gives [`Event::Reset`]; otherwise nothing is reported.
+    /// gives [`Event::Timeout`]. A NON notification keeps no timer; a RST to one of the
+    /// latest 64 gives [`Event::Reset`]; otherwise nothing is reported.
     pub fn send_notification(
         &mut self,
         now: Instant,
@@ -530,6 +538,15 @@ impl MessageLayer {
                     State::Unacknowledged { .. } | State::NonConfirmable
                 )
         }) else {
+            if let Some(k) = self
+                .recent_non
+                .iter()
+                .position(|&(p, m, _)| p == peer && m == mid)
+            {
+                if let Some((_, _, id)) = self.recent_non.remove(k) {
+                    self.events.push_back(Event::Reset { id, peer });
+                }
+            }
             return;
         };
         let exchange = self.exchanges.swap_remove(index);
@@ -584,6 +601,14 @@ impl MessageLayer {
             self.events.push_back(Event::Timeout { id, peer });
             return;
         };
+        if notification && !confirmable {
+            if self.recent_non.len() >= RECENT_NON {
+                self.recent_non.pop_front();
+            }
+            self.recent_non.push_back((peer, mid, id));
+            self.transmits.push_back(Transmit { peer, data: bytes });
+            return;
+        }
         let mut token = [0; TOKEN_LEN];
         if let (false, Some(t)) = (notification, packet.get_token().get(..TOKEN_LEN)) {
             token.copy_from_slice(t);
@@ -1412,12 +1437,26 @@ mod tests {
         layer.handle_datagram(now, server(), &[0x70, 0, hi, lo]);
         assert!(matches!(events(&mut layer).as_slice(), [Event::Reset { id: i, .. }] if *i == id));
 
-        // Unanswered NON notifications end silently.
+        // NON notifications keep no timer: no wake-up, nothing reported.
         layer.send_notification(now, server(), &[1], notification(4), false);
-        let deadline = layer.poll_timeout().unwrap();
-        layer.handle_timeout(deadline);
-        assert!(events(&mut layer).is_empty());
         assert_eq!(layer.poll_timeout(), None);
+        assert!(events(&mut layer).is_empty());
+        // Only the latest ones can still be matched to a RST.
+        let mut mids = Vec::new();
+        for n in 0..(RECENT_NON as u32 + 1) {
+            layer.send_notification(now, server(), &[1], notification(5 + n), false);
+            mids.push(
+                decode(&transmits(&mut layer).pop().unwrap())
+                    .header
+                    .message_id,
+            );
+        }
+        let [hi, lo] = mids[0].to_be_bytes();
+        layer.handle_datagram(now, server(), &[0x70, 0, hi, lo]);
+        assert!(events(&mut layer).is_empty(), "too old to match");
+        let [hi, lo] = mids[RECENT_NON].to_be_bytes();
+        layer.handle_datagram(now, server(), &[0x70, 0, hi, lo]);
+        assert_eq!(events(&mut layer).len(), 1);
     }
 
     proptest! {
