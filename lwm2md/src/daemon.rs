@@ -77,6 +77,7 @@ pub async fn run(config: Config) -> Result<(), DaemonError> {
         what: "config",
         error: std::io::Error::other(e),
     })?;
+    let config_coap = config.coap_params();
     let mut servers = Vec::new();
     let mut dtls = Vec::new();
     for a in &accounts {
@@ -92,7 +93,11 @@ pub async fn run(config: Config) -> Result<(), DaemonError> {
             uri: a.uri.clone(),
         });
         if let AccountSecurity::Psk(psk) = &a.security {
-            let config = DtlsConfig::psk(psk.identity.as_bytes().to_vec(), psk.key.clone());
+            let mut config = DtlsConfig::psk(psk.identity.as_bytes().to_vec(), psk.key.clone());
+            // A handshake gets as long as a confirmable message would (RFC 7252
+            // MAX_TRANSMIT_WAIT): a wrong key shows only as silence, and OpenSSL's own
+            // retransmissions would go on for minutes.
+            config.handshake_timeout = config_coap.max_transmit_wait();
             dtls.push(DtlsPeer::new(
                 addr,
                 a.uri.clone(),
