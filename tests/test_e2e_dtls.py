@@ -1,8 +1,7 @@
 """The real lwm2md binary registering over DTLS 1.2 with a pre-shared key.
 
-The bench server is aiocoap's tinydtls server (a DTLS stack independent of OpenSSL).
-aiocoap cannot send requests to a client over the client's DTLS session, so only the
-registration interface (Register, Update, De-register) is exercised here.
+The bench server is aiocoap's tinydtls server (a DTLS stack independent of OpenSSL),
+taught by bench/dtls_server.py to send its requests over the client's session.
 """
 
 import asyncio
@@ -13,6 +12,7 @@ import pytest
 
 from bench.daemon import base_config, expect_event
 from bench.dtls_server import DtlsLwM2MServer
+from bench.server import TEXT, TLV
 
 IDENTITY = b"gateway-17"
 KEY = bytes.fromhex("6a5f2c0e9b1d47a38c4e1f0b2d7a9c63")
@@ -70,6 +70,22 @@ async def test_registers_updates_and_deregisters_over_dtls_psk(dtls_server, star
     assert ev.location == reg.location
     assert await daemon.wait(10) == 0
     # One handshake did it all.
+    assert daemon.log().count("DTLS session established") == 1
+
+
+async def test_device_management_over_the_session(dtls_server, start_daemon, tmp_path, endpoint):
+    daemon = start_daemon(config=psk_config(tmp_path, dtls_server, endpoint, KEY))
+    reg = await dtls_server.wait_registered(timeout=15)
+    r = await dtls_server.read("/1/0/1")
+    assert r == ("2.05", TEXT, b"300")
+    r = await dtls_server.read("/3/0", accept=TLV)
+    assert r.code == "2.05" and r.content_format == TLV and b"lwm2md" in r.payload
+
+    mark = dtls_server.mark()
+    r = await dtls_server.write("/1/0/1", b"120", TEXT)
+    assert r.code == "2.04"
+    upd = await expect_event(dtls_server, daemon, "update", after=mark)
+    assert upd.query.get("lt") == "120" and upd.location == reg.location
     assert daemon.log().count("DTLS session established") == 1
 
 

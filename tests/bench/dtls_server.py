@@ -1,8 +1,10 @@
 """An LwM2M bench server that accepts clients over DTLS-PSK (aiocoap's tinydtls server).
 
 The registration interface and the recorded events are those of LwM2MServer; only the
-transport differs. aiocoap cannot send server-initiated requests over a client's DTLS
-session, so device-management requests are not available here.
+transport differs. aiocoap 0.4.17's DTLS server does not recognise the address of a
+client's session as one it can send requests to; ``_route_requests_over_sessions``
+teaches it, so device-management requests (``read``, ``write``, ...) work as on the
+plain server.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ import socket
 
 import aiocoap
 from aiocoap.credentials import CredentialsMap
+from aiocoap.transports.tinydtls_server import _AddressDTLS
 
 from .server import LwM2MServer, _RegistrationInterface
 
@@ -35,6 +38,7 @@ class DtlsLwM2MServer(LwM2MServer):
             transports=["tinydtls_server"],
             server_credentials=credentials,
         )
+        _route_requests_over_sessions(self.context)
 
     @property
     def port(self) -> int:
@@ -52,3 +56,15 @@ def _free_udp_port(host: str) -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
         s.bind((host, 0))
         return s.getsockname()[1]
+
+
+def _route_requests_over_sessions(context: aiocoap.Context) -> None:
+    """Lets requests whose remote is a client's DTLS session (``request.remote`` of what
+    the client sent) go out through that session."""
+    interface = context.request_interfaces[0].token_interface.message_interface
+    pool = interface._pool
+
+    async def recognize_remote(remote) -> bool:
+        return isinstance(remote, _AddressDTLS) and remote._protocol is pool
+
+    interface.recognize_remote = recognize_remote
