@@ -637,4 +637,32 @@ mod tests {
         );
         assert_eq!(client.poll_timeout(), None);
     }
+
+    #[test]
+    fn handshake_datagrams_fit_the_mtu() {
+        let mut client = DtlsSession::new(
+            &DtlsConfig::psk(IDENTITY.to_vec(), KEY.to_vec()),
+            Instant::now(),
+        )
+        .unwrap();
+        let mut server = Server::new(KEY);
+        let (mut to_server, mut to_client) = (Vec::new(), Vec::new());
+        while !client.is_established() {
+            let mut moved = false;
+            while let Some(d) = client.poll_transmit() {
+                moved = true;
+                to_server.push(d.len());
+                server.receive(d).unwrap();
+            }
+            for d in server.transmit() {
+                moved = true;
+                to_client.push(d.len());
+                client.handle_datagram(&d).unwrap();
+            }
+            assert!(moved, "handshake stalled");
+        }
+        for n in to_server.iter().chain(&to_client) {
+            assert!(*n <= DEFAULT_MTU as usize, "{to_server:?} {to_client:?}");
+        }
+    }
 }
