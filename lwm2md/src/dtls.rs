@@ -226,6 +226,9 @@ impl DtlsSession {
             return Ok(Vec::new());
         }
         self.heard_from_server = true;
+        if self.state == State::Established && has_short_record(datagram, self.min_record()) {
+            return Ok(Vec::new());
+        }
         self.stream.get_mut().incoming.push_back(datagram.to_vec());
         if self.state == State::Handshaking {
             self.drive_handshake()?;
@@ -339,6 +342,17 @@ impl DtlsSession {
         Ok(())
     }
 
+    /// The shortest protected record the negotiated suite can produce: explicit nonce and
+    /// tag for AEAD suites, IV, MAC and one block of padding for CBC.
+    fn min_record(&self) -> usize {
+        match self.cipher() {
+            Some(name) if name.ends_with("CCM8") => 8 + 8,
+            Some(name) if name.contains("GCM") || name.contains("CCM") => 8 + 16,
+            Some(name) if name.contains("CBC") => 16 + 48,
+            _ => 8 + 8,
+        }
+    }
+
     fn drive_handshake(&mut self) -> Result<(), DtlsError> {
         match self.stream.do_handshake() {
             Ok(()) => {
@@ -372,6 +386,28 @@ impl DtlsSession {
             }
         }
     }
+}
+
+/// Whether a datagram holds a protected record (epoch above 0) shorter than any the suite
+/// produces. RFC 6347 4.1.2.7 has invalid records discarded, but OpenSSL 3.2 and later end
+/// the session on such a "publicly invalid" record, so anyone able to spoof the server's
+/// address could tear it down with one datagram; those are dropped before OpenSSL sees
+/// them. Malformed headers are left to OpenSSL, which discards them.
+fn has_short_record(datagram: &[u8], min_len: usize) -> bool {
+    const HEADER: usize = 13;
+    let mut rest = datagram;
+    while let Some(header) = rest.get(..HEADER) {
+        let epoch = u16::from_be_bytes([header[3], header[4]]);
+        let len = usize::from(u16::from_be_bytes([header[11], header[12]]));
+        if epoch > 0 && len < min_len {
+            return true;
+        }
+        match rest.get(HEADER + len..) {
+            Some(next) => rest = next,
+            None => break,
+        }
+    }
+    false
 }
 
 /// OpenSSL's reason texts, without the error-code noise around them.
@@ -579,16 +615,46 @@ mod tests {
 
     #[test]
     fn garbage_from_the_network_is_not_fatal() {
-        let (mut client, _server, r) = handshake(KEY);
+        let (mut client, mut server, r) = handshake(KEY);
         r.unwrap();
+        let mut short_ccm8 = vec![0x17, 0xfe, 0xfd, 0, 1, 0, 0, 0, 0, 0, 9, 0, 15];
+        short_ccm8.extend([0xa5; 15]);
+        let mut bad_tag = vec![0x17, 0xfe, 0xfd, 0, 1, 0, 0, 0, 0, 0, 10, 0, 24];
+        bad_tag.extend([0x5a; 24]);
+        for junk in [&short_ccm8[..], &bad_tag[..]] {
+            assert_eq!(client.handle_datagram(junk), Ok(Vec::new()), "{junk:?}");
+        }
         for junk in [
             &b""[..],
             b"\x17\xfe\xfd",
             &[0x17, 0xfe, 0xfd, 0, 1, 0, 0, 0, 0, 0, 9, 0, 4, 1, 2, 3, 4],
         ] {
-            assert_eq!(client.handle_datagram(junk), Ok(Vec::new()));
+            assert_eq!(client.handle_datagram(junk), Ok(Vec::new()), "{junk:?}");
         }
         assert!(client.is_established());
+        // Still working.
+        server.stream.ssl_write(b"2.05").unwrap();
+        let [record] = server.transmit().try_into().unwrap();
+        assert_eq!(client.handle_datagram(&record), Ok(vec![b"2.05".to_vec()]));
+    }
+
+    #[test]
+    fn short_protected_records_are_found() {
+        let record = |epoch: u8, len: u8| {
+            let mut r = vec![0x17, 0xfe, 0xfd, 0, epoch, 0, 0, 0, 0, 0, 1, 0, len];
+            r.extend(std::iter::repeat_n(0u8, len.into()));
+            r
+        };
+        assert!(!has_short_record(&record(1, 16), 16));
+        assert!(has_short_record(&record(1, 15), 16));
+        // Epoch 0 records are the handshake's, in the clear.
+        assert!(!has_short_record(&record(0, 3), 16));
+        let two = [record(1, 16), record(1, 4)].concat();
+        assert!(has_short_record(&two, 16));
+        // Truncated headers and bodies are OpenSSL's to discard.
+        assert!(!has_short_record(&record(1, 16)[..20], 16));
+        assert!(!has_short_record(&[0x17, 0xfe], 16));
+        assert!(!has_short_record(&[], 16));
     }
 
     #[test]
