@@ -442,9 +442,13 @@ mod tests {
 
     impl Server {
         fn new(key: &'static [u8]) -> Server {
+            Server::with_ciphers(key, CIPHERS)
+        }
+
+        fn with_ciphers(key: &'static [u8], ciphers: &str) -> Server {
             let mut ctx = SslContext::builder(SslMethod::dtls_server()).unwrap();
             ctx.set_options(SslOptions::NO_QUERY_MTU);
-            ctx.set_cipher_list(CIPHERS).unwrap();
+            ctx.set_cipher_list(ciphers).unwrap();
             let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
             let seen2 = seen.clone();
             ctx.set_psk_server_callback(move |_, identity, key_out| {
@@ -560,6 +564,29 @@ mod tests {
             client.handle_datagram(&record).unwrap(),
             vec![b"2.01 Created".to_vec()]
         );
+    }
+
+    #[test]
+    fn the_other_offered_suites_are_negotiated() {
+        for suite in [
+            "PSK-AES128-CBC-SHA256",
+            "PSK-AES128-GCM-SHA256",
+            "ECDHE-PSK-AES128-CBC-SHA256",
+        ] {
+            let mut client = DtlsSession::new(
+                &DtlsConfig::psk(IDENTITY.to_vec(), KEY.to_vec()),
+                Instant::now(),
+            )
+            .unwrap();
+            let mut server = Server::with_ciphers(KEY, suite);
+            let (_, r) = pump(&mut client, &mut server, &mut |_| false, &mut 0);
+            r.unwrap();
+            assert_eq!(client.cipher(), Some(suite));
+            client.send(b"ping").unwrap();
+            let record = client.poll_transmit().unwrap();
+            assert!(record.len() >= 13 + client.min_record(), "{suite}");
+            assert_eq!(server.receive(record).unwrap(), vec![b"ping".to_vec()]);
+        }
     }
 
     #[test]
