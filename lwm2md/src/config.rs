@@ -134,6 +134,22 @@ pub struct ServerConfig {
     pub lifetime: u32,
     #[serde(default = "default_binding")]
     pub binding: String,
+    /// "nosec" for coap:// (the default there), "psk" for coaps:// (required there).
+    pub security: Option<SecurityMode>,
+    /// PSK identity, sent in the clear during the handshake.
+    pub psk_identity: Option<String>,
+    /// File holding the pre-shared key: hex digits (whitespace allowed), else raw bytes.
+    /// Must not be readable by group or others.
+    pub psk_key_file: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SecurityMode {
+    Nosec,
+    Psk,
+    Cert,
+    Rpk,
 }
 
 fn default_state_dir() -> PathBuf {
@@ -177,7 +193,36 @@ pub struct ServerAccount {
     pub short_server_id: u16,
     pub lifetime: u32,
     pub binding: String,
+    pub security: AccountSecurity,
 }
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AccountSecurity {
+    NoSec,
+    /// DTLS with a pre-shared key.
+    Psk(Psk),
+}
+
+/// A PSK identity and key, read from the key file.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Psk {
+    pub identity: String,
+    pub key: Vec<u8>,
+}
+
+impl fmt::Debug for Psk {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Psk")
+            .field("identity", &self.identity)
+            .field("key", &format_args!("<{} bytes>", self.key.len()))
+            .finish()
+    }
+}
+
+/// Longest PSK identity and key accepted (OpenSSL's limits are larger; real keys are 16
+/// to 32 bytes).
+const MAX_PSK_IDENTITY: usize = 128;
+const MAX_PSK_KEY: usize = 64;
 
 impl Config {
     pub fn load(path: &Path) -> Result<Config, ConfigError> {
@@ -190,10 +235,18 @@ impl Config {
     }
 
     pub fn parse(path: &Path, text: &str) -> Result<Config, ConfigError> {
-        let config: Config = toml::from_str(text).map_err(|e| ConfigError {
-            file: path.to_path_buf(),
-            position: e.span().map(|s| line_col(text, s.start)),
-            message: e.message().trim_end().to_string(),
+        let config: Config = toml::from_str(text).map_err(|e| {
+            let mut message = e.message().trim_end().to_string();
+            if message.starts_with("unknown field `psk_key`") {
+                message = "psk_key: a key is not accepted inline; put it in a file only root \
+                           can read (chmod 600) and name that file with psk_key_file"
+                    .into();
+            }
+            ConfigError {
+                file: path.to_path_buf(),
+                position: e.span().map(|s| line_col(text, s.start)),
+                message,
+            }
         })?;
         config.validate().map_err(|message| ConfigError {
             file: path.to_path_buf(),
@@ -261,8 +314,10 @@ impl Config {
     pub fn accounts(&self) -> Result<Vec<ServerAccount>, String> {
         let mut out: Vec<ServerAccount> = Vec::new();
         for (n, s) in self.servers.iter().enumerate() {
-            let (host, port) = parse_coap_uri(&s.uri)
+            let (scheme, host, port) = parse_server_uri(&s.uri)
                 .map_err(|e| format!("server {}: uri {:?}: {e}", n + 1, s.uri))?;
+            let security =
+                account_security(s, scheme).map_err(|e| format!("server {}: {e}", n + 1))?;
             let ssid = match s.short_server_id {
                 Some(id) => id,
                 None => u16::try_from(n + 1).map_err(|_| "too many servers".to_string())?,
@@ -299,6 +354,7 @@ impl Config {
                 short_server_id: ssid,
                 lifetime: s.lifetime,
                 binding: s.binding.clone(),
+                security,
             });
         }
         Ok(out)
@@ -350,14 +406,29 @@ impl Config {
     }
 }
 
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Scheme {
+    Coap,
+    Coaps,
+}
+
 /// Splits `coap://host:port` (IPv6 hosts in brackets); the port defaults to 5683.
 pub fn parse_coap_uri(uri: &str) -> Result<(String, u16), String> {
-    let rest = if let Some(rest) = uri.strip_prefix("coap://") {
-        rest
-    } else if uri.starts_with("coaps://") {
-        return Err("coaps:// (DTLS) is not supported yet; use coap://".into());
+    match parse_server_uri(uri)? {
+        (Scheme::Coap, host, port) => Ok((host, port)),
+        (Scheme::Coaps, ..) => Err("must start with coap://".into()),
+    }
+}
+
+/// Splits `coap://host:port` or `coaps://host:port` (IPv6 hosts in brackets); the port
+/// defaults to 5683 and 5684 (RFC 7252 6.1, 6.2).
+pub fn parse_server_uri(uri: &str) -> Result<(Scheme, String, u16), String> {
+    let (scheme, rest, default_port) = if let Some(rest) = uri.strip_prefix("coap://") {
+        (Scheme::Coap, rest, 5683)
+    } else if let Some(rest) = uri.strip_prefix("coaps://") {
+        (Scheme::Coaps, rest, 5684)
     } else {
-        return Err("must start with coap://".into());
+        return Err("must start with coap:// or coaps://".into());
     };
     let authority = rest.split_once('/').map_or(rest, |(a, _)| a);
     let (host, port) = if let Some(v6) = authority.strip_prefix('[') {
@@ -374,9 +445,106 @@ pub fn parse_coap_uri(uri: &str) -> Result<(String, u16), String> {
     }
     let port = match port {
         Some(p) => p.parse::<u16>().map_err(|_| format!("bad port {p:?}"))?,
-        None => 5683,
+        None => default_port,
     };
-    Ok((host.to_string(), port))
+    Ok((scheme, host.to_string(), port))
+}
+
+fn account_security(s: &ServerConfig, scheme: Scheme) -> Result<AccountSecurity, String> {
+    let mode = s.security.unwrap_or(match scheme {
+        Scheme::Coap => SecurityMode::Nosec,
+        Scheme::Coaps => SecurityMode::Psk,
+    });
+    match (mode, scheme) {
+        (SecurityMode::Cert | SecurityMode::Rpk, _) => {
+            let name = if mode == SecurityMode::Cert {
+                "cert"
+            } else {
+                "rpk"
+            };
+            Err(format!(
+                "security = \"{name}\" is not supported yet; use \"psk\" (with coaps://) or \"nosec\""
+            ))
+        }
+        (SecurityMode::Nosec, Scheme::Coaps) => {
+            Err("a coaps:// server needs security = \"psk\"".into())
+        }
+        (SecurityMode::Psk, Scheme::Coap) => Err("security = \"psk\" needs a coaps:// uri".into()),
+        (SecurityMode::Nosec, Scheme::Coap) => {
+            if s.psk_identity.is_some() || s.psk_key_file.is_some() {
+                return Err(
+                    "psk_identity and psk_key_file need security = \"psk\" and a coaps:// uri"
+                        .into(),
+                );
+            }
+            Ok(AccountSecurity::NoSec)
+        }
+        (SecurityMode::Psk, Scheme::Coaps) => {
+            let identity = s
+                .psk_identity
+                .clone()
+                .ok_or("security = \"psk\" needs psk_identity")?;
+            if identity.is_empty() || identity.len() > MAX_PSK_IDENTITY {
+                return Err(format!(
+                    "psk_identity must be 1 to {MAX_PSK_IDENTITY} bytes long"
+                ));
+            }
+            let file = s
+                .psk_key_file
+                .as_deref()
+                .ok_or("security = \"psk\" needs psk_key_file (a file holding the key)")?;
+            let key = read_psk_key(file)?;
+            Ok(AccountSecurity::Psk(Psk { identity, key }))
+        }
+    }
+}
+
+/// Reads a key file: hex digits (whitespace and newlines ignored), or else the raw bytes.
+/// The file must be private: a key readable by others is a shared secret no longer.
+fn read_psk_key(file: &Path) -> Result<Vec<u8>, String> {
+    use std::os::unix::fs::PermissionsExt;
+    let name = file.display();
+    let meta = std::fs::metadata(file).map_err(|e| format!("psk_key_file {name}: {e}"))?;
+    let mode = meta.permissions().mode();
+    if mode & 0o077 != 0 {
+        return Err(format!(
+            "psk_key_file {name} is readable by group or others (mode {:03o}); run chmod 600 {name}",
+            mode & 0o777
+        ));
+    }
+    let bytes = std::fs::read(file).map_err(|e| format!("psk_key_file {name}: {e}"))?;
+    let key = parse_psk_key(&bytes);
+    if key.is_empty() || key.len() > MAX_PSK_KEY {
+        return Err(format!(
+            "psk_key_file {name}: the key must be 1 to {MAX_PSK_KEY} bytes long (it is {})",
+            key.len()
+        ));
+    }
+    Ok(key)
+}
+
+/// Hex when the whole file is hex digits and whitespace (an even number of digits),
+/// else the file's bytes as they are.
+fn parse_psk_key(bytes: &[u8]) -> Vec<u8> {
+    let digits: Vec<u8> = bytes
+        .iter()
+        .copied()
+        .filter(|b| !b.is_ascii_whitespace())
+        .collect();
+    if digits.is_empty()
+        || !digits.len().is_multiple_of(2)
+        || !digits.iter().all(u8::is_ascii_hexdigit)
+    {
+        return bytes.to_vec();
+    }
+    digits
+        .chunks_exact(2)
+        .filter_map(|pair| {
+            let hi = char::from(pair[0]).to_digit(16)?;
+            let lo = char::from(pair[1]).to_digit(16)?;
+            u8::try_from(hi * 16 + lo).ok()
+        })
+        .collect()
 }
 
 fn line_col(text: &str, offset: usize) -> (usize, usize) {
@@ -407,7 +575,8 @@ mod tests {
                 port: 5683,
                 short_server_id: 1,
                 lifetime: 86400,
-                binding: "U".into()
+                binding: "U".into(),
+                security: AccountSecurity::NoSec,
             }
         );
         assert_eq!(c.state_dir, PathBuf::from("/var/lib/lwm2md"));
@@ -454,5 +623,146 @@ mod tests {
             Ok(("example.net".into(), 5683))
         );
         assert!(parse_coap_uri("coaps://example.net").is_err());
+        assert_eq!(
+            parse_server_uri("coaps://example.net"),
+            Ok((Scheme::Coaps, "example.net".into(), 5684))
+        );
+        assert_eq!(
+            parse_server_uri("coaps://[::1]:15684"),
+            Ok((Scheme::Coaps, "::1".into(), 15684))
+        );
+    }
+
+    /// A key file in a fresh directory under the system temporary directory.
+    fn key_file(name: &str, contents: &[u8], mode: u32) -> PathBuf {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = std::env::temp_dir().join(format!("lwm2md-config-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join(name);
+        std::fs::write(&path, contents).unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode)).unwrap();
+        path
+    }
+
+    fn psk_server(key_file: &Path) -> String {
+        format!(
+            "[[server]]\nuri = \"coaps://h\"\npsk_identity = \"gw-1\"\npsk_key_file = \"{}\"\n",
+            key_file.display()
+        )
+    }
+
+    #[test]
+    fn coaps_defaults_to_psk_on_port_5684() {
+        let f = key_file("hex", b"00112233 44556677\n8899aabbccddeeff\n", 0o600);
+        let a = parse(&psk_server(&f)).unwrap().accounts().unwrap();
+        assert_eq!(a[0].port, 5684);
+        assert_eq!(
+            a[0].security,
+            AccountSecurity::Psk(Psk {
+                identity: "gw-1".into(),
+                key: vec![
+                    0x00, 0x11, 0x22, 0x33, 0x44, 0x55, 0x66, 0x77, 0x88, 0x99, 0xaa, 0xbb, 0xcc,
+                    0xdd, 0xee, 0xff
+                ],
+            })
+        );
+        // The key stays out of logs.
+        assert!(!format!("{:?}", a[0]).contains("17"), "{:?}", a[0]);
+        let explicit = format!("{}security = \"psk\"\n", psk_server(&f));
+        assert_eq!(parse(&explicit).unwrap().accounts().unwrap(), a);
+    }
+
+    #[test]
+    fn key_file_that_is_not_hex_is_raw_bytes() {
+        let f = key_file("raw", b"secret key!\n", 0o400);
+        let a = parse(&psk_server(&f)).unwrap().accounts().unwrap();
+        let AccountSecurity::Psk(psk) = &a[0].security else {
+            panic!("{a:?}")
+        };
+        assert_eq!(psk.key, b"secret key!\n");
+        assert_eq!(parse_psk_key(b"abc"), b"abc");
+        assert_eq!(parse_psk_key(b"0g"), b"0g");
+        assert_eq!(parse_psk_key(b"  \n"), b"  \n");
+        assert_eq!(parse_psk_key(b"DEad\tbeef"), [0xde, 0xad, 0xbe, 0xef]);
+    }
+
+    #[test]
+    fn key_file_readable_by_others_is_refused() {
+        for (name, mode) in [("group", 0o640), ("world", 0o604)] {
+            let f = key_file(name, b"00112233", mode);
+            let e = parse(&psk_server(&f)).unwrap_err().to_string();
+            assert!(e.contains(&f.display().to_string()), "{e}");
+            assert!(e.contains("chmod 600"), "{e}");
+        }
+    }
+
+    #[test]
+    fn inline_key_is_refused_with_where_to_put_it() {
+        let e =
+            parse("[[server]]\nuri = \"coaps://h\"\npsk_identity = \"a\"\npsk_key = \"0011\"\n")
+                .unwrap_err()
+                .to_string();
+        assert!(e.starts_with("/etc/lwm2md/lwm2md.toml:4:1: "), "{e}");
+        assert!(e.contains("psk_key_file"), "{e}");
+        assert!(e.contains("chmod 600"), "{e}");
+    }
+
+    #[test]
+    fn security_modes_are_checked_against_the_scheme() {
+        let f = key_file("modes", b"0011", 0o600);
+        let cases = [
+            (
+                "uri = \"coaps://h\"\nsecurity = \"cert\"",
+                "not supported yet",
+            ),
+            (
+                "uri = \"coaps://h\"\nsecurity = \"rpk\"",
+                "not supported yet",
+            ),
+            (
+                "uri = \"coaps://h\"\nsecurity = \"nosec\"",
+                "needs security = \"psk\"",
+            ),
+            (
+                "uri = \"coap://h\"\nsecurity = \"psk\"",
+                "needs a coaps:// uri",
+            ),
+            (
+                "uri = \"coap://h\"\npsk_identity = \"a\"",
+                "need security = \"psk\"",
+            ),
+            ("uri = \"coaps://h\"", "needs psk_identity"),
+            ("uri = \"coaps://h\"\npsk_identity = \"\"", "1 to 128 bytes"),
+            (
+                "uri = \"coaps://h\"\npsk_identity = \"a\"",
+                "needs psk_key_file",
+            ),
+            (
+                "uri = \"coaps://h\"\npsk_identity = \"a\"\npsk_key_file = \"/nonexistent/key\"",
+                "/nonexistent/key",
+            ),
+        ];
+        for (server, wanted) in cases {
+            let e = parse(&format!("[[server]]\n{server}\n"))
+                .unwrap_err()
+                .to_string();
+            assert!(e.contains(wanted), "{server}: {e}");
+        }
+        let plain = format!(
+            "[[server]]\nuri = \"coap://h\"\nsecurity = \"nosec\"\n[[server]]\n{}",
+            psk_server(&f).trim_start_matches("[[server]]\n")
+        );
+        let a = parse(&plain).unwrap().accounts().unwrap();
+        assert_eq!(a[0].security, AccountSecurity::NoSec);
+        assert!(matches!(a[1].security, AccountSecurity::Psk(_)));
+    }
+
+    #[test]
+    fn empty_or_oversized_keys_are_refused() {
+        for (name, contents) in [("empty", &b""[..]), ("big", &[0x41u8; 65][..])] {
+            let f = key_file(name, contents, 0o600);
+            let e = parse(&psk_server(&f)).unwrap_err().to_string();
+            assert!(e.contains("1 to 64 bytes"), "{e}");
+        }
     }
 }

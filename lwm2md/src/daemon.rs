@@ -10,11 +10,12 @@ use sd_notify::NotifyState;
 use tokio::net::UdpSocket;
 use tokio::signal::unix::{signal, SignalKind};
 
-use crate::config::{Config, RebootMethod};
+use crate::config::{AccountSecurity, Config, RebootMethod};
+use crate::dtls::{DtlsConfig, DtlsError, DtlsSession};
 use crate::engine::{Engine, EngineConfig, Event, ServerSpec};
 use crate::model::{Action, Object};
 use crate::objects::device::{self, Device};
-use crate::objects::security::Security;
+use crate::objects::security::{Security, SecurityMode};
 use crate::objects::server::Server;
 use crate::path::Path;
 use crate::value::{ResourceValue, Value};
@@ -23,6 +24,9 @@ use crate::value::{ResourceValue, Value};
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
 /// How often the Device object's memory figures are refreshed.
 const SAMPLE_INTERVAL: Duration = Duration::from_secs(60);
+/// The wait before a new DTLS handshake after a failed one, doubling up to the maximum.
+const DTLS_RETRY_FIRST: Duration = Duration::from_secs(5);
+const DTLS_RETRY_MAX: Duration = Duration::from_secs(300);
 
 #[derive(Debug)]
 pub enum DaemonError {
@@ -73,7 +77,9 @@ pub async fn run(config: Config) -> Result<(), DaemonError> {
         what: "config",
         error: std::io::Error::other(e),
     })?;
+    let config_coap = config.coap_params();
     let mut servers = Vec::new();
+    let mut dtls = Vec::new();
     for a in &accounts {
         let addr = resolve(&a.host, a.port)
             .await
@@ -86,6 +92,20 @@ pub async fn run(config: Config) -> Result<(), DaemonError> {
             addr,
             uri: a.uri.clone(),
         });
+        if let AccountSecurity::Psk(psk) = &a.security {
+            let mut config = DtlsConfig::psk(psk.identity.as_bytes().to_vec(), psk.key.clone());
+            // A handshake gets as long as a confirmable message would (RFC 7252
+            // MAX_TRANSMIT_WAIT): a wrong key shows only as silence, and OpenSSL's own
+            // retransmissions would go on for minutes.
+            config.handshake_timeout = config_coap.max_transmit_wait();
+            dtls.push(DtlsPeer::new(
+                addr,
+                a.uri.clone(),
+                a.short_server_id,
+                config,
+                Instant::now(),
+            ));
+        }
     }
     let v4 = bind(servers.iter().any(|s| s.addr.is_ipv4()), "0.0.0.0:0").await?;
     let v6 = bind(servers.iter().any(|s| s.addr.is_ipv6()), "[::]:0").await?;
@@ -94,7 +114,14 @@ pub async fn run(config: Config) -> Result<(), DaemonError> {
     let mut server = Server::new();
     for (n, a) in accounts.iter().enumerate() {
         let instance = u16::try_from(n).unwrap_or(u16::MAX);
-        security.add_nosec_account(instance, &a.uri, a.short_server_id);
+        let mode = match &a.security {
+            AccountSecurity::Psk(psk) => SecurityMode::Psk {
+                identity: psk.identity.clone().into_bytes(),
+                key: psk.key.clone(),
+            },
+            AccountSecurity::NoSec => SecurityMode::NoSec,
+        };
+        security.add_account(instance, &a.uri, a.short_server_id, mode);
         server.add_account(instance, a.short_server_id, a.lifetime, &a.binding);
     }
     let device = Device::new(
@@ -139,23 +166,42 @@ pub async fn run(config: Config) -> Result<(), DaemonError> {
     let mut buf6 = vec![0u8; 2048];
     let mut stop_by: Option<Instant> = None;
     loop {
-        flush(&mut engine, v4.as_ref(), v6.as_ref()).await;
+        flush(&mut engine, &mut dtls, v4.as_ref(), v6.as_ref()).await;
         while let Some(action) = engine.poll_action() {
             run_action(action, &config);
         }
         while let Some(event) = engine.poll_event() {
             report(&engine, &event);
+            if let Event::RegistrationFailed {
+                short_server_id, ..
+            } = event
+            {
+                // The server may have lost the session (a restart): handshake again.
+                for peer in dtls.iter_mut() {
+                    if peer.short_server_id == short_server_id {
+                        peer.renew(Instant::now());
+                    }
+                }
+            }
         }
+        flush(&mut engine, &mut dtls, v4.as_ref(), v6.as_ref()).await;
         if let Some(deadline) = stop_by {
             if engine.is_stopped() || Instant::now() >= deadline {
                 break;
             }
         }
         let wake = engine.poll_timeout().into_iter().chain(stop_by).min();
+        let dtls_wake = dtls.iter().filter_map(DtlsPeer::poll_timeout).min();
         tokio::select! {
-            r = recv(v4.as_ref(), &mut buf4) => on_datagram(&mut engine, r, &buf4),
-            r = recv(v6.as_ref(), &mut buf6) => on_datagram(&mut engine, r, &buf6),
+            r = recv(v4.as_ref(), &mut buf4) => on_datagram(&mut engine, &mut dtls, r, &buf4),
+            r = recv(v6.as_ref(), &mut buf6) => on_datagram(&mut engine, &mut dtls, r, &buf6),
             _ = sleep_until(wake) => engine.handle_timeout(Instant::now()),
+            _ = sleep_until(dtls_wake) => {
+                let now = Instant::now();
+                for peer in dtls.iter_mut() {
+                    peer.handle_timeout(now);
+                }
+            }
             _ = sigterm.recv(), if stop_by.is_none() => stop_by = Some(begin_shutdown(&mut engine)),
             _ = sigint.recv(), if stop_by.is_none() => stop_by = Some(begin_shutdown(&mut engine)),
             _ = watchdog_tick.tick(), if watchdog.is_some() => notify(&[NotifyState::Watchdog]),
@@ -212,22 +258,180 @@ async fn sleep_until(when: Option<Instant>) {
     }
 }
 
-fn on_datagram(engine: &mut Engine, r: std::io::Result<(usize, SocketAddr)>, buf: &[u8]) {
+fn on_datagram(
+    engine: &mut Engine,
+    dtls: &mut [DtlsPeer],
+    r: std::io::Result<(usize, SocketAddr)>,
+    buf: &[u8],
+) {
     match r {
         Ok((n, from)) => {
-            engine.handle_datagram(Instant::now(), from, buf.get(..n).unwrap_or_default())
+            let data = buf.get(..n).unwrap_or_default();
+            // Everything from a coaps server goes through its session: plaintext that
+            // did not come through DTLS never reaches the engine.
+            match dtls.iter_mut().find(|p| p.addr == from) {
+                Some(peer) => {
+                    for plaintext in peer.handle_datagram(data, Instant::now()) {
+                        engine.handle_datagram(Instant::now(), from, &plaintext);
+                    }
+                }
+                None => engine.handle_datagram(Instant::now(), from, data),
+            }
         }
         // ICMP errors (port unreachable) surface here; the retransmission timers cover them.
         Err(e) => tracing::debug!("receive: {e}"),
     }
 }
 
-async fn flush(engine: &mut Engine, v4: Option<&UdpSocket>, v6: Option<&UdpSocket>) {
+async fn flush(
+    engine: &mut Engine,
+    dtls: &mut [DtlsPeer],
+    v4: Option<&UdpSocket>,
+    v6: Option<&UdpSocket>,
+) {
     while let Some(t) = engine.poll_transmit() {
-        let socket = if t.peer.is_ipv4() { v4 } else { v6 };
-        if let Some(s) = socket {
-            if let Err(e) = s.send_to(&t.data, t.peer).await {
-                tracing::warn!(peer = %t.peer, "send: {e}");
+        match dtls.iter_mut().find(|p| p.addr == t.peer) {
+            Some(peer) => peer.send(&t.data, Instant::now()),
+            None => send(v4, v6, t.peer, &t.data).await,
+        }
+    }
+    for peer in dtls.iter_mut() {
+        while let Some(datagram) = peer.poll_transmit() {
+            send(v4, v6, peer.addr, &datagram).await;
+        }
+    }
+}
+
+async fn send(v4: Option<&UdpSocket>, v6: Option<&UdpSocket>, peer: SocketAddr, data: &[u8]) {
+    let socket = if peer.is_ipv4() { v4 } else { v6 };
+    if let Some(s) = socket {
+        if let Err(e) = s.send_to(data, peer).await {
+            tracing::warn!(%peer, "send: {e}");
+        }
+    }
+}
+
+/// The DTLS session with one coaps server, remade after failures with a growing delay;
+/// the engine's own registration retries run on top, unaware of it.
+struct DtlsPeer {
+    addr: SocketAddr,
+    uri: String,
+    short_server_id: u16,
+    config: DtlsConfig,
+    session: Option<DtlsSession>,
+    /// When the next handshake starts, while there is no session.
+    retry_at: Option<Instant>,
+    retry_delay: Duration,
+}
+
+impl DtlsPeer {
+    fn new(
+        addr: SocketAddr,
+        uri: String,
+        short_server_id: u16,
+        config: DtlsConfig,
+        now: Instant,
+    ) -> DtlsPeer {
+        let mut peer = DtlsPeer {
+            addr,
+            uri,
+            short_server_id,
+            config,
+            session: None,
+            retry_at: None,
+            retry_delay: DTLS_RETRY_FIRST,
+        };
+        peer.start(now);
+        peer
+    }
+
+    fn start(&mut self, now: Instant) {
+        tracing::debug!(server = %self.uri, peer = %self.addr, "DTLS handshake");
+        self.retry_at = None;
+        match DtlsSession::new(&self.config, now) {
+            Ok(s) => self.session = Some(s),
+            Err(e) => self.fail(e, now),
+        }
+    }
+
+    /// A new handshake, unless one is under way already.
+    fn renew(&mut self, now: Instant) {
+        if self
+            .session
+            .as_ref()
+            .is_some_and(DtlsSession::is_established)
+        {
+            self.start(now);
+        }
+    }
+
+    fn fail(&mut self, error: DtlsError, now: Instant) {
+        tracing::warn!(
+            server = %self.uri,
+            "{error}; new handshake in {} s",
+            self.retry_delay.as_secs()
+        );
+        self.session = None;
+        self.retry_at = Some(now + self.retry_delay);
+        self.retry_delay = (self.retry_delay * 2).min(DTLS_RETRY_MAX);
+    }
+
+    fn send(&mut self, plaintext: &[u8], now: Instant) {
+        let Some(session) = self.session.as_mut() else {
+            tracing::debug!(server = %self.uri, "no DTLS session: datagram dropped");
+            return;
+        };
+        if let Err(e) = session.send(plaintext) {
+            self.fail(e, now);
+        }
+    }
+
+    fn handle_datagram(&mut self, datagram: &[u8], now: Instant) -> Vec<Vec<u8>> {
+        let Some(session) = self.session.as_mut() else {
+            return Vec::new();
+        };
+        let was_established = session.is_established();
+        match session.handle_datagram(datagram) {
+            Ok(plaintext) => {
+                if !was_established && session.is_established() {
+                    tracing::info!(
+                        server = %self.uri,
+                        cipher = session.cipher().unwrap_or("?"),
+                        "DTLS session established"
+                    );
+                    self.retry_delay = DTLS_RETRY_FIRST;
+                }
+                plaintext
+            }
+            Err(e) => {
+                self.fail(e, now);
+                Vec::new()
+            }
+        }
+    }
+
+    fn poll_transmit(&mut self) -> Option<Vec<u8>> {
+        self.session.as_mut()?.poll_transmit()
+    }
+
+    fn poll_timeout(&self) -> Option<Instant> {
+        match &self.session {
+            Some(s) => s.poll_timeout(),
+            None => self.retry_at,
+        }
+    }
+
+    fn handle_timeout(&mut self, now: Instant) {
+        match self.session.as_mut() {
+            Some(s) => {
+                if let Err(e) = s.handle_timeout(now) {
+                    self.fail(e, now);
+                }
+            }
+            None => {
+                if self.retry_at.is_some_and(|t| t <= now) {
+                    self.start(now);
+                }
             }
         }
     }

@@ -4,6 +4,7 @@ pub mod coap;
 pub mod codec;
 pub mod config;
 pub mod daemon;
+pub mod dtls;
 pub mod engine;
 pub mod logging;
 pub mod model;

@@ -18,15 +18,30 @@ impl Security {
 
     /// Adds a NoSec account for a server (factory bootstrap from the configuration).
     pub fn add_nosec_account(&mut self, instance: u16, uri: &str, short_server_id: u16) {
+        self.add_account(instance, uri, short_server_id, SecurityMode::NoSec);
+    }
+
+    /// Adds an account (factory bootstrap from the configuration).
+    pub fn add_account(
+        &mut self,
+        instance: u16,
+        uri: &str,
+        short_server_id: u16,
+        mode: SecurityMode,
+    ) {
+        let (code, identity, key) = match mode {
+            SecurityMode::Psk { identity, key } => (0, identity, key),
+            SecurityMode::NoSec => (3, Vec::new(), Vec::new()),
+        };
         let s = &mut self.store;
         s.add_instance(instance);
         let values = [
             (0, Value::String(uri.to_string())),
             (1, Value::Boolean(false)),
-            (2, Value::Integer(3)), // NoSec
-            (3, Value::Opaque(Vec::new())),
+            (2, Value::Integer(code)),
+            (3, Value::Opaque(identity)),
             (4, Value::Opaque(Vec::new())),
-            (5, Value::Opaque(Vec::new())),
+            (5, Value::Opaque(key)),
             (10, Value::Integer(short_server_id.into())),
         ];
         for (r, v) in values {
@@ -34,6 +49,14 @@ impl Security {
             let _ = s.set(instance, r, ResourceValue::Single(v));
         }
     }
+}
+
+/// Security Mode (/0/x/2) of an account, with what the mode needs.
+pub enum SecurityMode {
+    /// Mode 0: identity (/0/x/3) and key (/0/x/5).
+    Psk { identity: Vec<u8>, key: Vec<u8> },
+    /// Mode 3.
+    NoSec,
 }
 
 impl Default for Security {
