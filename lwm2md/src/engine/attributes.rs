@@ -17,6 +17,10 @@ pub struct Attributes {
     pub st: Option<f64>,
     pub epmin: Option<u32>,
     pub epmax: Option<u32>,
+    /// LwM2M 1.2: notifications confirmable (true) or not.
+    pub con: Option<bool>,
+    /// LwM2M 1.2, boolean resources: notify only rising (true) or falling (false) edges.
+    pub edge: Option<bool>,
 }
 
 impl Attributes {
@@ -31,6 +35,7 @@ impl Attributes {
         self.pmax = self.pmax.or(upper.pmax);
         self.epmin = self.epmin.or(upper.epmin);
         self.epmax = self.epmax.or(upper.epmax);
+        self.con = self.con.or(upper.con);
     }
 
     /// The `;pmin=10;pmax=60` attributes for Discover, in a stable order.
@@ -48,6 +53,8 @@ impl Attributes {
         push("st", self.st.map(fmt_number));
         push("epmin", self.epmin.map(|v| v.to_string()));
         push("epmax", self.epmax.map(|v| v.to_string()));
+        push("edge", self.edge.map(|v| u8::from(v).to_string()));
+        push("con", self.con.map(|v| u8::from(v).to_string()));
         out
     }
 }
@@ -72,6 +79,8 @@ enum Name {
     St,
     Epmin,
     Epmax,
+    Con,
+    Edge,
 }
 
 impl fmt::Display for Name {
@@ -84,6 +93,8 @@ impl fmt::Display for Name {
             Name::St => "st",
             Name::Epmin => "epmin",
             Name::Epmax => "epmax",
+            Name::Con => "con",
+            Name::Edge => "edge",
         })
     }
 }
@@ -106,6 +117,8 @@ impl AttributeUpdate {
                 "st" => Name::St,
                 "epmin" => Name::Epmin,
                 "epmax" => Name::Epmax,
+                "con" => Name::Con,
+                "edge" => Name::Edge,
                 _ => return Err(bad(q, "unknown or unsupported attribute")),
             };
             let value = match value {
@@ -120,6 +133,9 @@ impl AttributeUpdate {
                     if is_period && (x < 0.0 || x.fract() != 0.0 || x > f64::from(u32::MAX)) {
                         return Err(bad(q, "a period is a whole number of seconds"));
                     }
+                    if matches!(name, Name::Con | Name::Edge) && x != 0.0 && x != 1.0 {
+                        return Err(bad(q, "0 or 1"));
+                    }
                     if name == Name::St && x < 0.0 {
                         return Err(bad(q, "a step cannot be negative"));
                     }
@@ -132,6 +148,10 @@ impl AttributeUpdate {
             changes.push((name, value));
         }
         Ok(AttributeUpdate { changes })
+    }
+
+    pub fn has_edge(&self) -> bool {
+        self.changes.iter().any(|(n, _)| *n == Name::Edge)
     }
 
     pub fn has_thresholds(&self) -> bool {
@@ -153,6 +173,8 @@ impl AttributeUpdate {
                 Name::St => a.st = *v,
                 Name::Epmin => a.epmin = secs,
                 Name::Epmax => a.epmax = secs,
+                Name::Con => a.con = v.map(|x| x == 1.0),
+                Name::Edge => a.edge = v.map(|x| x == 1.0),
             }
         }
         let bad = |why: &str| Err(DmError::BadRequest(why.to_string()));
@@ -254,6 +276,12 @@ mod tests {
             .apply(&a)
             .unwrap();
         assert_eq!((a.pmin, a.pmax), (None, Some(60)));
+        let a = AttributeUpdate::parse(&q(&["con=1", "edge=0"]))
+            .unwrap()
+            .apply(&Attributes::default())
+            .unwrap();
+        assert_eq!((a.con, a.edge), (Some(true), Some(false)));
+        assert!(AttributeUpdate::parse(&q(&["con=2"])).is_err());
         for bad in [
             &["pmin=x"][..],
             &["foo=1"],

@@ -146,12 +146,17 @@ fn write_attributes(
                 | ResourceType::Float
                 | ResourceType::Time
         );
+        if update.has_edge() && def.ty != ResourceType::Boolean {
+            return Err(DmError::BadRequest(format!(
+                "edge needs a boolean resource; {path} is not"
+            )));
+        }
         if update.has_thresholds() && !numeric {
             return Err(DmError::BadRequest(format!(
                 "gt, lt and st need a numeric resource; {path} is not"
             )));
         }
-    } else if update.has_thresholds() {
+    } else if update.has_thresholds() || update.has_edge() {
         return Err(DmError::BadRequest(
             "gt, lt and st apply to a resource, not to an object or instance".into(),
         ));

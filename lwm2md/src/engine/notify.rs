@@ -53,10 +53,12 @@ impl Engine {
             last_sent: now,
             last_con: now,
             last_records: Vec::new(),
+            last_seen: Vec::new(),
             changed: false,
             recent: Vec::new(),
         };
         obs.last_records = self.observed_values(&obs).unwrap_or_default();
+        obs.last_seen = obs.last_records.clone();
         tracing::debug!(%path, server, "observation established");
         self.observations.push(obs);
         Some(0)
@@ -158,8 +160,8 @@ impl Engine {
                 }
             };
             o.changed = false;
-            let worth = records != o.last_records
-                && observe::passes_thresholds(&attrs, &o.last_records, &records);
+            let worth = observe::worth_notifying(&attrs, &o.last_records, &o.last_seen, &records);
+            o.last_seen.clone_from(&records);
             if !(worth || pmax_due) {
                 continue;
             }
@@ -185,7 +187,7 @@ impl Engine {
                 }
                 _ => p.payload = payload,
             }
-            let confirmable = now >= o.last_con + observe::CON_INTERVAL;
+            let confirmable = attrs.con == Some(true) || now >= o.last_con + observe::CON_INTERVAL;
             if confirmable {
                 o.last_con = now;
             }

@@ -35,6 +35,8 @@ pub struct Observation {
     pub last_con: Instant,
     /// What the last notification (or the establishing response) carried.
     pub last_records: Vec<Record>,
+    /// The values at the last evaluation (for crossings and edges).
+    pub last_seen: Vec<Record>,
     /// A value under the path may have changed since `last_records`.
     pub changed: bool,
     /// Recent notifications, to match a RST or timeout to this observation.
@@ -85,21 +87,37 @@ impl Observation {
     }
 }
 
-/// Whether a changed value is worth a notification under gt, lt and st (Core TS 1.1
-/// §5.1.2): a threshold crossed in either direction, or a step of at least st since
-/// the last notified value. Without thresholds any change counts. They apply to a
-/// single numeric value; for anything else they are ignored.
-pub fn passes_thresholds(attrs: &Attributes, last: &[Record], current: &[Record]) -> bool {
-    if attrs.gt.is_none() && attrs.lt.is_none() && attrs.st.is_none() {
-        return true;
+/// Whether the current value is worth a notification (Core TS 1.1 §5.1.2, 1.2 §7.3.2).
+/// `notified` is what the server has, `seen` the value at the previous evaluation.
+/// Without conditions any difference from what the server has counts. With edge (1.2,
+/// booleans), only a turn the way asked for since the previous evaluation counts; with
+/// gt or lt, a threshold crossed in either direction since the previous evaluation; with
+/// st, a step of at least st from what the server has. Conditions apply to a single
+/// value of the right type; for anything else they are ignored.
+pub fn worth_notifying(
+    attrs: &Attributes,
+    notified: &[Record],
+    seen: &[Record],
+    current: &[Record],
+) -> bool {
+    if let (Some(edge), [old], [new]) = (attrs.edge, seen, current) {
+        if let (Value::Boolean(old), Value::Boolean(new)) = (&old.value, &new.value) {
+            return old != new && *new == edge;
+        }
     }
-    let (Some(old), Some(new)) = (single_number(last), single_number(current)) else {
-        return true;
+    let unconditional = attrs.gt.is_none() && attrs.lt.is_none() && attrs.st.is_none();
+    let (Some(before), Some(reported), Some(new), false) = (
+        single_number(seen),
+        single_number(notified),
+        single_number(current),
+        unconditional,
+    ) else {
+        return current != notified;
     };
-    let crossed = |t: f64| (old <= t) != (new <= t);
+    let crossed = |t: f64| (before <= t) != (new <= t);
     attrs.gt.is_some_and(crossed)
         || attrs.lt.is_some_and(crossed)
-        || attrs.st.is_some_and(|st| (new - old).abs() >= st)
+        || attrs.st.is_some_and(|st| (new - reported).abs() >= st)
 }
 
 fn single_number(records: &[Record]) -> Option<f64> {
@@ -128,20 +146,24 @@ mod tests {
     #[test]
     fn thresholds() {
         let none = Attributes::default();
-        assert!(passes_thresholds(&none, &rec(1.0), &rec(1.1)));
+        assert!(worth_notifying(&none, &rec(1.0), &rec(1.0), &rec(1.1)));
+        assert!(
+            !worth_notifying(&none, &rec(1.0), &rec(1.5), &rec(1.0)),
+            "back to what the server has"
+        );
         let gt = Attributes {
             gt: Some(20.0),
             ..Default::default()
         };
-        assert!(!passes_thresholds(&gt, &rec(18.0), &rec(19.0)));
-        assert!(passes_thresholds(&gt, &rec(19.0), &rec(21.0)));
-        assert!(passes_thresholds(&gt, &rec(21.0), &rec(19.0)));
+        assert!(!worth_notifying(&gt, &rec(18.0), &rec(18.0), &rec(19.0)));
+        assert!(worth_notifying(&gt, &rec(18.0), &rec(19.0), &rec(21.0)));
+        assert!(worth_notifying(&gt, &rec(21.0), &rec(21.0), &rec(19.0)));
         let st = Attributes {
             st: Some(0.5),
             ..Default::default()
         };
-        assert!(!passes_thresholds(&st, &rec(20.0), &rec(20.4)));
-        assert!(passes_thresholds(&st, &rec(20.0), &rec(19.5)));
+        assert!(!worth_notifying(&st, &rec(20.0), &rec(20.3), &rec(20.4)));
+        assert!(worth_notifying(&st, &rec(20.0), &rec(20.3), &rec(19.5)));
     }
 
     #[test]
@@ -158,6 +180,7 @@ mod tests {
             last_sent: now,
             last_con: now,
             last_records: Vec::new(),
+            last_seen: Vec::new(),
             changed: false,
             recent: Vec::new(),
         };

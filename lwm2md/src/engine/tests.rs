@@ -1035,3 +1035,43 @@ fn observe_composite() {
     sim.set(Path::resource(3, 0, 10), Value::Integer(5));
     assert!(sim.engine.poll_transmit().is_none());
 }
+
+#[test]
+fn con_and_edge_attributes() {
+    let mut sim = Sim::new(3000);
+    sim.register();
+    let write_bool = |sim: &mut Sim, v: &'static [u8]| {
+        let resp = sim.request(RequestType::Put, "/1/0/6", |p| {
+            p.add_option(CoapOption::ContentFormat, encode_uint(0));
+            p.payload = v.to_vec();
+        });
+        assert_eq!(code(&resp), ResponseType::Changed);
+    };
+    assert_eq!(
+        sim.write_attributes("/1/0/1", &["edge=1"]),
+        ResponseType::BadRequest,
+        "not boolean"
+    );
+    assert_eq!(
+        sim.write_attributes("/1/0/6", &["edge=1", "con=1"]),
+        ResponseType::Changed
+    );
+    let links = String::from_utf8(
+        sim.request(RequestType::Get, "/1/0", |p| {
+            p.add_option(CoapOption::Accept, encode_uint(40))
+        })
+        .payload,
+    )
+    .unwrap();
+    assert!(links.contains("</1/0/6>;edge=1;con=1"), "{links}");
+    sim.observe("/1/0/6", &[6]); // currently true
+    write_bool(&mut sim, b"0");
+    assert!(
+        sim.engine.poll_transmit().is_none(),
+        "falling edge not asked for"
+    );
+    write_bool(&mut sim, b"1");
+    let n = sim.sent();
+    assert_eq!(n.payload, b"1");
+    assert_eq!(n.header.get_type(), MessageType::Confirmable, "con=1");
+}
