@@ -14,7 +14,7 @@
 use minicbor::data::{Tag, Type};
 use minicbor::{Decoder, Encoder};
 
-use super::senml::cbor::{number, read_number};
+use super::senml::cbor::{has_next, number, read_number};
 use super::senml::{Number, MAX_RECORDS};
 use super::{convert, declared_type, finish, parse_objlnk, CodecError, Record};
 use crate::path::{Path, MAX_ID};
@@ -172,15 +172,7 @@ fn parse_map(
 ) -> Result<(), CodecError> {
     let len = d.map().map_err(malformed)?;
     let mut seen = 0u64;
-    loop {
-        match len {
-            Some(n) if seen >= n => break,
-            None if d.datatype().map_err(malformed)? == Type::Break => {
-                d.skip().map_err(malformed)?;
-                break;
-            }
-            _ => {}
-        }
+    while has_next(d, len, seen)? {
         seen += 1;
         let mut path = prefix.to_vec();
         read_key(d, &mut path)?;
@@ -207,15 +199,7 @@ fn read_key(d: &mut Decoder<'_>, path: &mut Vec<u16>) -> Result<(), CodecError> 
         Type::Array | Type::ArrayIndef => {
             let len = d.array().map_err(malformed)?;
             let mut seen = 0u64;
-            loop {
-                match len {
-                    Some(n) if seen >= n => break,
-                    None if d.datatype().map_err(malformed)? == Type::Break => {
-                        d.skip().map_err(malformed)?;
-                        break;
-                    }
-                    _ => {}
-                }
+            while has_next(d, len, seen)? {
                 seen += 1;
                 push_segment(d, path)?;
             }

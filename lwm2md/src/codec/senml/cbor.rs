@@ -129,15 +129,7 @@ pub fn parse(payload: &[u8]) -> Result<Vec<RawRecord>, CodecError> {
     let mut d = Decoder::new(payload);
     let len = d.array().map_err(malformed)?;
     let mut out = Vec::new();
-    loop {
-        match len {
-            Some(n) if out.len() as u64 >= n => break,
-            None if d.datatype().map_err(malformed)? == Type::Break => {
-                d.skip().map_err(malformed)?;
-                break;
-            }
-            _ => {}
-        }
+    while has_next(&mut d, len, out.len() as u64)? {
         if out.len() >= MAX_RECORDS {
             return Err(CodecError::Malformed(format!(
                 "SenML pack of more than {MAX_RECORDS} records"
@@ -165,15 +157,7 @@ fn parse_record(d: &mut Decoder<'_>) -> Result<RawRecord, CodecError> {
     let len = d.map().map_err(malformed)?;
     let mut r = RawRecord::default();
     let mut seen = 0u64;
-    loop {
-        match len {
-            Some(n) if seen >= n => break,
-            None if d.datatype().map_err(malformed)? == Type::Break => {
-                d.skip().map_err(malformed)?;
-                break;
-            }
-            _ => {}
-        }
+    while has_next(d, len, seen)? {
         seen += 1;
         let label = match d.datatype().map_err(malformed)? {
             Type::U8 | Type::U16 | Type::U32 | Type::I8 | Type::I16 | Type::I32 | Type::I64 => {
@@ -237,6 +221,24 @@ fn parse_record(d: &mut Decoder<'_>) -> Result<RawRecord, CodecError> {
 }
 
 /// Reads an integer or a float of any width.
+/// Whether a container opened with `Decoder::array` or `Decoder::map` (of length `len`,
+/// `None` when indefinite) has another item after the `seen` already read. Consumes the
+/// break that ends an indefinite one.
+pub(crate) fn has_next(
+    d: &mut Decoder<'_>,
+    len: Option<u64>,
+    seen: u64,
+) -> Result<bool, CodecError> {
+    match len {
+        Some(n) => Ok(seen < n),
+        None if d.datatype().map_err(malformed)? == Type::Break => {
+            d.skip().map_err(malformed)?;
+            Ok(false)
+        }
+        None => Ok(true),
+    }
+}
+
 pub(crate) fn read_number(d: &mut Decoder<'_>) -> Result<Number, CodecError> {
     Ok(match d.datatype().map_err(malformed)? {
         Type::U8 | Type::U16 | Type::U32 | Type::U64 => {
