@@ -13,6 +13,7 @@ use tokio::signal::unix::{signal, SignalKind};
 use crate::config::{AccountSecurity, Config, RebootMethod};
 use crate::dtls::{DtlsConfig, DtlsError, DtlsSession};
 use crate::engine::{Engine, EngineConfig, Event, ServerSpec};
+use crate::feed::{self, Feed};
 use crate::model::{Action, Object};
 use crate::objects::device::{self, Device};
 use crate::objects::security::{Security, SecurityMode};
@@ -128,6 +129,8 @@ pub async fn run(config: Config) -> Result<(), DaemonError> {
         device::system_clock,
         config.device.factory_reset_command.is_some(),
     );
+    // Backend-fed objects join this list; their tasks start once the engine exists and
+    // report through the feed channel.
     let objects: Vec<Box<dyn Object>> =
         vec![Box::new(security), Box::new(server), Box::new(device)];
     let engine_config = EngineConfig {
@@ -147,6 +150,10 @@ pub async fn run(config: Config) -> Result<(), DaemonError> {
     let mut engine = Engine::new(engine_config, objects, rand::random(), Instant::now());
     set_device_facts(&mut engine, &config);
     sample(&mut engine);
+    // Backend tasks get clones of the sender; the loop keeps one so the channel never
+    // closes while the daemon runs.
+    let (feed_tx, mut feed_rx) = feed::channel();
+    let _feed_tx = feed_tx;
 
     let mut sigterm = signal(SignalKind::terminate()).map_err(|error| DaemonError::Io {
         what: "SIGTERM handler",
@@ -206,6 +213,7 @@ pub async fn run(config: Config) -> Result<(), DaemonError> {
             _ = sigint.recv(), if stop_by.is_none() => stop_by = Some(begin_shutdown(&mut engine)),
             _ = watchdog_tick.tick(), if watchdog.is_some() => notify(&[NotifyState::Watchdog]),
             _ = sample_tick.tick() => sample(&mut engine),
+            Some(report) = feed_rx.recv() => apply_feed(&mut engine, report),
         }
     }
     notify(&[NotifyState::Stopping]);
@@ -523,6 +531,16 @@ fn sample(engine: &mut Engine) {
             );
         }
         Err(e) => tracing::warn!("reading memory figures: {e}"),
+    }
+}
+
+fn apply_feed(engine: &mut Engine, report: Feed) {
+    match report {
+        Feed::Value(path, value) => {
+            if let Err(e) = engine.set_value(path, value) {
+                tracing::warn!("setting {path}: {e}");
+            }
+        }
     }
 }
 
