@@ -52,6 +52,7 @@ impl Engine {
             seq: 0,
             last_sent: now,
             last_con: now,
+            last_eval: now,
             last_records: Vec::new(),
             last_seen: Vec::new(),
             changed: false,
@@ -139,6 +140,10 @@ impl Engine {
         for idx in 0..self.observations.len() {
             let o = &self.observations[idx];
             let attrs = self.attributes_for(o);
+            if o.epmax_elapsed(&attrs, now) {
+                self.observations[idx].changed = true;
+            }
+            let o = &self.observations[idx];
             if o.deadline(&attrs).is_none_or(|t| t > now) {
                 continue;
             }
@@ -160,6 +165,7 @@ impl Engine {
                 }
             };
             o.changed = false;
+            o.last_eval = now;
             let worth = observe::worth_notifying(&attrs, &o.last_records, &o.last_seen, &records);
             o.last_seen.clone_from(&records);
             if !(worth || pmax_due) {

@@ -33,6 +33,8 @@ pub struct Observation {
     pub seq: u32,
     pub last_sent: Instant,
     pub last_con: Instant,
+    /// When the reporting criteria were last evaluated (epmin/epmax count from here).
+    pub last_eval: Instant,
     /// What the last notification (or the establishing response) carried.
     pub last_records: Vec<Record>,
     /// The values at the last evaluation (for crossings and edges).
@@ -56,14 +58,33 @@ impl Observation {
 
     /// The next instant a notification may be due, if any. Nothing pending and no pmax:
     /// no deadline at all, so an idle observation costs no wake-ups.
+    /// A change is evaluated no earlier than epmin after the previous evaluation and
+    /// reported no earlier than pmin after the previous notification; epmax forces an
+    /// evaluation (a value that changed without being pushed is caught there).
     pub fn deadline(&self, attrs: &Attributes) -> Option<Instant> {
         let pmin = Duration::from_secs(attrs.pmin.unwrap_or(0).into());
-        let by_change = self.changed.then(|| self.last_sent + pmin);
+        let epmin = Duration::from_secs(attrs.epmin.unwrap_or(0).into());
+        let by_change = self
+            .changed
+            .then(|| (self.last_sent + pmin).max(self.last_eval + epmin));
         let by_pmax = attrs
             .pmax
             .filter(|&p| p > 0)
             .map(|p| self.last_sent + Duration::from_secs(p.into()).max(pmin));
-        by_change.into_iter().chain(by_pmax).min()
+        let by_epmax = (!self.changed).then(|| self.epmax_due_at(attrs)).flatten();
+        by_change.into_iter().chain(by_pmax).chain(by_epmax).min()
+    }
+
+    fn epmax_due_at(&self, attrs: &Attributes) -> Option<Instant> {
+        attrs
+            .epmax
+            .filter(|&p| p > 0)
+            .map(|p| self.last_eval + Duration::from_secs(p.into()))
+    }
+
+    /// Whether epmax says the criteria must be evaluated now.
+    pub fn epmax_elapsed(&self, attrs: &Attributes, now: Instant) -> bool {
+        self.epmax_due_at(attrs).is_some_and(|t| now >= t)
     }
 
     /// Whether pmax says a notification must go out now whatever the value.
@@ -179,6 +200,7 @@ mod tests {
             seq: 0,
             last_sent: now,
             last_con: now,
+            last_eval: now,
             last_records: Vec::new(),
             last_seen: Vec::new(),
             changed: false,
@@ -197,5 +219,19 @@ mod tests {
         assert!(o.pmax_elapsed(&attrs, now + Duration::from_secs(60)));
         o.seq = 0x00ff_ffff;
         assert_eq!(o.next_seq(), 0);
+
+        // epmin holds a change back from the last evaluation, beyond pmin.
+        let eval = Attributes {
+            pmin: Some(10),
+            epmin: Some(30),
+            epmax: Some(120),
+            ..Default::default()
+        };
+        assert_eq!(o.deadline(&eval), Some(now + Duration::from_secs(30)));
+        // Nothing pending: the next evaluation is due at epmax.
+        o.changed = false;
+        assert_eq!(o.deadline(&eval), Some(now + Duration::from_secs(120)));
+        assert!(!o.epmax_elapsed(&eval, now + Duration::from_secs(119)));
+        assert!(o.epmax_elapsed(&eval, now + Duration::from_secs(120)));
     }
 }

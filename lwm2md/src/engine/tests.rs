@@ -756,6 +756,33 @@ fn pmin_holds_back_and_pmax_forces_notifications() {
 }
 
 #[test]
+fn epmin_delays_evaluation_and_epmax_bounds_it() {
+    let mut sim = Sim::new(3000);
+    sim.register();
+    sim.set(TZ, Value::String("UTC".into()));
+    assert_eq!(
+        sim.write_attributes("/3/0/15", &["pmin=5", "epmin=20", "epmax=50"]),
+        ResponseType::Changed
+    );
+    let start = sim.now;
+    sim.observe("/3/0/15", &[1]);
+    sim.now += Duration::from_secs(1);
+    sim.set(TZ, Value::String("Europe/Paris".into()));
+    let n = sim
+        .run_until_transmit(Duration::from_secs(100))
+        .expect("notification at the next evaluation");
+    assert_eq!(sim.now - start, Duration::from_secs(20), "epmin, not pmin");
+    assert_eq!(n.payload, b"Europe/Paris");
+    // Nothing changes: the engine still evaluates at epmax (a wake-up), and sends
+    // nothing because the value is what the server has.
+    assert_eq!(
+        sim.engine.observation_deadline(),
+        Some(start + Duration::from_secs(70))
+    );
+    assert!(sim.run_until_transmit(Duration::from_secs(60)).is_none());
+}
+
+#[test]
 fn thresholds_filter_changes() {
     let mut sim = Sim::new(3000);
     sim.register();
