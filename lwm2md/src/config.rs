@@ -340,9 +340,9 @@ impl Config {
                     n + 1
                 ));
             }
-            if s.binding != "U" {
+            if !crate::objects::server::binding_supported(&s.binding) {
                 return Err(format!(
-                    "server {}: binding {:?} is not supported (only \"U\")",
+                    "server {}: binding {:?} is not supported (\"U\", or \"UQ\" for queue mode)",
                     n + 1,
                     s.binding
                 ));

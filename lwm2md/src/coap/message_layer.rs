@@ -454,6 +454,12 @@ impl MessageLayer {
         self.events.pop_front()
     }
 
+    /// Whether an exchange with `peer` is outstanding or queued (a confirmable
+    /// notification included).
+    pub fn is_busy(&self, peer: SocketAddr) -> bool {
+        self.exchanges.iter().any(|e| e.peer == peer) || self.queue.iter().any(|q| q.peer == peer)
+    }
+
     /// Forgets every outstanding and queued exchange with `peer` (no events).
     pub fn forget_peer(&mut self, peer: SocketAddr) {
         self.exchanges.retain(|e| e.peer != peer);

@@ -57,6 +57,7 @@ impl Engine {
             last_seen: Vec::new(),
             changed: false,
             recent: Vec::new(),
+            stored: Default::default(),
         };
         obs.last_records = self.observed_values(&obs).unwrap_or_default();
         obs.last_seen = obs.last_records.clone();
@@ -118,6 +119,12 @@ impl Engine {
         }
     }
 
+    /// /1/x/26 Default Notification Mode (1.2): 1 makes notifications confirmable unless
+    /// the con attribute says otherwise.
+    fn default_confirmable(&self, server: u16) -> bool {
+        self.server_resource(server, server::DEFAULT_NOTIFICATION_MODE) == Some(Value::Integer(1))
+    }
+
     /// /1/x/2 and /1/x/3 of the server's instance.
     fn default_periods(&self, server: u16) -> (Option<u32>, Option<u32>) {
         let secs = |r| match self.server_resource(server, r) {
@@ -130,8 +137,46 @@ impl Engine {
     pub(super) fn observation_deadline(&self) -> Option<Instant> {
         self.observations
             .iter()
-            .filter_map(|o| o.deadline(&self.attributes_for(o)))
+            .filter_map(|o| match self.hold(o.server) {
+                Hold::No | Hold::Asleep => o.deadline(&self.attributes_for(o)),
+                // Only changes are worth waking for while they can only be stored.
+                Hold::Store if o.changed => o.deadline(&self.attributes_for(o)),
+                Hold::Store | Hold::Latest => None,
+            })
             .min()
+    }
+
+    /// What happens to a due notification for `server` now.
+    fn hold(&self, server: u16) -> Hold {
+        let Some(s) = self.sessions.iter().find(|s| s.short_server_id == server) else {
+            return Hold::No;
+        };
+        if s.asleep {
+            Hold::Asleep
+        } else if !s.reconnecting {
+            Hold::No
+        } else if self.server_resource(server, server::NOTIFICATION_STORING)
+            == Some(Value::Boolean(true))
+        {
+            Hold::Store
+        } else {
+            Hold::Latest
+        }
+    }
+
+    /// An Update got through: what was stored goes out, oldest first, before anything
+    /// newer (non-confirmable: the latest state follows under the usual rules).
+    pub(super) fn release_held(&mut self, now: Instant, server: u16) {
+        for o in self.observations.iter_mut().filter(|o| o.server == server) {
+            while let Some(records) = o.stored.pop_front() {
+                if let Some(p) = notification_packet(o, &records, self.config.block_size) {
+                    let id = self
+                        .coap
+                        .send_notification(now, o.peer, &o.token.clone(), p, false);
+                    o.remember(id);
+                }
+            }
+        }
     }
 
     /// Sends the notifications that are due.
@@ -139,6 +184,11 @@ impl Engine {
         let mut ended = Vec::new();
         for idx in 0..self.observations.len() {
             let o = &self.observations[idx];
+            let hold = self.hold(o.server);
+            if hold == Hold::Latest {
+                // Notification storing is off: only the state at reconnection is sent.
+                continue;
+            }
             let attrs = self.attributes_for(o);
             if o.epmax_elapsed(&attrs, now) {
                 self.observations[idx].changed = true;
@@ -147,8 +197,14 @@ impl Engine {
             if o.deadline(&attrs).is_none_or(|t| t > now) {
                 continue;
             }
+            if hold == Hold::Asleep {
+                let server = o.server;
+                self.wake(now, server);
+                continue;
+            }
             let pmax_due = o.pmax_elapsed(&attrs, now);
             let current = self.observed_values(o);
+            let con_default = self.default_confirmable(o.server);
             let o = &mut self.observations[idx];
             let records = match current {
                 Ok(records) => records,
@@ -171,29 +227,17 @@ impl Engine {
             if !(worth || pmax_due) {
                 continue;
             }
-            let payload = match codec::encode(o.format, &o.path, &records) {
-                Ok(p) => p,
-                Err(e) => {
-                    tracing::warn!(path = %o.path, "cannot encode notification: {e}");
-                    continue;
-                }
-            };
-            let mut p = Packet::new();
-            p.header.code = MessageClass::Response(ResponseType::Content);
-            p.add_option(CoapOption::Observe, encode_uint(o.next_seq()));
-            p.add_option(
-                CoapOption::ContentFormat,
-                encode_uint(o.format.code().into()),
-            );
-            // A large notification carries its first block; the server fetches the rest.
-            match block::block2_slice(&payload, None, self.config.block_size) {
-                Ok(Some((slice, option))) => {
-                    block::set_block2(&mut p, option);
-                    p.payload = slice.to_vec();
-                }
-                _ => p.payload = payload,
+            if hold == Hold::Store {
+                o.store(records.clone());
+                o.last_sent = now;
+                o.last_records = records;
+                continue;
             }
-            let confirmable = attrs.con == Some(true) || now >= o.last_con + observe::CON_INTERVAL;
+            let Some(p) = notification_packet(o, &records, self.config.block_size) else {
+                continue;
+            };
+            let confirmable =
+                attrs.con.unwrap_or(con_default) || now >= o.last_con + observe::CON_INTERVAL;
             if confirmable {
                 o.last_con = now;
             }
@@ -208,4 +252,47 @@ impl Engine {
             self.observations.remove(idx);
         }
     }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Hold {
+    /// Send as usual.
+    No,
+    /// Queue mode, not listening: wake up (Update) first.
+    Asleep,
+    /// Waiting for an Update to get through, storing notifications (/1/x/6 true).
+    Store,
+    /// Waiting, not storing: the latest state goes out afterwards.
+    Latest,
+}
+
+/// A 2.05 notification of `records` for `o` with the next sequence number. A large one
+/// carries its first block; the server fetches the rest.
+fn notification_packet(
+    o: &mut Observation,
+    records: &[crate::codec::Record],
+    block_size: usize,
+) -> Option<Packet> {
+    let payload = match codec::encode(o.format, &o.path, records) {
+        Ok(p) => p,
+        Err(e) => {
+            tracing::warn!(path = %o.path, "cannot encode notification: {e}");
+            return None;
+        }
+    };
+    let mut p = Packet::new();
+    p.header.code = MessageClass::Response(ResponseType::Content);
+    p.add_option(CoapOption::Observe, encode_uint(o.next_seq()));
+    p.add_option(
+        CoapOption::ContentFormat,
+        encode_uint(o.format.code().into()),
+    );
+    match block::block2_slice(&payload, None, block_size) {
+        Ok(Some((slice, option))) => {
+            block::set_block2(&mut p, option);
+            p.payload = slice.to_vec();
+        }
+        _ => p.payload = payload,
+    }
+    Some(p)
 }

@@ -1,6 +1,7 @@
 //! Observations (RFC 7641, Core TS §6.4): which server watches which path, and when a
 //! notification is due under the attributes in effect.
 
+use std::collections::VecDeque;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
@@ -18,6 +19,10 @@ pub const MAX_PER_SERVER: usize = 256;
 /// RFC 7641 §4.5: a notification is sent confirmable at least once a day so that a
 /// vanished observer is noticed.
 pub const CON_INTERVAL: Duration = Duration::from_secs(24 * 3600);
+
+/// Notifications stored per observation while the server is unreachable; beyond, the
+/// oldest are dropped (the latest state always survives).
+pub const MAX_STORED: usize = 64;
 
 #[derive(Debug)]
 pub struct Observation {
@@ -43,6 +48,9 @@ pub struct Observation {
     pub changed: bool,
     /// Recent notifications, to match a RST or timeout to this observation.
     pub recent: Vec<RequestId>,
+    /// Notifications produced while the server could not be reached (/1/x/6), oldest
+    /// first, sent once an Update gets through.
+    pub stored: VecDeque<Vec<Record>>,
 }
 
 impl Observation {
@@ -98,6 +106,15 @@ impl Observation {
     pub fn next_seq(&mut self) -> u32 {
         self.seq = (self.seq + 1) & 0x00ff_ffff;
         self.seq
+    }
+
+    /// Keeps a notification for later delivery (notification storing).
+    pub fn store(&mut self, records: Vec<Record>) {
+        if self.stored.len() >= MAX_STORED {
+            self.stored.pop_front();
+            tracing::warn!(path = %self.path, "stored notifications full: the oldest is dropped");
+        }
+        self.stored.push_back(records);
     }
 
     pub fn remember(&mut self, id: RequestId) {
@@ -205,6 +222,7 @@ mod tests {
             last_seen: Vec::new(),
             changed: false,
             recent: Vec::new(),
+            stored: VecDeque::new(),
         };
         let attrs = Attributes {
             pmin: Some(10),

@@ -51,12 +51,22 @@ impl Sim {
     }
 
     fn build(lifetime: u32, block_size: usize, max_upload: usize, send: Vec<SendSpec>) -> Sim {
+        Sim::make(lifetime, block_size, max_upload, send, "U")
+    }
+
+    fn make(
+        lifetime: u32,
+        block_size: usize,
+        max_upload: usize,
+        send: Vec<SendSpec>,
+        binding: &str,
+    ) -> Sim {
         let now = Instant::now();
         let server: SocketAddr = SERVER.parse().unwrap();
         let mut security = Security::new();
         security.add_nosec_account(0, "coap://192.0.2.1", 1);
         let mut srv = Server::new();
-        srv.add_account(0, 1, lifetime, "U");
+        srv.add_account(0, 1, lifetime, binding);
         let device = Device::new(clock, true);
         let config = EngineConfig {
             endpoint: "sim-ep".into(),
@@ -109,6 +119,16 @@ impl Sim {
                 _ => return None,
             }
         }
+    }
+
+    /// Advances virtual time to the next deadline; returns what went out then.
+    fn step(&mut self) -> Vec<Packet> {
+        let t = self.engine.poll_timeout().expect("a deadline");
+        self.now = self.now.max(t);
+        self.engine.handle_timeout(self.now);
+        std::iter::from_fn(|| self.engine.poll_transmit())
+            .map(|t| Packet::from_bytes(&t.data).unwrap())
+            .collect()
     }
 
     fn sent(&mut self) -> Packet {
@@ -1101,4 +1121,100 @@ fn con_and_edge_attributes() {
     let n = sim.sent();
     assert_eq!(n.payload, b"1");
     assert_eq!(n.header.get_type(), MessageType::Confirmable, "con=1");
+}
+
+#[test]
+fn queue_mode_sleeps_and_sends_an_update_before_notifications() {
+    let mut sim = Sim::make(86400, 1024, 65536, Vec::new(), "UQ");
+    let reg = sim.register();
+    let queries = queries_of(&reg);
+    assert!(queries.contains(&"b=U".to_string()), "{queries:?}");
+    assert!(queries.contains(&"Q".to_string()), "{queries:?}");
+    sim.set(TZ, Value::String("UTC".into()));
+    sim.observe("/3/0/15", &[5]);
+    let last_exchange = sim.now;
+
+    // Nothing to do: the client stops listening after MAX_TRANSMIT_WAIT.
+    assert!(sim.step().is_empty());
+    assert!(sim.engine.sessions[0].asleep);
+    assert_eq!(
+        sim.now - last_exchange,
+        CoapParams::default().max_transmit_wait()
+    );
+    assert_eq!(sim.engine.poll_timeout(), sim.engine.sessions[0].update_at);
+    // A request now is not heard.
+    sim.next_mid += 1;
+    let mut get = packet(
+        MessageClass::Request(RequestType::Get),
+        MessageType::Confirmable,
+        sim.next_mid,
+        &[9],
+    );
+    add_string_options(&mut get, CoapOption::UriPath, ["3", "0", "15"]);
+    sim.deliver(&get);
+    assert!(sim.engine.poll_transmit().is_none());
+
+    // A change to report: an Update goes first, the notification waits for its answer.
+    sim.now += Duration::from_secs(600);
+    sim.set(TZ, Value::String("Europe/Paris".into()));
+    let update = sim.sent();
+    assert_eq!(path_of(&update), "rd/abc");
+    assert!(sim.engine.poll_transmit().is_none(), "notification held");
+    sim.answer(&update, ResponseType::Changed, &[]);
+    let n = sim.sent();
+    assert_eq!(n.get_token(), [5]);
+    assert_eq!(n.payload, b"Europe/Paris");
+    // Awake again: the server's queued request is served.
+    sim.deliver(&get);
+    let resp = sim.sent();
+    assert_eq!(resp.payload, b"Europe/Paris");
+}
+
+#[test]
+fn notifications_are_stored_while_offline_and_delivered_in_order() {
+    for storing in [true, false] {
+        let mut sim = Sim::new(86400);
+        sim.register();
+        sim.set(TZ, Value::String("UTC".into()));
+        if !storing {
+            sim.set(
+                Path::resource(1, 0, server::NOTIFICATION_STORING),
+                Value::Boolean(false),
+            );
+        }
+        sim.observe("/3/0/15", &[6]);
+        // The server vanishes: an Update goes unanswered to the end.
+        let resp = sim.request(RequestType::Post, "/1/0/8", |_| {});
+        assert_eq!(code(&resp), ResponseType::Changed);
+        let update = sim.sent();
+        assert_eq!(path_of(&update), "rd/abc");
+        while !sim.engine.sessions[0].reconnecting {
+            for p in sim.step() {
+                assert_eq!(p.header.message_id, update.header.message_id);
+            }
+        }
+        // Still registered (the lifetime has not run out): the observation lives on,
+        // the changes are held.
+        assert!(sim.engine.sessions[0].is_registered());
+        sim.set(TZ, Value::String("Europe/Paris".into()));
+        sim.set(TZ, Value::String("Asia/Tokyo".into()));
+        assert!(sim.engine.poll_transmit().is_none());
+        let retry = sim.run_until_transmit(Duration::from_secs(3600)).unwrap();
+        assert_eq!(path_of(&retry), "rd/abc");
+        sim.answer(&retry, ResponseType::Changed, &[]);
+        let delivered: Vec<(Vec<u8>, Option<u32>)> =
+            std::iter::from_fn(|| sim.engine.poll_transmit())
+                .map(|t| Packet::from_bytes(&t.data).unwrap())
+                .map(|p| (p.payload.clone(), observe_option(&p)))
+                .collect();
+        let expected: Vec<(Vec<u8>, Option<u32>)> = if storing {
+            vec![
+                (b"Europe/Paris".to_vec(), Some(1)),
+                (b"Asia/Tokyo".to_vec(), Some(2)),
+            ]
+        } else {
+            vec![(b"Asia/Tokyo".to_vec(), Some(1))]
+        };
+        assert_eq!(delivered, expected, "storing {storing}");
+    }
 }

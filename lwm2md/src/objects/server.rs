@@ -14,6 +14,12 @@ pub const NOTIFICATION_STORING: u16 = 6;
 pub const BINDING: u16 = 7;
 pub const REGISTRATION_UPDATE_TRIGGER: u16 = 8;
 pub const MUTE_SEND: u16 = 23;
+pub const DEFAULT_NOTIFICATION_MODE: u16 = 26;
+
+/// UDP, with or without queue mode (`Q`; 1.0 servers write it as `UQ`).
+pub fn binding_supported(binding: &str) -> bool {
+    matches!(binding, "U" | "UQ")
+}
 
 pub struct Server {
     store: Store,
@@ -41,6 +47,7 @@ impl Server {
             (DISABLE_TIMEOUT, Value::Integer(86400)),
             (NOTIFICATION_STORING, Value::Boolean(true)),
             (BINDING, Value::String(binding.to_string())),
+            (MUTE_SEND, Value::Boolean(false)),
         ];
         for (r, v) in values {
             let _ = s.set(instance, r, ResourceValue::Single(v));
@@ -95,7 +102,7 @@ impl Object for Server {
                 {
                     return Err(DmError::BadRequest(format!("lifetime {n} out of range")));
                 }
-                (BINDING, ResourceValue::Single(Value::String(b))) if b != "U" => {
+                (BINDING, ResourceValue::Single(Value::String(b))) if !binding_supported(b) => {
                     return Err(DmError::BadRequest(format!("binding {b:?} not supported")));
                 }
                 _ => {}
