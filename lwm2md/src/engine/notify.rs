@@ -56,6 +56,7 @@ impl Engine {
             last_records: Vec::new(),
             last_seen: Vec::new(),
             changed: false,
+            changed_paths: 0,
             recent: Vec::new(),
             stored: Default::default(),
         };
@@ -75,9 +76,7 @@ impl Engine {
     /// Values under `path` changed: observations above or below it re-check.
     pub(super) fn values_changed(&mut self, path: &Path) {
         for o in &mut self.observations {
-            if o.covers(path) {
-                o.changed = true;
-            }
+            o.note_change(path);
         }
     }
 
@@ -92,20 +91,64 @@ impl Engine {
         self.observations.len() < before
     }
 
-    /// The attributes in effect for an observation.
-    /// A composite observation has no path of its own to carry attributes: it follows the
-    /// server's default periods.
+    /// The attributes in effect for an observation's timing. A composite observation
+    /// has no path of its own: each of its paths keeps its attributes, so a change is
+    /// reported after the pmin of the paths that changed, and the earliest pmax (or
+    /// epmax) of all paths makes a notification (an evaluation) due. Value conditions
+    /// (gt, lt, st, edge) are judged per path, see `worth`.
     fn attributes_for(&self, o: &Observation) -> Attributes {
         let (pmin, pmax) = self.default_periods(o.server);
         if o.composite.is_empty() {
-            self.attributes.effective(o.server, &o.path, pmin, pmax)
-        } else {
-            Attributes {
-                pmin,
-                pmax,
-                ..Attributes::default()
-            }
+            return self.attributes.effective(o.server, &o.path, pmin, pmax);
         }
+        let per_path: Vec<Attributes> = o
+            .composite
+            .iter()
+            .map(|p| self.attributes.effective(o.server, p, pmin, pmax))
+            .collect();
+        let changed: Vec<&Attributes> = per_path
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| o.path_changed(*i))
+            .map(|(_, a)| a)
+            .collect();
+        let min_of = |f: fn(&Attributes) -> Option<u32>,
+                      set: &mut dyn Iterator<Item = &Attributes>| {
+            set.filter_map(f).filter(|&v| v > 0).min()
+        };
+        Attributes {
+            pmin: min_of(|a| a.pmin, &mut changed.iter().copied()),
+            pmax: min_of(|a| a.pmax, &mut per_path.iter()),
+            epmin: min_of(|a| a.epmin, &mut changed.iter().copied()),
+            epmax: min_of(|a| a.epmax, &mut per_path.iter()),
+            con: per_path.iter().filter_map(|a| a.con).reduce(|x, y| x || y),
+            ..Attributes::default()
+        }
+    }
+
+    /// Whether `current` is worth a notification: for a composite observation, whether
+    /// any of its paths is under its own attributes.
+    fn worth(&self, o: &Observation, attrs: &Attributes, current: &[crate::codec::Record]) -> bool {
+        if o.composite.is_empty() {
+            return observe::worth_notifying(attrs, &o.last_records, &o.last_seen, current);
+        }
+        let (pmin, pmax) = self.default_periods(o.server);
+        let under = |records: &[crate::codec::Record], p: &Path| -> Vec<crate::codec::Record> {
+            records
+                .iter()
+                .filter(|r| p.contains(&r.path))
+                .cloned()
+                .collect()
+        };
+        o.composite.iter().any(|p| {
+            let a = self.attributes.effective(o.server, p, pmin, pmax);
+            observe::worth_notifying(
+                &a,
+                &under(&o.last_records, p),
+                &under(&o.last_seen, p),
+                &under(current, p),
+            )
+        })
     }
 
     fn observed_values(
@@ -205,6 +248,9 @@ impl Engine {
             let pmax_due = o.pmax_elapsed(&attrs, now);
             let current = self.observed_values(o);
             let con_default = self.default_confirmable(o.server);
+            let worth = current
+                .as_ref()
+                .is_ok_and(|records| self.worth(o, &attrs, records));
             let o = &mut self.observations[idx];
             let records = match current {
                 Ok(records) => records,
@@ -221,8 +267,8 @@ impl Engine {
                 }
             };
             o.changed = false;
+            o.changed_paths = 0;
             o.last_eval = now;
-            let worth = observe::worth_notifying(&attrs, &o.last_records, &o.last_seen, &records);
             o.last_seen.clone_from(&records);
             if !(worth || pmax_due) {
                 continue;

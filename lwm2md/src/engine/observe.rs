@@ -46,6 +46,9 @@ pub struct Observation {
     pub last_seen: Vec<Record>,
     /// A value under the path may have changed since `last_records`.
     pub changed: bool,
+    /// Composite: which of its paths changed (bit i for path i; the last bit stands for
+    /// every path beyond 63), so that each path's own pmin applies.
+    pub changed_paths: u64,
     /// Recent notifications, to match a RST or timeout to this observation.
     pub recent: Vec<RequestId>,
     /// Notifications produced while the server could not be reached (/1/x/6), oldest
@@ -54,14 +57,24 @@ pub struct Observation {
 }
 
 impl Observation {
-    /// Whether a change at `changed` concerns this observation.
-    pub fn covers(&self, changed: &Path) -> bool {
+    /// Notes a change at `changed` if it concerns this observation.
+    pub fn note_change(&mut self, changed: &Path) {
         let overlaps = |p: &Path| p.contains(changed) || changed.contains(p);
         if self.composite.is_empty() {
-            overlaps(&self.path)
-        } else {
-            self.composite.iter().any(overlaps)
+            self.changed |= overlaps(&self.path);
+            return;
         }
+        for (i, p) in self.composite.iter().enumerate() {
+            if overlaps(p) {
+                self.changed = true;
+                self.changed_paths |= 1 << i.min(63);
+            }
+        }
+    }
+
+    /// Whether composite path `i` changed since the last evaluation.
+    pub fn path_changed(&self, i: usize) -> bool {
+        self.changed_paths & (1 << i.min(63)) != 0
     }
 
     /// The next instant a notification may be due, if any. Nothing pending and no pmax:
@@ -221,6 +234,7 @@ mod tests {
             last_records: Vec::new(),
             last_seen: Vec::new(),
             changed: false,
+            changed_paths: 0,
             recent: Vec::new(),
             stored: VecDeque::new(),
         };

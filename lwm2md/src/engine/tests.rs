@@ -1084,6 +1084,55 @@ fn observe_composite() {
 }
 
 #[test]
+fn composite_observation_follows_each_paths_attributes() {
+    let mut sim = Sim::new(3000);
+    sim.register();
+    sim.set(TZ, Value::String("UTC".into()));
+    let timing = [("/3/0/15", "pmin=30"), ("/3/0/10", "pmin=5"), ("/3/0/10", "pmax=100")];
+    for (path, attr) in timing {
+        assert_eq!(sim.write_attributes(path, &[attr]), ResponseType::Changed);
+    }
+    assert_eq!(sim.write_attributes("/3/0/10", &["st=10"]), ResponseType::Changed);
+    sim.set(Path::resource(3, 0, 10), Value::Integer(100));
+    sim.next_mid += 1;
+    let mut req = packet(
+        MessageClass::Request(RequestType::Fetch),
+        MessageType::Confirmable,
+        sim.next_mid,
+        &[8, 9],
+    );
+    req.add_option(CoapOption::Observe, encode_uint(0));
+    req.add_option(CoapOption::ContentFormat, encode_uint(110));
+    req.payload = br#"[{"n":"/3/0/15"},{"n":"/3/0/10"}]"#.to_vec();
+    sim.deliver(&req);
+    assert_eq!(code(&sim.sent()), ResponseType::Content);
+    let start = sim.now;
+
+    // /3/0/10 changes by less than its step: not worth a notification.
+    sim.set(Path::resource(3, 0, 10), Value::Integer(104));
+    assert!(sim.run_until_transmit(Duration::from_secs(50)).is_none());
+    // By its step: reported after its own pmin (5 s), not the other path's 30 s.
+    sim.now = start + Duration::from_secs(60);
+    sim.engine.handle_timeout(sim.now);
+    sim.set(Path::resource(3, 0, 10), Value::Integer(120));
+    let n = sim.sent();
+    assert_eq!(observe_option(&n), Some(1));
+    // The time zone changes 1 s later: held for its pmin of 30 s.
+    sim.now += Duration::from_secs(1);
+    sim.set(TZ, Value::String("Europe/Paris".into()));
+    let sent_at = sim.now - Duration::from_secs(1);
+    let n = sim.run_until_transmit(Duration::from_secs(100)).unwrap();
+    assert_eq!(sim.now - sent_at, Duration::from_secs(30));
+    let body: serde_json::Value = serde_json::from_slice(&n.payload).unwrap();
+    let records = body.as_array().unwrap();
+    assert!(records.iter().any(|r| r["vs"] == "Europe/Paris"), "{body}");
+    // Nothing changes: the earliest pmax of the paths (100 s) brings the next one.
+    let last = sim.now;
+    sim.run_until_transmit(Duration::from_secs(200)).unwrap();
+    assert_eq!(sim.now - last, Duration::from_secs(100));
+}
+
+#[test]
 fn con_and_edge_attributes() {
     let mut sim = Sim::new(3000);
     sim.register();
