@@ -1088,11 +1088,18 @@ fn composite_observation_follows_each_paths_attributes() {
     let mut sim = Sim::new(3000);
     sim.register();
     sim.set(TZ, Value::String("UTC".into()));
-    let timing = [("/3/0/15", "pmin=30"), ("/3/0/10", "pmin=5"), ("/3/0/10", "pmax=100")];
+    let timing = [
+        ("/3/0/15", "pmin=30"),
+        ("/3/0/10", "pmin=5"),
+        ("/3/0/10", "pmax=100"),
+    ];
     for (path, attr) in timing {
         assert_eq!(sim.write_attributes(path, &[attr]), ResponseType::Changed);
     }
-    assert_eq!(sim.write_attributes("/3/0/10", &["st=10"]), ResponseType::Changed);
+    assert_eq!(
+        sim.write_attributes("/3/0/10", &["st=10"]),
+        ResponseType::Changed
+    );
     sim.set(Path::resource(3, 0, 10), Value::Integer(100));
     sim.next_mid += 1;
     let mut req = packet(
