@@ -141,6 +141,20 @@ pub struct ServerConfig {
     /// File holding the pre-shared key: hex digits (whitespace allowed), else raw bytes.
     /// Must not be readable by group or others.
     pub psk_key_file: Option<PathBuf>,
+    /// security = "cert": our certificate (PEM, the chain may follow, or DER).
+    pub certificate_file: Option<PathBuf>,
+    /// security = "cert": our private key (PEM or DER), private to its owner.
+    pub private_key_file: Option<PathBuf>,
+    /// security = "cert": the server's certificate or CA (/0/x/4), PEM or DER.
+    pub server_certificate_file: Option<PathBuf>,
+    /// Certificate Usage (/0/x/15): 0 CA constraint, 1 service certificate constraint,
+    /// 2 trust anchor assertion, 3 domain-issued certificate (the default).
+    pub certificate_usage: Option<u8>,
+    /// CA certificates for PKIX validation (a PEM file or a hashed directory).
+    pub trust_store: Option<PathBuf>,
+    /// Server Name Indication and the name checked in the server's certificate; the
+    /// URI's host by default.
+    pub sni: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -148,6 +162,7 @@ pub struct ServerConfig {
 pub enum SecurityMode {
     Nosec,
     Psk,
+    #[serde(alias = "certificate")]
     Cert,
     Rpk,
 }
@@ -201,6 +216,8 @@ pub enum AccountSecurity {
     NoSec,
     /// DTLS with a pre-shared key.
     Psk(Psk),
+    /// DTLS with X.509 certificates.
+    Certificate(crate::dtls::Certificates),
 }
 
 /// A PSK identity and key, read from the key file.
@@ -317,7 +334,7 @@ impl Config {
             let (scheme, host, port) = parse_server_uri(&s.uri)
                 .map_err(|e| format!("server {}: uri {:?}: {e}", n + 1, s.uri))?;
             let security =
-                account_security(s, scheme).map_err(|e| format!("server {}: {e}", n + 1))?;
+                account_security(s, scheme, &host).map_err(|e| format!("server {}: {e}", n + 1))?;
             let ssid = match s.short_server_id {
                 Some(id) => id,
                 None => u16::try_from(n + 1).map_err(|_| "too many servers".to_string())?,
@@ -450,35 +467,47 @@ pub fn parse_server_uri(uri: &str) -> Result<(Scheme, String, u16), String> {
     Ok((scheme, host.to_string(), port))
 }
 
-fn account_security(s: &ServerConfig, scheme: Scheme) -> Result<AccountSecurity, String> {
+fn account_security(
+    s: &ServerConfig,
+    scheme: Scheme,
+    host: &str,
+) -> Result<AccountSecurity, String> {
     let mode = s.security.unwrap_or(match scheme {
         Scheme::Coap => SecurityMode::Nosec,
         Scheme::Coaps => SecurityMode::Psk,
     });
+    let psk_keys = s.psk_identity.is_some() || s.psk_key_file.is_some();
+    let cert_keys = s.certificate_file.is_some()
+        || s.private_key_file.is_some()
+        || s.server_certificate_file.is_some()
+        || s.certificate_usage.is_some()
+        || s.trust_store.is_some()
+        || s.sni.is_some();
+    if psk_keys && mode != SecurityMode::Psk {
+        return Err(
+            "psk_identity and psk_key_file need security = \"psk\" and a coaps:// uri".into(),
+        );
+    }
+    if cert_keys && mode != SecurityMode::Cert {
+        return Err(
+            "certificate_file, private_key_file, server_certificate_file, \
+                    certificate_usage, trust_store and sni need security = \"cert\""
+                .into(),
+        );
+    }
     match (mode, scheme) {
-        (SecurityMode::Cert | SecurityMode::Rpk, _) => {
-            let name = if mode == SecurityMode::Cert {
-                "cert"
-            } else {
-                "rpk"
-            };
-            Err(format!(
-                "security = \"{name}\" is not supported yet; use \"psk\" (with coaps://) or \"nosec\""
-            ))
-        }
+        (SecurityMode::Rpk, _) => Err(format!(
+            "security = \"rpk\" is not available: raw public keys (RFC 7250) need OpenSSL 3.2 \
+             or newer (this build uses {}) and are not supported yet; use \"cert\" or \"psk\"",
+            openssl::version::version()
+        )),
         (SecurityMode::Nosec, Scheme::Coaps) => {
-            Err("a coaps:// server needs security = \"psk\"".into())
+            Err("a coaps:// server needs security = \"psk\" or \"cert\"".into())
         }
-        (SecurityMode::Psk, Scheme::Coap) => Err("security = \"psk\" needs a coaps:// uri".into()),
-        (SecurityMode::Nosec, Scheme::Coap) => {
-            if s.psk_identity.is_some() || s.psk_key_file.is_some() {
-                return Err(
-                    "psk_identity and psk_key_file need security = \"psk\" and a coaps:// uri"
-                        .into(),
-                );
-            }
-            Ok(AccountSecurity::NoSec)
+        (SecurityMode::Psk | SecurityMode::Cert, Scheme::Coap) => {
+            Err("DTLS security needs a coaps:// uri".into())
         }
+        (SecurityMode::Nosec, Scheme::Coap) => Ok(AccountSecurity::NoSec),
         (SecurityMode::Psk, Scheme::Coaps) => {
             let identity = s
                 .psk_identity
@@ -496,22 +525,86 @@ fn account_security(s: &ServerConfig, scheme: Scheme) -> Result<AccountSecurity,
             let key = read_psk_key(file)?;
             Ok(AccountSecurity::Psk(Psk { identity, key }))
         }
+        (SecurityMode::Cert, Scheme::Coaps) => {
+            certificates(s, host).map(AccountSecurity::Certificate)
+        }
     }
+}
+
+/// The certificate account's files, read into the DER the Security object holds.
+fn certificates(s: &ServerConfig, host: &str) -> Result<crate::dtls::Certificates, String> {
+    use crate::dtls::CertificateUsage;
+    let file = s
+        .certificate_file
+        .as_deref()
+        .ok_or("security = \"cert\" needs certificate_file")?;
+    let chain = crate::pem::certificates(file).map_err(|e| format!("certificate_file {e}"))?;
+    let key_file = s
+        .private_key_file
+        .as_deref()
+        .ok_or("security = \"cert\" needs private_key_file")?;
+    private_file("private_key_file", key_file)?;
+    let private_key =
+        crate::pem::private_key(key_file).map_err(|e| format!("private_key_file {e}"))?;
+    let server_certificate = s
+        .server_certificate_file
+        .as_deref()
+        .map(|f| {
+            crate::pem::certificates(f)
+                .map_err(|e| format!("server_certificate_file {e}"))
+                .map(|mut certs| certs.swap_remove(0))
+        })
+        .transpose()?;
+    let usage = match s.certificate_usage {
+        None => CertificateUsage::DomainIssuedCertificate,
+        Some(code) => CertificateUsage::from_code(code.into())
+            .ok_or_else(|| format!("certificate_usage {code}: must be 0, 1, 2 or 3"))?,
+    };
+    if s.certificate_usage.is_some() && server_certificate.is_none() {
+        return Err("certificate_usage needs server_certificate_file".into());
+    }
+    if let Some(t) = &s.trust_store {
+        if !t.exists() {
+            return Err(format!(
+                "trust_store {}: no such file or directory",
+                t.display()
+            ));
+        }
+    }
+    Ok(crate::dtls::Certificates {
+        chain,
+        private_key,
+        server_certificate,
+        usage,
+        trust_store: s.trust_store.clone(),
+        sni: Some(
+            s.sni
+                .clone()
+                .unwrap_or_else(|| host.trim_matches(['[', ']']).to_string()),
+        ),
+    })
+}
+
+/// A secret file must not be readable by group or others.
+fn private_file(key: &str, file: &Path) -> Result<(), String> {
+    use std::os::unix::fs::PermissionsExt;
+    let name = file.display();
+    let meta = std::fs::metadata(file).map_err(|e| format!("{key} {name}: {e}"))?;
+    let mode = meta.permissions().mode();
+    if mode & 0o077 != 0 {
+        return Err(format!(
+            "{key} {name} is readable by group or others (mode {:03o}); run chmod 600 {name}",
+            mode & 0o777
+        ));
+    }
+    Ok(())
 }
 
 /// Reads a key file: hex digits (whitespace and newlines ignored), or else the raw bytes.
 /// The file must be private: a key readable by others is a shared secret no longer.
 fn read_psk_key(file: &Path) -> Result<Vec<u8>, String> {
-    use std::os::unix::fs::PermissionsExt;
+    private_file("psk_key_file", file)?;
     let name = file.display();
-    let meta = std::fs::metadata(file).map_err(|e| format!("psk_key_file {name}: {e}"))?;
-    let mode = meta.permissions().mode();
-    if mode & 0o077 != 0 {
-        return Err(format!(
-            "psk_key_file {name} is readable by group or others (mode {:03o}); run chmod 600 {name}",
-            mode & 0o777
-        ));
-    }
     let bytes = std::fs::read(file).map_err(|e| format!("psk_key_file {name}: {e}"))?;
     let key = parse_psk_key(&bytes);
     if key.is_empty() || key.len() > MAX_PSK_KEY {
@@ -713,15 +806,23 @@ mod tests {
         let cases = [
             (
                 "uri = \"coaps://h\"\nsecurity = \"cert\"",
-                "not supported yet",
+                "needs certificate_file",
             ),
             (
                 "uri = \"coaps://h\"\nsecurity = \"rpk\"",
-                "not supported yet",
+                "need OpenSSL 3.2",
+            ),
+            (
+                "uri = \"coaps://h\"\nsecurity = \"psk\"\nsni = \"x\"",
+                "need security = \"cert\"",
+            ),
+            (
+                "uri = \"coaps://h\"\nsecurity = \"cert\"\ncertificate_file = \"/nonexistent/c.pem\"",
+                "/nonexistent/c.pem",
             ),
             (
                 "uri = \"coaps://h\"\nsecurity = \"nosec\"",
-                "needs security = \"psk\"",
+                "needs security = \"psk\" or \"cert\"",
             ),
             (
                 "uri = \"coap://h\"\nsecurity = \"psk\"",

@@ -11,7 +11,7 @@ use tokio::net::UdpSocket;
 use tokio::signal::unix::{signal, SignalKind};
 
 use crate::config::{AccountSecurity, Config, RebootMethod};
-use crate::dtls::{DtlsConfig, DtlsError, DtlsSession};
+use crate::dtls::{DtlsClient, DtlsConfig, DtlsError, DtlsSession};
 use crate::engine::{Engine, EngineConfig, Event, ServerSpec};
 use crate::feed::{self, Feed};
 use crate::model::{Action, Object};
@@ -93,8 +93,15 @@ pub async fn run(config: Config) -> Result<(), DaemonError> {
             addr,
             uri: a.uri.clone(),
         });
-        if let AccountSecurity::Psk(psk) = &a.security {
-            let mut config = DtlsConfig::psk(psk.identity.as_bytes().to_vec(), psk.key.clone());
+        let dtls_config = match &a.security {
+            AccountSecurity::Psk(psk) => Some(DtlsConfig::psk(
+                psk.identity.as_bytes().to_vec(),
+                psk.key.clone(),
+            )),
+            AccountSecurity::Certificate(certs) => Some(DtlsConfig::certificate(certs.clone())),
+            AccountSecurity::NoSec => None,
+        };
+        if let Some(mut config) = dtls_config {
             // A handshake gets as long as a confirmable message would (RFC 7252
             // MAX_TRANSMIT_WAIT): a wrong key shows only as silence, and OpenSSL's own
             // retransmissions would go on for minutes.
@@ -119,6 +126,13 @@ pub async fn run(config: Config) -> Result<(), DaemonError> {
             AccountSecurity::Psk(psk) => SecurityMode::Psk {
                 identity: psk.identity.clone().into_bytes(),
                 key: psk.key.clone(),
+            },
+            AccountSecurity::Certificate(c) => SecurityMode::Certificate {
+                certificate: c.chain.first().cloned().unwrap_or_default(),
+                server_certificate: c.server_certificate.clone().unwrap_or_default(),
+                key: c.private_key.clone(),
+                usage: c.usage.code(),
+                sni: c.sni.clone(),
             },
             AccountSecurity::NoSec => SecurityMode::NoSec,
         };
@@ -325,7 +339,9 @@ struct DtlsPeer {
     addr: SocketAddr,
     uri: String,
     short_server_id: u16,
-    config: DtlsConfig,
+    /// The context and the session to resume; `None` when the credentials were refused
+    /// by OpenSSL (logged, retried like a failed handshake).
+    client: Result<DtlsClient, DtlsError>,
     session: Option<DtlsSession>,
     /// When the next handshake starts, while there is no session.
     retry_at: Option<Instant>,
@@ -344,7 +360,7 @@ impl DtlsPeer {
             addr,
             uri,
             short_server_id,
-            config,
+            client: DtlsClient::new(&config),
             session: None,
             retry_at: None,
             retry_delay: DTLS_RETRY_FIRST,
@@ -356,7 +372,11 @@ impl DtlsPeer {
     fn start(&mut self, now: Instant) {
         tracing::debug!(server = %self.uri, peer = %self.addr, "DTLS handshake");
         self.retry_at = None;
-        match DtlsSession::new(&self.config, now) {
+        let connected = match &self.client {
+            Ok(client) => client.connect(now),
+            Err(e) => Err(e.clone()),
+        };
+        match connected {
             Ok(s) => self.session = Some(s),
             Err(e) => self.fail(e, now),
         }
@@ -380,6 +400,10 @@ impl DtlsPeer {
             self.retry_delay.as_secs()
         );
         self.session = None;
+        // The next handshake is a full one: a session that failed is not offered again.
+        if let Ok(client) = &mut self.client {
+            client.forget();
+        }
         self.retry_at = Some(now + self.retry_delay);
         self.retry_delay = (self.retry_delay * 2).min(DTLS_RETRY_MAX);
     }
@@ -405,8 +429,12 @@ impl DtlsPeer {
                     tracing::info!(
                         server = %self.uri,
                         cipher = session.cipher().unwrap_or("?"),
+                        resumed = session.resumed(),
                         "DTLS session established"
                     );
+                    if let Ok(client) = &mut self.client {
+                        client.remember(session);
+                    }
                     self.retry_delay = DTLS_RETRY_FIRST;
                 }
                 plaintext
