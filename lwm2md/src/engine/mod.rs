@@ -209,9 +209,14 @@ impl Engine {
             return Err(DmError::BadRequest(format!("{path} is not a resource")));
         };
         let obj = self.objects.get_mut(&o).ok_or(DmError::NotFound)?;
+        // Only a new instance or a Server object value (lifetime, binding) can change what
+        // an Update carries; samples of other values must not rebuild the object list.
+        let recheck = o == server::OBJECT_ID || !obj.instances().contains(&i);
         obj.write(i, r, value, false)?;
-        for s in &mut self.sessions {
-            s.recheck = true;
+        if recheck {
+            for s in &mut self.sessions {
+                s.recheck = true;
+            }
         }
         self.values_changed(&path);
         Ok(())

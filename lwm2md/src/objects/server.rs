@@ -4,6 +4,8 @@ use crate::model::{registry, Action, DmError, Object, ObjectDef};
 use crate::objects::store::Store;
 use crate::value::{ResourceValue, Value};
 
+pub const OBJECT_ID: u16 = 1;
+
 pub const SHORT_SERVER_ID: u16 = 0;
 pub const LIFETIME: u16 = 1;
 pub const DEFAULT_PMIN: u16 = 2;
