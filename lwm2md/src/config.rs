@@ -31,6 +31,8 @@ pub struct Config {
     pub coap: CoapConfig,
     #[serde(default)]
     pub device: DeviceConfig,
+    #[serde(default)]
+    pub observe: ObserveConfig,
     #[serde(default, rename = "server")]
     pub servers: Vec<ServerConfig>,
     /// Values pushed to the servers on a schedule (Send, `POST /dp`).
@@ -99,6 +101,26 @@ impl Default for CoapConfig {
             max_retransmit: 4,
             block_size: 1024,
             max_upload: 65536,
+        }
+    }
+}
+
+/// Bounds on what servers can make the client keep for them.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ObserveConfig {
+    /// Observations per server.
+    pub max_per_server: usize,
+    /// Notifications stored per observation while the server is unreachable.
+    pub max_stored: usize,
+}
+
+impl Default for ObserveConfig {
+    fn default() -> Self {
+        let limits = crate::engine::Limits::default();
+        ObserveConfig {
+            max_per_server: limits.observations_per_server,
+            max_stored: limits.stored_per_observation,
         }
     }
 }
@@ -319,6 +341,10 @@ impl Config {
                 c.block_size
             ));
         }
+        let o = &self.observe;
+        if !(1..=65536).contains(&o.max_per_server) || !(1..=65536).contains(&o.max_stored) {
+            return Err("observe.max_per_server and observe.max_stored must be 1 to 65536".into());
+        }
         if let Some(cmd) = &self.device.factory_reset_command {
             if cmd.is_empty() || cmd[0].is_empty() {
                 return Err("device.factory_reset_command must name a program".into());
@@ -411,6 +437,13 @@ impl Config {
             });
         }
         Ok(out)
+    }
+
+    pub fn limits(&self) -> crate::engine::Limits {
+        crate::engine::Limits {
+            observations_per_server: self.observe.max_per_server,
+            stored_per_observation: self.observe.max_stored,
+        }
     }
 
     pub fn coap_params(&self) -> crate::coap::CoapParams {
@@ -699,6 +732,7 @@ mod tests {
             "[[server]]\nuri = \"coap://h\"\n[[send]]\npaths = [\"/3/0/10\"]\ninterval = 0",
             "[[server]]\nuri = \"coap://h\"\n[[send]]\npaths = []\ninterval = 5",
             "[coap]\nblock_size = 100\n[[server]]\nuri = \"coap://h\"",
+            "[observe]\nmax_stored = 0\n[[server]]\nuri = \"coap://h\"",
             "[[server]]\nuri = \"coap://h\"\nshort_server_id = 1\n[[server]]\nuri = \"coap://g\"\nshort_server_id = 1",
         ] {
             assert!(parse(bad).is_err(), "accepted: {bad}");

@@ -159,6 +159,7 @@ pub async fn run(config: Config) -> Result<(), DaemonError> {
             error: std::io::Error::other(e),
         })?,
         wall_clock: device::system_clock,
+        limits: config.limits(),
     };
     tracing::info!(endpoint = %engine_config.endpoint, "starting");
     let mut engine = Engine::new(engine_config, objects, rand::random(), Instant::now());

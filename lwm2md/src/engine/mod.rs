@@ -65,6 +65,27 @@ pub struct EngineConfig {
     pub send: Vec<SendSpec>,
     /// Unix seconds now: the base time of Sent values.
     pub wall_clock: fn() -> i64,
+    pub limits: Limits,
+}
+
+/// Bounds on what servers can make the client keep.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// Observations per server; beyond, a GET with Observe is answered as a plain Read
+    /// (RFC 7641 allows that) and a warning is logged.
+    pub observations_per_server: usize,
+    /// Notifications stored per observation while the server is unreachable; beyond,
+    /// the oldest are dropped (the latest state always survives).
+    pub stored_per_observation: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Limits {
+        Limits {
+            observations_per_server: 256,
+            stored_per_observation: 64,
+        }
+    }
 }
 
 /// Registration changes, for the daemon's status line and logs.

@@ -37,9 +37,9 @@ impl Engine {
             .iter()
             .filter(|o| o.server == server)
             .count()
-            >= observe::MAX_PER_SERVER
+            >= self.config.limits.observations_per_server
         {
-            tracing::warn!(%path, "observation refused: server {server} already has {} (the limit)", observe::MAX_PER_SERVER);
+            tracing::warn!(%path, "observation refused: server {server} already has {} (observe.max_per_server)", self.config.limits.observations_per_server);
             return None;
         }
         let mut obs = Observation {
@@ -274,7 +274,7 @@ impl Engine {
                 continue;
             }
             if hold == Hold::Store {
-                o.store(records.clone());
+                o.store(records.clone(), self.config.limits.stored_per_observation);
                 o.last_sent = now;
                 o.last_records = records;
                 continue;

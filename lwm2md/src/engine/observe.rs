@@ -12,17 +12,9 @@ use crate::value::Value;
 
 use super::attributes::Attributes;
 
-/// At most this many observations per server; beyond, a GET with Observe is answered as
-/// a plain Read (RFC 7641 allows that) and a warning is logged.
-pub const MAX_PER_SERVER: usize = 256;
-
 /// RFC 7641 §4.5: a notification is sent confirmable at least once a day so that a
 /// vanished observer is noticed.
 pub const CON_INTERVAL: Duration = Duration::from_secs(24 * 3600);
-
-/// Notifications stored per observation while the server is unreachable; beyond, the
-/// oldest are dropped (the latest state always survives).
-pub const MAX_STORED: usize = 64;
 
 #[derive(Debug)]
 pub struct Observation {
@@ -122,8 +114,8 @@ impl Observation {
     }
 
     /// Keeps a notification for later delivery (notification storing).
-    pub fn store(&mut self, records: Vec<Record>) {
-        if self.stored.len() >= MAX_STORED {
+    pub fn store(&mut self, records: Vec<Record>, limit: usize) {
+        if self.stored.len() >= limit.max(1) {
             self.stored.pop_front();
             tracing::warn!(path = %self.path, "stored notifications full: the oldest is dropped");
         }

@@ -81,6 +81,7 @@ impl Sim {
             }],
             send,
             wall_clock: clock,
+            limits: Default::default(),
         };
         let mut engine = Engine::new(
             config,
