@@ -668,7 +668,13 @@ impl DtlsSession {
             }
             Err(e) => {
                 self.state = State::Failed;
-                Err(DtlsError::Handshake(reason(&e)))
+                let mut why = reason(&e);
+                // "certificate verify failed" alone does not say what to fix.
+                let verify = self.stream.ssl().verify_result();
+                if verify != X509VerifyResult::OK {
+                    why.push_str(&format!(" ({})", verify.error_string()));
+                }
+                Err(DtlsError::Handshake(why))
             }
         }
     }
@@ -1299,6 +1305,49 @@ mod tests {
                     }
                     (_, r) => panic!("{usage:?} {sni}: expected ok={ok}, got {r:?}"),
                 }
+            }
+            std::fs::remove_dir_all(&pki.dir).unwrap();
+        }
+
+        #[test]
+        fn an_expired_server_certificate_is_named_as_the_cause() {
+            let pki = pki("expired");
+            let mut expired = X509::builder().unwrap();
+            let template = &pki.server.cert;
+            expired.set_version(2).unwrap();
+            expired
+                .set_serial_number(&BigNum::from_u32(9).unwrap().to_asn1_integer().unwrap())
+                .unwrap();
+            expired.set_subject_name(template.subject_name()).unwrap();
+            expired.set_issuer_name(pki.ca.cert.subject_name()).unwrap();
+            expired.set_pubkey(&pki.server.key).unwrap();
+            expired
+                .set_not_before(&Asn1Time::from_unix(1_600_000_000).unwrap())
+                .unwrap();
+            expired
+                .set_not_after(&Asn1Time::from_unix(1_600_086_400).unwrap())
+                .unwrap();
+            expired.sign(&pki.ca.key, MessageDigest::sha256()).unwrap();
+            let expired = Issued {
+                cert: expired.build(),
+                key: pki.server.key.clone(),
+            };
+            let pki = Pki {
+                server: expired,
+                ..pki
+            };
+            let r = connect(
+                &pki,
+                &config(
+                    &pki,
+                    CertificateUsage::TrustAnchorAssertion,
+                    &pki.ca.cert,
+                    "lwm2m.test",
+                ),
+            );
+            match r {
+                Err(DtlsError::Handshake(why)) => assert!(why.contains("expired"), "{why}"),
+                other => panic!("{other:?}"),
             }
             std::fs::remove_dir_all(&pki.dir).unwrap();
         }
