@@ -3,8 +3,9 @@
 //! and of a resumed one (session ID), with a pre-shared key and with ECDSA P-256
 //! certificates, and the time both ends take for one handshake. Run by `scripts/bench`.
 
-use std::collections::VecDeque;
-use std::io::{self, Read, Write};
+#[path = "support/datagrams.rs"]
+mod datagrams;
+
 use std::time::Instant;
 
 use lwm2md::dtls::{
@@ -19,35 +20,11 @@ use openssl::pkey::{PKey, Private};
 use openssl::ssl::{ErrorCode, ShutdownState, Ssl, SslContext, SslMethod, SslOptions, SslStream};
 use openssl::x509::{X509NameBuilder, X509};
 
+use datagrams::Datagrams;
+
 const IDENTITY: &[u8] = b"gateway-17";
 const KEY: &[u8] = b"0123456789abcdef";
 const TIMED: u32 = 200;
-
-/// Datagrams in and out of the server's SSL object.
-#[derive(Default)]
-struct Datagrams {
-    incoming: VecDeque<Vec<u8>>,
-    outgoing: VecDeque<Vec<u8>>,
-}
-
-impl Read for Datagrams {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        let d = self.incoming.pop_front().ok_or(io::ErrorKind::WouldBlock)?;
-        let n = d.len().min(buf.len());
-        buf[..n].copy_from_slice(&d[..n]);
-        Ok(n)
-    }
-}
-
-impl Write for Datagrams {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        self.outgoing.push_back(buf.to_vec());
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> io::Result<()> {
-        Ok(())
-    }
-}
 
 #[derive(Default, Clone, Copy)]
 struct Wire {
