@@ -1,0 +1,1 @@
+//! ModemManager over the system bus.

@@ -1,0 +1,276 @@
+//! The connectivity task: looks at the uplink through the configured backend, feeds
+//! objects 4 and 7 (and 10, 11 with a modem), and carries out their actions.
+//!
+//! Only changed values are fed, so an idle link costs the engine nothing. Failures are
+//! logged once per change of state, and the task keeps trying on its own schedule.
+
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
+use backends::modem::{ConnectivitySnapshot, Counters};
+use tokio::sync::mpsc;
+
+use crate::config::{ConnectivityBackend, ConnectivityConfig};
+use crate::feed::{Feed, FeedSender};
+use crate::model::ConnectivityAction;
+use crate::modem::ModemSource;
+use crate::objects::connectivity::{self as monitoring, LINK_UTILIZATION};
+use crate::objects::statistics::{self, Collection};
+use crate::path::Path;
+use crate::state::StateDir;
+use crate::value::ResourceValue;
+
+/// Actions queued for the task; more than this waiting means the task is stuck, and a
+/// server's further Start/Stop are dropped with a warning rather than piling up.
+pub const ACTION_CAPACITY: usize = 16;
+
+/// During a collection the state file is rewritten at most this often (and at every
+/// Start, Stop and period change): a reboot loses at most this much of the count, while a
+/// daemon restart loses nothing because the kernel's counters go on.
+const PERSIST_EVERY: Duration = Duration::from_secs(300);
+
+pub type ActionSender = mpsc::Sender<ConnectivityAction>;
+
+/// Starts the task; the returned sender takes the actions of objects 7, 10 and 11.
+pub fn spawn(
+    config: ConnectivityConfig,
+    state: StateDir,
+    clock: fn() -> i64,
+    feed: FeedSender,
+) -> ActionSender {
+    let (tx, rx) = mpsc::channel(ACTION_CAPACITY);
+    let collection = load_collection(&state);
+    let task = Task {
+        config,
+        state,
+        clock,
+        feed,
+        fed: HashMap::new(),
+        collection,
+        persisted_at: None,
+        last_counters: None,
+        last_error: None,
+    };
+    tokio::spawn(task.run(rx));
+    tx
+}
+
+fn load_collection(state: &StateDir) -> Collection {
+    match state.read(statistics::STATE_FILE) {
+        Ok(Some(data)) => Collection::from_json(&data).unwrap_or_else(|| {
+            tracing::warn!(
+                "{}: unreadable, statistics start afresh",
+                state.path(statistics::STATE_FILE).display()
+            );
+            Collection::default()
+        }),
+        Ok(None) => Collection::default(),
+        Err(e) => {
+            tracing::warn!("reading {}: {e}", statistics::STATE_FILE);
+            Collection::default()
+        }
+    }
+}
+
+struct Task {
+    config: ConnectivityConfig,
+    state: StateDir,
+    clock: fn() -> i64,
+    feed: FeedSender,
+    /// What each fed resource was last set to (`None`: absent).
+    fed: HashMap<Path, Option<ResourceValue>>,
+    collection: Collection,
+    persisted_at: Option<Instant>,
+    /// The previous counters, for the link utilisation.
+    last_counters: Option<(Instant, Counters)>,
+    last_error: Option<String>,
+}
+
+impl Task {
+    async fn run(mut self, mut actions: mpsc::Receiver<ConnectivityAction>) {
+        let interval = Duration::from_secs(self.config.interval.into());
+        let mut modem = match self.config.backend {
+            ConnectivityBackend::Modemmanager => {
+                Some(ModemSource::start(self.config.interval, self.feed.clone()))
+            }
+            ConnectivityBackend::Host | ConnectivityBackend::At => None,
+        };
+        let mut tick = tokio::time::interval(interval);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        // The figures of a collection that survived a restart.
+        self.feed_statistics().await;
+        loop {
+            tokio::select! {
+                _ = tick.tick(), if modem.is_none() => {
+                    let snapshot = self.look_at_host();
+                    self.update(snapshot).await;
+                }
+                Some(snapshot) = next_snapshot(&mut modem) => self.update(snapshot).await,
+                action = actions.recv() => match action {
+                    Some(action) => self.act(action, modem.as_mut()).await,
+                    None => return,
+                },
+            }
+        }
+    }
+
+    fn look_at_host(&mut self) -> ConnectivitySnapshot {
+        match backends::host::connectivity(self.config.interface.as_deref()) {
+            Ok(mut s) => {
+                self.recovered();
+                s.link_utilization = self.utilization(&s);
+                s
+            }
+            Err(e) => {
+                self.failed(e.to_string());
+                ConnectivitySnapshot::default()
+            }
+        }
+    }
+
+    /// The busier direction's share of the link speed since the previous look.
+    fn utilization(&mut self, s: &ConnectivitySnapshot) -> Option<u8> {
+        let now = Instant::now();
+        let counters = s.counters?;
+        let previous = self.last_counters.replace((now, counters));
+        let (then, before) = previous?;
+        let name = s.interface.as_deref()?;
+        let mbps = backends::host::link_speed_mbps(std::path::Path::new("/"), name)?;
+        let seconds = now.duration_since(then).as_secs_f64();
+        if seconds <= 0.0 {
+            return None;
+        }
+        let tx = counters.tx_bytes.checked_sub(before.tx_bytes)?;
+        let rx = counters.rx_bytes.checked_sub(before.rx_bytes)?;
+        let bits = tx.max(rx) as f64 * 8.0;
+        let percent = bits / (mbps as f64 * 1e6 * seconds) * 100.0;
+        Some(percent.clamp(0.0, 100.0).round() as u8)
+    }
+
+    fn failed(&mut self, error: String) {
+        if self.last_error.as_deref() != Some(error.as_str()) {
+            tracing::warn!("connectivity: {error}");
+            self.last_error = Some(error);
+        }
+    }
+
+    fn recovered(&mut self) {
+        if let Some(e) = self.last_error.take() {
+            tracing::info!("connectivity: the uplink is back (was: {e})");
+        }
+    }
+
+    async fn update(&mut self, snapshot: ConnectivitySnapshot) {
+        for (resource, value) in monitoring::values(&snapshot) {
+            if resource == LINK_UTILIZATION && value.is_none() && snapshot.counters.is_some() {
+                // Unknown between two looks is not news: keep the last figure.
+                continue;
+            }
+            self.set(Path::resource(monitoring::OBJECT_ID, 0, resource), value)
+                .await;
+        }
+        if let Some(counters) = snapshot.counters {
+            let was_collecting = self.collection.collecting;
+            self.collection.sample((self.clock)(), counters);
+            let due = self
+                .persisted_at
+                .is_none_or(|t| t.elapsed() >= PERSIST_EVERY);
+            if self.collection.collecting && due || was_collecting != self.collection.collecting {
+                self.persist();
+            }
+            self.feed_statistics().await;
+        }
+    }
+
+    async fn feed_statistics(&mut self) {
+        for (resource, value) in self.collection.values() {
+            self.set(Path::resource(statistics::OBJECT_ID, 0, resource), value)
+                .await;
+        }
+    }
+
+    async fn act(&mut self, action: ConnectivityAction, modem: Option<&mut ModemSource>) {
+        let now = (self.clock)();
+        match action {
+            ConnectivityAction::StartStatistics => {
+                let counters = self.fresh_counters(modem.as_deref()).await;
+                if counters.is_none() {
+                    tracing::warn!("statistics started without interface counters");
+                }
+                self.collection.start(now, counters);
+                self.persist();
+                // The object zeroed its figures itself; make the cache agree.
+                for (resource, _) in self.collection.values() {
+                    self.fed
+                        .remove(&Path::resource(statistics::OBJECT_ID, 0, resource));
+                }
+                self.feed_statistics().await;
+            }
+            ConnectivityAction::StopStatistics => {
+                let counters = self.fresh_counters(modem.as_deref()).await;
+                self.collection.stop(now, counters);
+                self.persist();
+                self.feed_statistics().await;
+            }
+            ConnectivityAction::CollectionPeriod(period) => {
+                self.collection.period = period;
+                self.persist();
+            }
+            other
+            @ (ConnectivityAction::Connect { .. } | ConnectivityAction::Disconnect { .. }) => {
+                match modem {
+                    Some(m) => m.act(other),
+                    None => tracing::warn!(
+                        ?other,
+                        "APN profiles need a modem backend (connectivity.backend)"
+                    ),
+                }
+            }
+        }
+    }
+
+    async fn fresh_counters(&mut self, modem: Option<&ModemSource>) -> Option<Counters> {
+        match modem {
+            Some(m) => m.counters(),
+            None => self.look_at_host().counters,
+        }
+    }
+
+    fn persist(&mut self) {
+        self.persisted_at = Some(Instant::now());
+        if let Err(e) = self
+            .state
+            .write(statistics::STATE_FILE, &self.collection.to_json())
+        {
+            tracing::warn!(
+                "writing {}: {e}",
+                self.state.path(statistics::STATE_FILE).display()
+            );
+        }
+    }
+
+    async fn set(&mut self, path: Path, value: Option<ResourceValue>) {
+        if self.fed.get(&path) == Some(&value) {
+            return;
+        }
+        let report = match &value {
+            Some(v) => Feed::Value(path, v.clone()),
+            None => Feed::Absent(path),
+        };
+        // Never fed and absent: nothing to clear.
+        if value.is_none() && !self.fed.contains_key(&path) {
+            self.fed.insert(path, value);
+            return;
+        }
+        if self.feed.send(report).await.is_ok() {
+            self.fed.insert(path, value);
+        }
+    }
+}
+
+async fn next_snapshot(modem: &mut Option<ModemSource>) -> Option<ConnectivitySnapshot> {
+    match modem {
+        Some(m) => m.next().await,
+        None => std::future::pending().await,
+    }
+}
