@@ -1,1 +1,0 @@
-//! ModemManager over the system bus.
