@@ -364,9 +364,6 @@ impl Config {
                 ));
             }
         }
-        if n.backend == ConnectivityBackend::Modemmanager {
-            return Err("connectivity.backend \"modemmanager\" is not available in this build; use \"host\"".into());
-        }
         if n.backend == ConnectivityBackend::At {
             return Err("connectivity.backend \"at\" is not available in this build; use \"host\" or \"modemmanager\"".into());
         }
@@ -691,10 +688,10 @@ mod tests {
         assert_eq!(c.connectivity.interface, None);
         assert_eq!(c.connectivity.interval, 30);
         let c = parse(&format!(
-            "{base}[connectivity]\nbackend = \"host\"\ninterface = \"wwan0\"\ninterval = 10\n"
+            "{base}[connectivity]\nbackend = \"modemmanager\"\ninterface = \"wwan0\"\ninterval = 10\n"
         ))
         .unwrap();
-        assert_eq!(c.connectivity.backend, ConnectivityBackend::Host);
+        assert_eq!(c.connectivity.backend, ConnectivityBackend::Modemmanager);
         assert_eq!(c.connectivity.interface.as_deref(), Some("wwan0"));
         for (bad, wanted) in [
             ("backend = \"ofono\"", "4:11"),

@@ -45,7 +45,7 @@ pub fn spawn(
         state,
         clock,
         feed,
-        fed: HashMap::new(),
+        fed: FeedCache::default(),
         collection,
         persisted_at: None,
         last_counters: None,
@@ -78,7 +78,7 @@ struct Task {
     clock: fn() -> i64,
     feed: FeedSender,
     /// What each fed resource was last set to (`None`: absent).
-    fed: HashMap<Path, Option<ResourceValue>>,
+    fed: FeedCache,
     collection: Collection,
     persisted_at: Option<Instant>,
     /// The previous counters, for the link utilisation.
@@ -90,9 +90,11 @@ impl Task {
     async fn run(mut self, mut actions: mpsc::Receiver<ConnectivityAction>) {
         let interval = Duration::from_secs(self.config.interval.into());
         let mut modem = match self.config.backend {
-            ConnectivityBackend::Modemmanager => {
-                Some(ModemSource::start(self.config.interval, self.feed.clone()))
-            }
+            ConnectivityBackend::Modemmanager => Some(ModemSource::start(
+                self.config.interval,
+                self.clock,
+                self.feed.clone(),
+            )),
             ConnectivityBackend::Host | ConnectivityBackend::At => None,
         };
         let mut tick = tokio::time::interval(interval);
@@ -202,7 +204,7 @@ impl Task {
                 // The object zeroed its figures itself; make the cache agree.
                 for (resource, _) in self.collection.values() {
                     self.fed
-                        .remove(&Path::resource(statistics::OBJECT_ID, 0, resource));
+                        .forget(&Path::resource(statistics::OBJECT_ID, 0, resource));
                 }
                 self.feed_statistics().await;
             }
@@ -250,21 +252,40 @@ impl Task {
     }
 
     async fn set(&mut self, path: Path, value: Option<ResourceValue>) {
-        if self.fed.get(&path) == Some(&value) {
-            return;
+        self.fed.set(&self.feed, path, value).await;
+    }
+}
+
+/// What was last fed for each resource, so that only changes go to the engine.
+#[derive(Default)]
+pub struct FeedCache {
+    /// `None`: made absent.
+    fed: HashMap<Path, Option<ResourceValue>>,
+}
+
+impl FeedCache {
+    pub async fn set(&mut self, feed: &FeedSender, path: Path, value: Option<ResourceValue>) {
+        match self.fed.get(&path) {
+            Some(v) if *v == value => return,
+            // Never fed and absent: nothing to clear.
+            None if value.is_none() => {
+                self.fed.insert(path, value);
+                return;
+            }
+            _ => {}
         }
         let report = match &value {
             Some(v) => Feed::Value(path, v.clone()),
             None => Feed::Absent(path),
         };
-        // Never fed and absent: nothing to clear.
-        if value.is_none() && !self.fed.contains_key(&path) {
-            self.fed.insert(path, value);
-            return;
-        }
-        if self.feed.send(report).await.is_ok() {
+        if feed.send(report).await.is_ok() {
             self.fed.insert(path, value);
         }
+    }
+
+    /// Forgets a value the object changed by itself.
+    pub fn forget(&mut self, path: &Path) {
+        self.fed.remove(path);
     }
 }
 

@@ -10,12 +10,14 @@ use sd_notify::NotifyState;
 use tokio::net::UdpSocket;
 use tokio::signal::unix::{signal, SignalKind};
 
-use crate::config::{AccountSecurity, Config, RebootMethod};
+use crate::config::{AccountSecurity, Config, ConnectivityBackend, RebootMethod};
 use crate::connectivity;
 use crate::dtls::{DtlsConfig, DtlsError, DtlsSession};
 use crate::engine::{Engine, EngineConfig, Event, ServerSpec};
 use crate::feed::{self, Feed};
 use crate::model::{Action, Object};
+use crate::objects::apn::ApnProfiles;
+use crate::objects::cellular::CellularConnectivity;
 use crate::objects::connectivity::ConnectivityMonitoring;
 use crate::objects::device::{self, Device};
 use crate::objects::security::{Security, SecurityMode};
@@ -135,13 +137,17 @@ pub async fn run(config: Config) -> Result<(), DaemonError> {
     );
     // Backend-fed objects join this list; their tasks start once the engine exists and
     // report through the feed channel.
-    let objects: Vec<Box<dyn Object>> = vec![
+    let mut objects: Vec<Box<dyn Object>> = vec![
         Box::new(security),
         Box::new(server),
         Box::new(device),
         Box::new(ConnectivityMonitoring::new()),
         Box::new(ConnectivityStatistics::new()),
     ];
+    if config.connectivity.backend == ConnectivityBackend::Modemmanager {
+        objects.push(Box::new(CellularConnectivity::new()));
+        objects.push(Box::new(ApnProfiles::new()));
+    }
     let engine_config = EngineConfig {
         endpoint: endpoint_name(&config),
         preferred_format: config.content_format.content_format(),

@@ -227,8 +227,9 @@ def RemoveModem(self):
     modem = mockobject.objects[MODEM_PATH]
     interfaces = list(modem.props.keys())
     self.RemoveObject(MODEM_PATH)
-    if BEARER_PATH in mockobject.objects:
-        self.RemoveObject(BEARER_PATH)
+    for path in (BEARER_PATH, "/org/freedesktop/ModemManager1/SIM/2"):
+        if path in mockobject.objects:
+            self.RemoveObject(path)
     mockobject.objects[MAIN_OBJ].EmitSignal(
         OBJECT_MANAGER_IFACE,
         "InterfacesRemoved",

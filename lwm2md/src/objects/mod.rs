@@ -1,5 +1,7 @@
 //! The objects lwm2md implements, one module each.
 
+pub mod apn;
+pub mod cellular;
 pub mod connectivity;
 pub mod device;
 pub mod security;
