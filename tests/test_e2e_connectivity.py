@@ -1,6 +1,7 @@
 """Objects 4 and 7 filled by the host backend from this machine's own interfaces."""
 
 import asyncio
+import json
 import socket
 import time
 from pathlib import Path
@@ -31,13 +32,28 @@ def multiple(values: dict, prefix: str) -> list:
     return [v for k, v in sorted(values.items()) if k.startswith(prefix + "/")]
 
 
+async def wait_collecting(tmp_path, collecting: bool):
+    """Waits until the daemon's connectivity task has carried out Start or Stop (the CoAP
+    response does not wait for it): the collection's state file says so."""
+    state = tmp_path / "state" / "connectivity-statistics.json"
+    deadline = time.monotonic() + 15
+    while True:
+        try:
+            if json.loads(state.read_text()).get("collecting") is collecting:
+                return
+        except (OSError, ValueError):
+            pass
+        assert time.monotonic() < deadline, f"the collection never became collecting={collecting}"
+        await asyncio.sleep(0.05)
+
+
 def lo_counter(name: str) -> int:
     return int(Path(f"/sys/class/net/lo/statistics/{name}").read_text())
 
 
-async def start(server, start_daemon):
+async def start(server, start_daemon, interface="lo"):
     after = len(server.events)
-    d = start_daemon({"connectivity": {"backend": "host", "interface": "lo", "interval": 1}})
+    d = start_daemon({"connectivity": {"backend": "host", "interface": interface, "interval": 1}})
     ev = await expect_event(server, d, "register", after=after, timeout=15)
     return d, ev
 
@@ -57,10 +73,11 @@ async def test_loopback_addresses_in_object_4(server, start_daemon):
         assert f"/4/0/{r}" not in values, values
 
 
-async def test_statistics_count_loopback_traffic_between_start_and_stop(server, start_daemon):
+async def test_statistics_count_loopback_traffic_between_start_and_stop(server, start_daemon, tmp_path):
     await start(server, start_daemon)
     r = await server.execute("/7/0/6")
     assert r.code == "2.04", r
+    await wait_collecting(tmp_path, True)
     values = await read_values(server, "/7/0")
     assert values["/7/0/2"] == 0 and values["/7/0/3"] == 0, values
 
@@ -78,6 +95,7 @@ async def test_statistics_count_loopback_traffic_between_start_and_stop(server, 
 
     r = await server.execute("/7/0/7")
     assert r.code == "2.04", r
+    await wait_collecting(tmp_path, False)
     values = await wait_for(server, "/7/0", lambda v: v.get("/7/0/2", 0) >= 200)
     # Loopback sends what it receives; the daemon's own CoAP traffic counts too.
     assert values["/7/0/3"] >= 200, values
@@ -95,11 +113,7 @@ async def test_statistics_count_loopback_traffic_between_start_and_stop(server, 
 async def test_statistics_survive_a_restart(server, start_daemon, tmp_path):
     d, _ = await start(server, start_daemon)
     assert (await server.execute("/7/0/6")).code == "2.04"
-    state = tmp_path / "state" / "connectivity-statistics.json"
-    deadline = time.monotonic() + 15
-    while not state.exists():
-        assert time.monotonic() < deadline, "no statistics state file"
-        await asyncio.sleep(0.1)
+    await wait_collecting(tmp_path, True)
     await d.stop()
 
     tx = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
@@ -110,3 +124,15 @@ async def test_statistics_survive_a_restart(server, start_daemon, tmp_path):
     await start(server, start_daemon)
     # Traffic while the daemon was down belongs to the collection as well.
     await wait_for(server, "/7/0", lambda v: v.get("/7/0/2", 0) >= 100)
+
+
+async def test_an_absent_interface_is_reported_once_and_leaves_object_4_empty(server, start_daemon):
+    d, _ = await start(server, start_daemon, interface="nosuch0")
+    deadline = time.monotonic() + 15
+    while 'no network interface "nosuch0"' not in d.log():
+        assert time.monotonic() < deadline, d.log()
+        await asyncio.sleep(0.1)
+    await asyncio.sleep(2.5)  # a few more looks at the interface
+    values = await read_values(server, "/4/0")
+    assert not any(k.startswith("/4/0/") for k in values), values
+    assert d.log().count('no network interface "nosuch0"') == 1, d.log()

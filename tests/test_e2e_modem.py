@@ -42,6 +42,9 @@ class ModemBus:
         self.address = self.daemon.stdout.readline().decode().strip()
         assert self.address.startswith("unix:"), self.address
         self.log = open(tmp_path / "mm-mock.log", "wb")
+        self.start_mock()
+
+    def start_mock(self):
         # The venv's interpreter: python-dbusmock 0.38.1 from tests/requirements.txt.
         self.mock = subprocess.Popen(
             [sys.executable, "-m", "dbusmock", "--system", "-t", str(TEMPLATE)],
@@ -54,6 +57,10 @@ class ModemBus:
             assert self.mock.poll() is None, f"dbusmock exited: {self.mock.returncode}"
             assert time.monotonic() < deadline, "the ModemManager mock never owned its name"
             time.sleep(0.05)
+
+    def stop_mock(self):
+        self.mock.terminate()
+        self.mock.wait(10)
 
     def send(self, path, method, *args, dest="org.freedesktop.ModemManager1"):
         return subprocess.run(
@@ -166,6 +173,20 @@ async def test_a_modem_that_disappears_and_returns(server, start_daemon, modem_b
     assert "/4/0/0" not in values and "/4/0/4/0" not in values, values
     modem_bus.mock_call("AddConnectedModem")
     await wait_for(server, "/4/0", lambda v: v.get("/4/0/2") == -95)
+
+
+async def test_modemmanager_restarts(server, start_daemon, modem_bus):
+    modem_bus.mock_call("AddConnectedModem")
+    d, _ = await start(server, start_daemon, modem_bus)
+    await wait_for(server, "/4/0", lambda v: v.get("/4/0/2") == -95)
+    modem_bus.stop_mock()
+    await wait_for(server, "/4/0", lambda v: "/4/0/2" not in v and "/4/0/8" not in v)
+    modem_bus.start_mock()
+    modem_bus.mock_call("AddConnectedModem")
+    await wait_for(server, "/4/0", lambda v: v.get("/4/0/2") == -95 and v.get("/4/0/8") == 0xC45A01)
+    # Said once when it went, once when it came back, not at every look.
+    log = d.log()
+    assert log.count("ModemManager is not running") == 1, log
 
 
 async def test_no_modemmanager_on_the_bus(server, start_daemon, tmp_path):
