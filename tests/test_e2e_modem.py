@@ -196,3 +196,22 @@ async def test_no_modemmanager_on_the_bus(server, start_daemon, tmp_path):
     assert not any(k.startswith("/4/0/") for k in values), values
     await asyncio.sleep(1)
     assert d.alive()
+
+
+async def test_out_of_range_signal_figures_are_absent(server, start_daemon, modem_bus):
+    import dbus
+
+    modem_bus.mock_call("AddConnectedModem")
+    await start(server, start_daemon, modem_bus)
+    await wait_for(server, "/4/0", lambda v: v.get("/4/0/2") == -95)
+    bus = dbus.bus.BusConnection(modem_bus.address)
+    mock = bus.get_object("org.freedesktop.ModemManager1", "/org/freedesktop/ModemManager1")
+    # A positive RSRP and a NaN RSRQ: no receiver measures those.
+    mock.SetSignal(
+        {"rsrp": dbus.Double(25.0), "rsrq": dbus.Double(float("nan")), "snr": dbus.Double(3.0)},
+        dbus_interface="org.freedesktop.DBus.Mock",
+    )
+    values = await wait_for(server, "/4/0", lambda v: v.get("/4/0/11") == 3)
+    assert "/4/0/2" not in values and "/4/0/3" not in values, values
+    assert values["/4/0/0"] == 6
+    bus.close()

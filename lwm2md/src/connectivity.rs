@@ -295,3 +295,35 @@ async fn next_snapshot(modem: &mut Option<ModemSource>) -> Option<ConnectivitySn
         None => std::future::pending().await,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::value::Value;
+
+    #[tokio::test]
+    async fn only_changes_are_fed() {
+        let (tx, mut rx) = crate::feed::channel();
+        let mut cache = FeedCache::default();
+        let path = Path::resource(4, 0, 2);
+        let v = |n| Some(ResourceValue::Single(Value::Integer(n)));
+
+        // Absent from the start: nothing to clear.
+        cache.set(&tx, path, None).await;
+        assert!(rx.try_recv().is_err());
+        cache.set(&tx, path, v(-95)).await;
+        cache.set(&tx, path, v(-95)).await;
+        assert_eq!(rx.try_recv(), Ok(Feed::Value(path, v(-95).unwrap())));
+        assert!(rx.try_recv().is_err());
+        cache.set(&tx, path, None).await;
+        cache.set(&tx, path, None).await;
+        assert_eq!(rx.try_recv(), Ok(Feed::Absent(path)));
+        assert!(rx.try_recv().is_err());
+        // Changed behind the cache's back (a server's write): fed again.
+        cache.set(&tx, path, v(-90)).await;
+        cache.forget(&path);
+        cache.set(&tx, path, v(-90)).await;
+        assert_eq!(rx.try_recv(), Ok(Feed::Value(path, v(-90).unwrap())));
+        assert_eq!(rx.try_recv(), Ok(Feed::Value(path, v(-90).unwrap())));
+    }
+}
