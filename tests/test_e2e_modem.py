@@ -215,3 +215,39 @@ async def test_out_of_range_signal_figures_are_absent(server, start_daemon, mode
     assert "/4/0/2" not in values and "/4/0/3" not in values, values
     assert values["/4/0/0"] == 6
     bus.close()
+
+
+async def test_statistics_of_a_configured_interface_with_the_modem(server, start_daemon, modem_bus, tmp_path):
+    import json
+    import socket
+
+    modem_bus.mock_call("AddConnectedModem")
+    d = start_daemon(
+        {"connectivity": {"backend": "modemmanager", "interface": "lo", "interval": 1}},
+        env={"DBUS_SYSTEM_BUS_ADDRESS": modem_bus.address},
+    )
+    await expect_event(server, d, "register", timeout=15)
+    await wait_for(server, "/4/0", lambda v: v.get("/4/0/2") == -95)
+    state = tmp_path / "state" / "connectivity-statistics.json"
+
+    async def collecting(flag):
+        deadline = time.monotonic() + 15
+        while True:
+            try:
+                if json.loads(state.read_text()).get("collecting") is flag:
+                    return
+            except (OSError, ValueError):
+                pass
+            assert time.monotonic() < deadline, f"collecting never became {flag}"
+            await asyncio.sleep(0.05)
+
+    assert (await server.execute("/7/0/6")).code == "2.04"
+    await collecting(True)
+    tx = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    for _ in range(100):
+        tx.sendto(b"x" * 1024, ("127.0.0.1", 9))
+    tx.close()
+    assert (await server.execute("/7/0/7")).code == "2.04"
+    await collecting(False)
+    # lo's counters, not the mock bearer's (which never change).
+    await wait_for(server, "/7/0", lambda v: v.get("/7/0/2", 0) >= 100 and v.get("/7/0/3", 0) >= 100)

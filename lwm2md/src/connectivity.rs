@@ -107,7 +107,12 @@ impl Task {
                     let snapshot = self.look_at_host();
                     self.update(snapshot).await;
                 }
-                Some(snapshot) = next_snapshot(&mut modem) => self.update(snapshot).await,
+                Some(mut snapshot) = next_snapshot(&mut modem) => {
+                    if let Some(counters) = self.configured_counters() {
+                        snapshot.counters = counters;
+                    }
+                    self.update(snapshot).await
+                }
                 action = actions.recv() => match action {
                     Some(action) => self.act(action, modem.as_mut()).await,
                     None => return,
@@ -233,9 +238,20 @@ impl Task {
 
     async fn fresh_counters(&mut self, modem: Option<&ModemSource>) -> Option<Counters> {
         match modem {
-            Some(m) => m.counters(),
+            Some(m) => self.configured_counters().unwrap_or_else(|| m.counters()),
             None => self.look_at_host().counters,
         }
+    }
+
+    /// With a modem backend, the counters of the configured interface rather than the
+    /// bearer's (`None`: no interface configured).
+    fn configured_counters(&self) -> Option<Option<Counters>> {
+        let name = self.config.interface.as_deref()?;
+        Some(
+            backends::host::interface_facts(std::path::Path::new("/"), name)
+                .ok()
+                .and_then(|facts| facts.counters),
+        )
     }
 
     fn persist(&mut self) {
