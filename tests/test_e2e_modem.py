@@ -251,3 +251,24 @@ async def test_statistics_of_a_configured_interface_with_the_modem(server, start
     await collecting(False)
     # lo's counters, not the mock bearer's (which never change).
     await wait_for(server, "/7/0", lambda v: v.get("/7/0/2", 0) >= 100 and v.get("/7/0/3", 0) >= 100)
+
+
+async def test_signal_changes_are_notified(server, start_daemon, modem_bus):
+    import dbus
+
+    modem_bus.mock_call("AddConnectedModem")
+    await start(server, start_daemon, modem_bus)
+    await wait_for(server, "/4/0", lambda v: v.get("/4/0/2") == -95)
+    first, obs = await server.observe("/4/0/2", accept=TEXT)
+    assert first.code == "2.05" and first.payload == b"-95", first
+    assert obs is not None
+    bus = dbus.bus.BusConnection(modem_bus.address)
+    mock = bus.get_object("org.freedesktop.ModemManager1", "/org/freedesktop/ModemManager1")
+    mock.SetSignal(
+        {"rsrp": dbus.Double(-101.0), "rsrq": dbus.Double(-13.0), "snr": dbus.Double(2.0)},
+        dbus_interface="org.freedesktop.DBus.Mock",
+    )
+    n = await obs.next(timeout=20)
+    assert (n.code, n.payload) == ("2.05", b"-101"), n
+    obs.cancel()
+    bus.close()
