@@ -134,13 +134,3 @@ pub struct DataConnection {
     pub tx_bytes: Option<u64>,
     pub rx_bytes: Option<u64>,
 }
-
-/// The outcome of asking for a data connection with new settings.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ConnectOutcome {
-    /// Unix seconds when the request was made.
-    pub requested_at: i64,
-    pub accepted: bool,
-    /// Why it failed, as the modem or the network said.
-    pub reason: Option<String>,
-}
