@@ -33,6 +33,8 @@ pub struct Config {
     pub device: DeviceConfig,
     #[serde(default)]
     pub observe: ObserveConfig,
+    #[serde(default)]
+    pub connectivity: ConnectivityConfig,
     #[serde(default, rename = "server")]
     pub servers: Vec<ServerConfig>,
     /// Values pushed to the servers on a schedule (Send, `POST /dp`).
@@ -145,6 +147,46 @@ pub struct DeviceConfig {
     pub reboot: RebootMethod,
     /// argv run on Execute /3/0/5; factory reset is refused (4.05) when absent.
     pub factory_reset_command: Option<Vec<String>>,
+}
+
+/// Where objects 4, 7, 10 and 11 get their data.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ConnectivityConfig {
+    pub backend: ConnectivityBackend,
+    /// The uplink interface (host backend, and the statistics of every backend); default:
+    /// the interface of the default route.
+    pub interface: Option<String>,
+    /// Seconds between two looks at the interface (host) or refreshes of the modem's
+    /// signal figures (ModemManager).
+    pub interval: u32,
+    /// The modem's AT port and its speed (backend "at").
+    pub port: Option<PathBuf>,
+    pub baud: Option<u32>,
+}
+
+impl Default for ConnectivityConfig {
+    fn default() -> Self {
+        ConnectivityConfig {
+            backend: ConnectivityBackend::Host,
+            interface: None,
+            interval: 30,
+            port: None,
+            baud: None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ConnectivityBackend {
+    /// The machine's own network interfaces (Ethernet, Wi-Fi).
+    #[default]
+    Host,
+    /// ModemManager over the system bus.
+    Modemmanager,
+    /// A modem's AT port.
+    At,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -344,6 +386,32 @@ impl Config {
         let o = &self.observe;
         if !(1..=65536).contains(&o.max_per_server) || !(1..=65536).contains(&o.max_stored) {
             return Err("observe.max_per_server and observe.max_stored must be 1 to 65536".into());
+        }
+        let n = &self.connectivity;
+        if !(1..=86400).contains(&n.interval) {
+            return Err(format!(
+                "connectivity.interval {} must be 1 to 86400 seconds",
+                n.interval
+            ));
+        }
+        if let Some(name) = &n.interface {
+            // IFNAMSIZ is 16 with the terminating NUL.
+            if name.is_empty()
+                || name.len() > 15
+                || name.contains(['/', ' '])
+                || name == "."
+                || name == ".."
+            {
+                return Err(format!(
+                    "connectivity.interface {name:?} is not an interface name"
+                ));
+            }
+        }
+        if n.backend == ConnectivityBackend::At {
+            return Err("connectivity.backend \"at\" is not available in this build; use \"host\" or \"modemmanager\"".into());
+        }
+        if n.backend != ConnectivityBackend::At && (n.port.is_some() || n.baud.is_some()) {
+            return Err("connectivity.port and connectivity.baud need backend = \"at\"".into());
         }
         if let Some(cmd) = &self.device.factory_reset_command {
             if cmd.is_empty() || cmd[0].is_empty() {
@@ -736,6 +804,34 @@ mod tests {
             "[[server]]\nuri = \"coap://h\"\nshort_server_id = 1\n[[server]]\nuri = \"coap://g\"\nshort_server_id = 1",
         ] {
             assert!(parse(bad).is_err(), "accepted: {bad}");
+        }
+    }
+
+    #[test]
+    fn connectivity_table() {
+        let base = "[[server]]\nuri = \"coap://h\"\n";
+        let c = parse(base).unwrap();
+        assert_eq!(c.connectivity.backend, ConnectivityBackend::Host);
+        assert_eq!(c.connectivity.interface, None);
+        assert_eq!(c.connectivity.interval, 30);
+        let c = parse(&format!(
+            "{base}[connectivity]\nbackend = \"modemmanager\"\ninterface = \"wwan0\"\ninterval = 10\n"
+        ))
+        .unwrap();
+        assert_eq!(c.connectivity.backend, ConnectivityBackend::Modemmanager);
+        assert_eq!(c.connectivity.interface.as_deref(), Some("wwan0"));
+        for (bad, wanted) in [
+            ("backend = \"ofono\"", "4:11"),
+            ("interface = \"../etc\"", "not an interface name"),
+            ("interface = \"a-very-long-name0\"", "not an interface name"),
+            ("interval = 0", "1 to 86400"),
+            ("port = \"/dev/ttyUSB2\"", "need backend = \"at\""),
+            ("intervall = 5", "4:1"),
+        ] {
+            let e = parse(&format!("{base}[connectivity]\n{bad}\n"))
+                .unwrap_err()
+                .to_string();
+            assert!(e.contains(wanted), "{bad}: {e}");
         }
     }
 

@@ -10,15 +10,21 @@ use sd_notify::NotifyState;
 use tokio::net::UdpSocket;
 use tokio::signal::unix::{signal, SignalKind};
 
-use crate::config::{AccountSecurity, Config, RebootMethod};
+use crate::config::{AccountSecurity, Config, ConnectivityBackend, RebootMethod};
+use crate::connectivity;
 use crate::dtls::{DtlsClient, DtlsConfig, DtlsError, DtlsSession};
 use crate::engine::{Engine, EngineConfig, Event, ServerSpec};
 use crate::feed::{self, Feed};
 use crate::model::{Action, Object};
+use crate::objects::apn::ApnProfiles;
+use crate::objects::cellular::CellularConnectivity;
+use crate::objects::connectivity::ConnectivityMonitoring;
 use crate::objects::device::{self, Device};
 use crate::objects::security::{Security, SecurityMode};
 use crate::objects::server::Server;
+use crate::objects::statistics::ConnectivityStatistics;
 use crate::path::Path;
+use crate::state::StateDir;
 use crate::value::{ResourceValue, Value};
 
 /// How long SIGTERM waits for De-register answers before exiting anyway.
@@ -145,8 +151,17 @@ pub async fn run(config: Config) -> Result<(), DaemonError> {
     );
     // Backend-fed objects join this list; their tasks start once the engine exists and
     // report through the feed channel.
-    let objects: Vec<Box<dyn Object>> =
-        vec![Box::new(security), Box::new(server), Box::new(device)];
+    let mut objects: Vec<Box<dyn Object>> = vec![
+        Box::new(security),
+        Box::new(server),
+        Box::new(device),
+        Box::new(ConnectivityMonitoring::new()),
+        Box::new(ConnectivityStatistics::new()),
+    ];
+    if config.connectivity.backend == ConnectivityBackend::Modemmanager {
+        objects.push(Box::new(CellularConnectivity::new()));
+        objects.push(Box::new(ApnProfiles::new()));
+    }
     let engine_config = EngineConfig {
         endpoint: endpoint_name(&config),
         preferred_format: config.content_format.content_format(),
@@ -168,6 +183,12 @@ pub async fn run(config: Config) -> Result<(), DaemonError> {
     // Backend tasks get clones of the sender; the loop keeps one so the channel never
     // closes while the daemon runs.
     let (feed_tx, mut feed_rx) = feed::channel();
+    let connectivity = connectivity::spawn(
+        config.connectivity.clone(),
+        StateDir::new(&config.state_dir),
+        device::system_clock,
+        feed_tx.clone(),
+    );
     let _feed_tx = feed_tx;
 
     let mut sigterm = signal(SignalKind::terminate()).map_err(|error| DaemonError::Io {
@@ -190,7 +211,14 @@ pub async fn run(config: Config) -> Result<(), DaemonError> {
     loop {
         flush(&mut engine, &mut dtls, v4.as_ref(), v6.as_ref()).await;
         while let Some(action) = engine.poll_action() {
-            run_action(action, &config);
+            match action {
+                Action::Connectivity(action) => {
+                    if let Err(e) = connectivity.try_send(action) {
+                        tracing::warn!("connectivity action dropped: {e}");
+                    }
+                }
+                other => run_action(other, &config),
+            }
         }
         while let Some(event) = engine.poll_event() {
             report(&engine, &event);
@@ -570,6 +598,11 @@ fn apply_feed(engine: &mut Engine, report: Feed) {
                 tracing::warn!("setting {path}: {e}");
             }
         }
+        Feed::Absent(path) => {
+            if let Err(e) = engine.clear_value(path) {
+                tracing::warn!("clearing {path}: {e}");
+            }
+        }
     }
 }
 
@@ -600,7 +633,9 @@ fn run_action(action: Action, config: &Config) {
             },
             Action::SetTime(t) => bus.set_time(t).await,
             Action::SetTimezone(tz) => bus.set_timezone(&tz).await,
-            Action::UpdateRegistration { .. } | Action::DisableServer { .. } => Ok(()),
+            Action::UpdateRegistration { .. }
+            | Action::DisableServer { .. }
+            | Action::Connectivity(_) => Ok(()),
         };
         if let Err(e) = result {
             tracing::error!("action failed: {e}");

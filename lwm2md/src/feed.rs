@@ -15,6 +15,8 @@ pub const FEED_CAPACITY: usize = 256;
 pub enum Feed {
     /// A new value of a resource (written with `by_server = false`).
     Value(Path, ResourceValue),
+    /// A resource whose value the backend no longer knows.
+    Absent(Path),
 }
 
 pub type FeedSender = mpsc::Sender<Feed>;

@@ -3,12 +3,14 @@
 pub mod coap;
 pub mod codec;
 pub mod config;
+pub mod connectivity;
 pub mod daemon;
 pub mod dtls;
 pub mod engine;
 pub mod feed;
 pub mod logging;
 pub mod model;
+pub mod modem;
 pub mod objects;
 pub mod path;
 pub mod pem;

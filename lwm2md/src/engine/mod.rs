@@ -243,6 +243,22 @@ impl Engine {
         Ok(())
     }
 
+    /// Makes a resource absent (the backend lost its value), as `set_value` sets one.
+    pub fn clear_value(&mut self, path: Path) -> Result<(), DmError> {
+        let (Some(o), Some(i), Some(r)) =
+            (path.object_id(), path.instance_id(), path.resource_id())
+        else {
+            return Err(DmError::BadRequest(format!("{path} is not a resource")));
+        };
+        let obj = self.objects.get_mut(&o).ok_or(DmError::NotFound)?;
+        obj.remove_value(i, r)?;
+        for s in &mut self.sessions {
+            s.recheck = true;
+        }
+        self.values_changed(&path);
+        Ok(())
+    }
+
     /// Reads values under a path, as a server would see them.
     pub fn read(&self, path: &Path) -> Result<Vec<crate::codec::Record>, DmError> {
         dm::collect(&self.objects, path)

@@ -2,6 +2,7 @@
 //! object modules implement.
 
 pub mod registry;
+pub mod registry_connectivity;
 
 use crate::value::{ResourceType, ResourceValue};
 
@@ -108,6 +109,26 @@ pub enum Action {
     UpdateRegistration { short_server_id: u16 },
     /// Execute /1/x/4. Consumed by the engine: de-registers for the Disable Timeout.
     DisableServer { short_server_id: u16 },
+    /// Objects 7, 10, 11: for the connectivity backend task.
+    Connectivity(ConnectivityAction),
+}
+
+/// Work for the connectivity backend.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ConnectivityAction {
+    /// Execute /7/0/6: zero the statistics and collect from now on.
+    StartStatistics,
+    /// Execute /7/0/7: stop collecting, keep the figures.
+    StopStatistics,
+    /// Write /7/0/8: collection period in seconds, 0 for none.
+    CollectionPeriod(u32),
+    /// An enabled APN profile (object 11) was written: connect with its settings.
+    Connect {
+        profile: u16,
+        settings: backends::modem::ApnSettings,
+    },
+    /// An APN profile was disabled or deleted while it was the active one: disconnect.
+    Disconnect { profile: u16 },
 }
 
 /// An LwM2M object: its definition and its instances. The engine checks operations,
@@ -147,6 +168,13 @@ pub trait Object: Send {
         args: &str,
     ) -> Result<Vec<Action>, DmError> {
         let _ = (instance, resource, args);
+        Err(DmError::MethodNotAllowed)
+    }
+
+    /// Makes a resource absent again (a backend no longer knows its value). Objects
+    /// whose values come from backends implement it.
+    fn remove_value(&mut self, instance: u16, resource: u16) -> Result<(), DmError> {
+        let _ = (instance, resource);
         Err(DmError::MethodNotAllowed)
     }
 

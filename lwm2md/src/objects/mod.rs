@@ -1,6 +1,10 @@
 //! The objects lwm2md implements, one module each.
 
+pub mod apn;
+pub mod cellular;
+pub mod connectivity;
 pub mod device;
 pub mod security;
 pub mod server;
+pub mod statistics;
 pub mod store;
