@@ -1,9 +1,12 @@
 //! lwm2md: an OMA LwM2M client engine (sans-IO) and the daemon around it.
 
+pub mod check;
+pub mod cli;
 pub mod coap;
 pub mod codec;
 pub mod config;
 pub mod daemon;
+pub mod dbus_api;
 pub mod dtls;
 pub mod engine;
 pub mod feed;
@@ -12,4 +15,5 @@ pub mod model;
 pub mod objects;
 pub mod path;
 pub mod state;
+pub mod status;
 pub mod value;
