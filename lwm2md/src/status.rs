@@ -36,18 +36,25 @@ impl std::fmt::Display for StatusError {
                 "the daemon is not running: nobody owns {BUS_NAME} on the system bus \
                  (systemctl status lwm2md)"
             ),
-            StatusError::Call(zbus::Error::MethodError(name, msg, _))
-                if name.as_str() == "org.freedesktop.DBus.Error.AccessDenied" =>
-            {
-                write!(
-                    f,
-                    "the bus policy does not let this user ask the daemon ({}); \
-                     run as root or as a member of the group lwm2md",
-                    msg.as_deref().unwrap_or("access denied")
-                )
-            }
+            StatusError::Call(e) if is_access_denied(e) => write!(
+                f,
+                "the bus policy does not let this user ask the daemon; run as root or as a \
+                 member of the group lwm2md ({e})"
+            ),
             StatusError::Call(e) => write!(f, "asking the daemon: {e}"),
         }
+    }
+}
+
+/// The bus refused the call (its policy): as a reply error or, through a proxy, as the
+/// standard error it maps to.
+fn is_access_denied(e: &zbus::Error) -> bool {
+    match e {
+        zbus::Error::MethodError(name, ..) => {
+            name.as_str() == "org.freedesktop.DBus.Error.AccessDenied"
+        }
+        zbus::Error::FDO(fdo) => matches!(**fdo, zbus::fdo::Error::AccessDenied(_)),
+        _ => false,
     }
 }
 
