@@ -340,3 +340,19 @@ async def test_status_and_check_on_the_system_bus(container, server, endpoint):
     await sh(c, "systemctl", "stop", "lwm2md")
     proc = await sh(c, "lwm2md", "status", check=False)
     assert proc.returncode == 3, (proc.returncode, proc.stderr)
+
+    # What an operator gets wrong: a state directory handed to root, a key file the daemon
+    # (user lwm2md) cannot read.
+    await sh(c, "chown", "root:root", "/var/lib/lwm2md")
+    await asyncio.to_thread(c.write, "/etc/lwm2md/server.psk", "00112233445566778899aabbccddeeff\n")
+    await sh(c, "chmod", "600", "/etc/lwm2md/server.psk")
+    config = {"endpoint": endpoint, "server": [{"uri": "coaps://127.0.0.1:1", "psk_identity": "gw",
+                                                "psk_key_file": "/etc/lwm2md/server.psk"}]}
+    await asyncio.to_thread(c.write, CONFFILE, to_toml(config))
+    proc = await sh(c, "lwm2md", "check", "-o", "json", check=False)
+    assert proc.returncode == 1, proc.stdout
+    checks = {ch["name"]: ch for ch in json.loads(proc.stdout)["checks"]}
+    state = checks["state_dir"]
+    assert state["status"] == "warning" and "chown -R lwm2md: /var/lib/lwm2md" in state["remedy"], state
+    key = checks["psk_key_file server 1"]
+    assert key["status"] == "error" and key["remedy"] == "chown lwm2md: /etc/lwm2md/server.psk", key
