@@ -200,6 +200,8 @@ async def test_check_dtls_handshake(bus, tmp_path):
         assert checks["psk_key_file server 1"]["status"] == "ok", checks
         assert checks["dtls server 1"]["status"] == "ok", checks["dtls server 1"]
         assert "DTLS handshake with" in checks["dtls server 1"]["detail"]
+        ping = checks["coap ping server 1"]
+        assert ping["status"] == "ok" and "over DTLS" in ping["detail"], ping
         assert proc.returncode == 0, proc.stdout
 
         # The same identity with another key: the handshake fails, and says what to compare.
@@ -210,6 +212,7 @@ async def test_check_dtls_handshake(bus, tmp_path):
         dtls = checks_by_name(report)["dtls server 1"]
         assert dtls["status"] == "error", dtls
         assert IDENTITY.decode() in dtls["remedy"], dtls
+        assert "coap ping server 1" not in checks_by_name(report)
         assert proc.returncode == 1
 
 

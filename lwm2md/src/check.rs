@@ -16,7 +16,7 @@ use tokio::net::UdpSocket;
 
 use crate::cli::OutputFormat;
 use crate::config::{self, AccountSecurity, Config, RebootMethod, ServerAccount};
-use crate::dtls::{DtlsConfig, DtlsSession};
+use crate::dtls::{DtlsConfig, DtlsError, DtlsSession};
 use crate::state::StateDir;
 
 /// Name resolution that takes longer than this is as good as broken on a gateway.
@@ -397,14 +397,32 @@ async fn server(config: &Config, account: &ServerAccount) -> Vec<Check> {
         dns_name,
         format!("{} is {}", account.host, addr.ip()),
     )];
-    out.push(match &account.security {
-        AccountSecurity::NoSec => ping(config, account, addr).await,
+    let ping_name = format!("coap ping server {ssid}");
+    let socket = match connected_socket(addr).await {
+        Ok(s) => s,
+        Err(e) => {
+            out.push(Check::error(
+                ping_name,
+                format!("{addr}: {e}"),
+                "check the network configuration",
+            ));
+            return out;
+        }
+    };
+    let link = match &account.security {
+        AccountSecurity::NoSec => Link::Plain(socket),
         AccountSecurity::Psk(psk) => {
             let mut dtls = DtlsConfig::psk(psk.identity.as_bytes().to_vec(), psk.key.clone());
             dtls.handshake_timeout = HANDSHAKE_TIMEOUT;
-            handshake(account, addr, &dtls).await
+            let (check, session) = handshake(account, addr, &socket, &dtls).await;
+            out.push(check);
+            match session {
+                Some(session) => Link::Dtls(socket, Box::new(session)),
+                None => return out,
+            }
         }
-    });
+    };
+    out.push(ping(config, account, addr, link).await);
     out
 }
 
@@ -419,58 +437,105 @@ async fn connected_socket(addr: SocketAddr) -> std::io::Result<UdpSocket> {
     Ok(socket)
 }
 
-/// An empty confirmable message, which a CoAP endpoint answers with a Reset (RFC 7252
-/// 4.3, "CoAP ping").
-async fn ping(config: &Config, account: &ServerAccount, addr: SocketAddr) -> Check {
-    let name = format!("coap ping server {}", account.short_server_id);
-    let socket = match connected_socket(addr).await {
-        Ok(s) => s,
-        Err(e) => {
-            return Check::error(
-                name,
-                format!("{addr}: {e}"),
-                "check the network configuration",
-            )
+/// Where a CoAP ping goes: straight to the server, or through the DTLS session with it.
+enum Link {
+    Plain(UdpSocket),
+    Dtls(UdpSocket, Box<DtlsSession>),
+}
+
+#[derive(Debug)]
+enum LinkError {
+    Io(std::io::Error),
+    Dtls(DtlsError),
+}
+
+impl std::fmt::Display for LinkError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            LinkError::Io(e) => e.fmt(f),
+            LinkError::Dtls(e) => e.fmt(f),
         }
+    }
+}
+
+impl Link {
+    async fn send(&mut self, datagram: &[u8]) -> Result<(), LinkError> {
+        match self {
+            Link::Plain(socket) => socket.send(datagram).await.map(drop).map_err(LinkError::Io),
+            Link::Dtls(socket, session) => {
+                session.send(datagram).map_err(LinkError::Dtls)?;
+                while let Some(record) = session.poll_transmit() {
+                    socket.send(&record).await.map_err(LinkError::Io)?;
+                }
+                Ok(())
+            }
+        }
+    }
+
+    /// The plaintext datagrams the next datagram from the server carried.
+    async fn recv(&mut self, buf: &mut [u8]) -> Result<Vec<Vec<u8>>, LinkError> {
+        match self {
+            Link::Plain(socket) => {
+                let n = socket.recv(buf).await.map_err(LinkError::Io)?;
+                Ok(vec![buf.get(..n).unwrap_or_default().to_vec()])
+            }
+            Link::Dtls(socket, session) => {
+                let n = socket.recv(buf).await.map_err(LinkError::Io)?;
+                session
+                    .handle_datagram(buf.get(..n).unwrap_or_default())
+                    .map_err(LinkError::Dtls)
+            }
+        }
+    }
+}
+
+/// An empty confirmable message, which a CoAP endpoint answers with a Reset (RFC 7252
+/// 4.3, "CoAP ping"); over DTLS it also shows that the session carries data both ways.
+async fn ping(config: &Config, account: &ServerAccount, addr: SocketAddr, mut link: Link) -> Check {
+    let name = format!("coap ping server {}", account.short_server_id);
+    let over = match link {
+        Link::Plain(_) => "",
+        Link::Dtls(..) => " over DTLS",
     };
     let id: u16 = rand::random();
     let [hi, lo] = id.to_be_bytes();
     let ping = [0x40, 0x00, hi, lo];
     let mut wait = Duration::from_secs_f64(config.coap.ack_timeout);
-    let mut buf = [0u8; 1500];
+    let mut buf = vec![0u8; 17 * 1024];
     let started = Instant::now();
     for _ in 0..PING_TRANSMISSIONS {
-        if let Err(e) = socket.send(&ping).await {
+        if let Err(e) = link.send(&ping).await {
             return unreachable(name, account, addr, &e);
         }
         let deadline = tokio::time::Instant::now() + wait;
         loop {
-            match tokio::time::timeout_at(deadline, socket.recv(&mut buf)).await {
+            let datagrams = match tokio::time::timeout_at(deadline, link.recv(&mut buf)).await {
                 Err(_) => break,
                 Ok(Err(e)) => return unreachable(name, account, addr, &e),
-                Ok(Ok(n)) => {
-                    // A Reset (type 3) or an empty ACK with our message ID.
-                    let reply = buf.get(..n).unwrap_or_default();
-                    if let [first, 0x00, h, l, ..] = *reply {
-                        if first >> 6 == 1 && (first >> 4) & 3 >= 2 && [h, l] == [hi, lo] {
-                            return Check::ok(
-                                name,
-                                format!(
-                                    "{} answered a CoAP ping in {} ms",
-                                    addr,
-                                    started.elapsed().as_millis()
-                                ),
-                            );
-                        }
-                    }
+                Ok(Ok(d)) => d,
+            };
+            // A Reset (type 3) or an empty ACK with our message ID.
+            let answered = datagrams.iter().any(|d| match d.as_slice() {
+                [first, 0x00, h, l, ..] => {
+                    first >> 6 == 1 && (first >> 4) & 3 >= 2 && [*h, *l] == [hi, lo]
                 }
+                _ => false,
+            });
+            if answered {
+                return Check::ok(
+                    name,
+                    format!(
+                        "{addr} answered a CoAP ping{over} in {} ms",
+                        started.elapsed().as_millis()
+                    ),
+                );
             }
         }
         wait *= 2;
     }
     Check::error(
         name,
-        format!("{addr}: no answer to a CoAP ping ({PING_TRANSMISSIONS} tries)"),
+        format!("{addr}: no answer to a CoAP ping{over} ({PING_TRANSMISSIONS} tries)"),
         format!(
             "check that the server runs and that UDP port {} is open on the way (firewall, NAT)",
             addr.port()
@@ -478,38 +543,29 @@ async fn ping(config: &Config, account: &ServerAccount, addr: SocketAddr) -> Che
     )
 }
 
-fn unreachable(
-    name: String,
-    account: &ServerAccount,
-    addr: SocketAddr,
-    e: &std::io::Error,
-) -> Check {
-    let remedy = if e.kind() == std::io::ErrorKind::ConnectionRefused {
-        format!(
+fn unreachable(name: String, account: &ServerAccount, addr: SocketAddr, e: &LinkError) -> Check {
+    let remedy = match e {
+        LinkError::Io(io) if io.kind() == std::io::ErrorKind::ConnectionRefused => format!(
             "nothing listens on UDP port {} of {}: check the port in {} and that the server runs",
             addr.port(),
             addr.ip(),
             account.uri
-        )
-    } else {
-        "check the network configuration and the route to the server".to_string()
+        ),
+        LinkError::Io(_) => "check the network configuration and the route to the server".into(),
+        LinkError::Dtls(_) => "the server ended the DTLS session: check its log".into(),
     };
     Check::error(name, format!("{addr}: {e}"), remedy)
 }
 
-/// A full DTLS handshake with the configured identity and key.
-async fn handshake(account: &ServerAccount, addr: SocketAddr, dtls: &DtlsConfig) -> Check {
+/// A full DTLS handshake with the configured identity and key; the session when it
+/// succeeded.
+async fn handshake(
+    account: &ServerAccount,
+    addr: SocketAddr,
+    socket: &UdpSocket,
+    dtls: &DtlsConfig,
+) -> (Check, Option<DtlsSession>) {
     let name = format!("dtls server {}", account.short_server_id);
-    let socket = match connected_socket(addr).await {
-        Ok(s) => s,
-        Err(e) => {
-            return Check::error(
-                name,
-                format!("{addr}: {e}"),
-                "check the network configuration",
-            )
-        }
-    };
     let identity = String::from_utf8_lossy(&dtls.identity).into_owned();
     let key_remedy = format!(
         "make sure the server holds the same key for the PSK identity {identity:?} as psk_key_file"
@@ -517,17 +573,20 @@ async fn handshake(account: &ServerAccount, addr: SocketAddr, dtls: &DtlsConfig)
     let started = Instant::now();
     let mut session = match DtlsSession::new(dtls, started) {
         Ok(s) => s,
-        Err(e) => return Check::error(name, e.to_string(), "check the OpenSSL installation"),
+        Err(e) => {
+            let check = Check::error(name, e.to_string(), "check the OpenSSL installation");
+            return (check, None);
+        }
     };
     let mut buf = vec![0u8; 17 * 1024];
     loop {
         while let Some(datagram) = session.poll_transmit() {
             if let Err(e) = socket.send(&datagram).await {
-                return unreachable(name, account, addr, &e);
+                return (unreachable(name, account, addr, &LinkError::Io(e)), None);
             }
         }
         if session.is_established() {
-            return Check::ok(
+            let check = Check::ok(
                 name,
                 format!(
                     "DTLS handshake with {addr} as {identity:?} in {} ms ({})",
@@ -535,31 +594,34 @@ async fn handshake(account: &ServerAccount, addr: SocketAddr, dtls: &DtlsConfig)
                     session.cipher().unwrap_or("?")
                 ),
             );
+            return (check, Some(session));
         }
         let wake = session
             .poll_timeout()
             .unwrap_or_else(|| Instant::now() + HANDSHAKE_TIMEOUT);
-        tokio::select! {
+        let failed = tokio::select! {
             r = socket.recv(&mut buf) => match r {
-                Ok(n) => {
-                    if let Err(e) = session.handle_datagram(buf.get(..n).unwrap_or_default()) {
-                        return Check::error(name, e.to_string(), key_remedy);
-                    }
-                }
-                Err(e) => return unreachable(name, account, addr, &e),
+                Ok(n) => session
+                    .handle_datagram(buf.get(..n).unwrap_or_default())
+                    .err()
+                    .map(|e| Check::error(name.clone(), e.to_string(), key_remedy.clone())),
+                Err(e) => Some(unreachable(name.clone(), account, addr, &LinkError::Io(e))),
             },
             _ = tokio::time::sleep_until(wake.into()) => {
-                if let Err(e) = session.handle_timeout(Instant::now()) {
+                session.handle_timeout(Instant::now()).err().map(|e| {
                     let remedy = match e {
-                        crate::dtls::DtlsError::HandshakeTimeout { server_answered: false } => format!(
+                        DtlsError::HandshakeTimeout { server_answered: false } => format!(
                             "check that the server runs and that UDP port {} is open on the way",
                             addr.port()
                         ),
-                        _ => key_remedy,
+                        _ => key_remedy.clone(),
                     };
-                    return Check::error(name, e.to_string(), remedy);
-                }
+                    Check::error(name.clone(), e.to_string(), remedy)
+                })
             }
+        };
+        if let Some(check) = failed {
+            return (check, None);
         }
     }
 }
