@@ -134,6 +134,8 @@ async def test_read_resource_over_dbus(server, bus, start_daemon):
     missing = call("/9/0")
     assert missing.returncode != 0
     assert "org.lwm2md.Daemon1.Error.NotFound" in missing.stderr, missing.stderr
+    security = call("/0/0")
+    assert "org.lwm2md.Daemon1.Error.Denied" in security.stderr, security.stderr
     bad = call("/x")
     assert "org.lwm2md.Daemon1.Error.BadPath" in bad.stderr, bad.stderr
 

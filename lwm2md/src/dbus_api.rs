@@ -177,6 +177,8 @@ pub enum ApiError {
     BadPath(String),
     /// No such object, instance or resource.
     NotFound(String),
+    /// Not readable through this interface: the Security object (/0), which holds keys.
+    Denied(String),
     /// The daemon could not answer (it is stopping, or the read failed).
     Failed(String),
 }
@@ -231,6 +233,12 @@ impl Daemon1 {
         if parsed.is_root() {
             return Err(ApiError::BadPath(format!(
                 "{path}: name an object or below"
+            )));
+        }
+        // Bus callers are local users, not the bootstrap server: keys stay in the daemon.
+        if parsed.object_id() == Some(0) {
+            return Err(ApiError::Denied(format!(
+                "{path}: the Security object holds credentials"
             )));
         }
         let records = self
