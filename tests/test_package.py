@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import json
 import os
 import re
 import shutil
@@ -94,6 +95,13 @@ def test_contents(deb):
         "/usr/share/doc/lwm2md/copyright": "-rw-r--r--",
         "/usr/share/doc/lwm2md/changelog.Debian.gz": "-rw-r--r--",
         "/usr/share/lintian/overrides/lwm2md": "-rw-r--r--",
+        "/usr/share/dbus-1/system.d/org.lwm2md.Daemon.conf": "-rw-r--r--",
+        "/usr/share/man/man1/lwm2md.1.gz": "-rw-r--r--",
+        "/usr/share/man/man1/lwm2md-check.1.gz": "-rw-r--r--",
+        "/usr/share/man/man1/lwm2md-status.1.gz": "-rw-r--r--",
+        "/usr/share/bash-completion/completions/lwm2md": "-rw-r--r--",
+        "/usr/share/zsh/vendor-completions/_lwm2md": "-rw-r--r--",
+        "/usr/share/fish/vendor_completions.d/lwm2md.fish": "-rw-r--r--",
     }
     for path, mode in expected.items():
         assert path in entries, f"{path} missing from the package:\n{listing}"
@@ -284,3 +292,67 @@ async def test_timezone_through_timedated_and_polkit(container, server, endpoint
     else:
         pytest.fail(f"time zone still {zone}; journal:\n{await journal(c)}")
     assert (await sh(c, "readlink", "/etc/localtime")).stdout.strip().endswith("/Europe/Paris")
+
+
+async def status_json(c: Container, predicate, timeout: float = 30.0) -> dict:
+    """`lwm2md status -o json` as root until predicate(status) holds."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while True:
+        proc = await sh(c, "lwm2md", "status", "-o", "json", check=False)
+        if proc.returncode == 0 and predicate(json.loads(proc.stdout)):
+            return json.loads(proc.stdout)
+        if loop.time() > deadline:
+            pytest.fail(f"lwm2md status: exit {proc.returncode}\n{proc.stdout}{proc.stderr}")
+        await asyncio.sleep(0.2)
+
+
+async def test_status_and_check_on_the_system_bus(container, server, endpoint):
+    """`lwm2md status` as root reaches the running service over the real system bus with the
+    shipped policy; other users are refused; `lwm2md check` passes on the installed system."""
+    c = container
+    await install(c)
+    for page in ("lwm2md.1.gz", "lwm2md-check.1.gz", "lwm2md-status.1.gz"):
+        await sh(c, "test", "-s", f"/usr/share/man/man1/{page}")
+    proc = await sh(c, "lwm2md", "status", check=False)
+    assert proc.returncode == 3 and "not running" in proc.stderr, (proc.returncode, proc.stderr)
+
+    await configure(c, server, endpoint)
+    await sh(c, "systemctl", "restart", "lwm2md")
+    await server.wait_registered(timeout=30)
+    status = await status_json(c, lambda s: s["servers"] and s["servers"][0]["registered"])
+    assert status["endpoint"] == endpoint
+    assert status["servers"][0]["uri"] == server.uri
+    human = await sh(c, "lwm2md", "status")
+    assert f"server 1 {server.uri}: registered" in human.stdout, human.stdout
+
+    # Neither root nor in the group lwm2md: the bus policy refuses the call.
+    proc = await sh(c, "runuser", "-u", "nobody", "--", "lwm2md", "status", check=False)
+    assert proc.returncode == 1 and "bus policy" in proc.stderr, (proc.returncode, proc.stderr)
+
+    proc = await sh(c, "lwm2md", "check", "-o", "json", check=False)
+    report = json.loads(proc.stdout)
+    checks = {ch["name"]: ch for ch in report["checks"]}
+    for name in ("config", "state_dir", "dns server 1", "coap ping server 1", "system bus", "dbus policy"):
+        assert checks[name]["status"] == "ok", checks.get(name, report)
+    assert proc.returncode == 0, proc.stdout
+
+    await sh(c, "systemctl", "stop", "lwm2md")
+    proc = await sh(c, "lwm2md", "status", check=False)
+    assert proc.returncode == 3, (proc.returncode, proc.stderr)
+
+    # What an operator gets wrong: a state directory handed to root, a key file the daemon
+    # (user lwm2md) cannot read.
+    await sh(c, "chown", "root:root", "/var/lib/lwm2md")
+    await asyncio.to_thread(c.write, "/etc/lwm2md/server.psk", "00112233445566778899aabbccddeeff\n")
+    await sh(c, "chmod", "600", "/etc/lwm2md/server.psk")
+    config = {"endpoint": endpoint, "server": [{"uri": "coaps://127.0.0.1:1", "psk_identity": "gw",
+                                                "psk_key_file": "/etc/lwm2md/server.psk"}]}
+    await asyncio.to_thread(c.write, CONFFILE, to_toml(config))
+    proc = await sh(c, "lwm2md", "check", "-o", "json", check=False)
+    assert proc.returncode == 1, proc.stdout
+    checks = {ch["name"]: ch for ch in json.loads(proc.stdout)["checks"]}
+    state = checks["state_dir"]
+    assert state["status"] == "warning" and "chown -R lwm2md: /var/lib/lwm2md" in state["remedy"], state
+    key = checks["psk_key_file server 1"]
+    assert key["status"] == "error" and key["remedy"] == "chown lwm2md: /etc/lwm2md/server.psk", key

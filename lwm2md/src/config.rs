@@ -316,7 +316,19 @@ impl Config {
     }
 
     pub fn parse(path: &Path, text: &str) -> Result<Config, ConfigError> {
-        let config: Config = toml::from_str(text).map_err(|e| {
+        let config = Config::parse_unchecked(path, text)?;
+        config.validate().map_err(|message| ConfigError {
+            file: path.to_path_buf(),
+            position: None,
+            message,
+        })?;
+        Ok(config)
+    }
+
+    /// Syntax, keys and types only: no value checked and no key file read (`lwm2md
+    /// check` looks at those one by one).
+    pub fn parse_unchecked(path: &Path, text: &str) -> Result<Config, ConfigError> {
+        toml::from_str(text).map_err(|e| {
             let mut message = e.message().trim_end().to_string();
             if message.starts_with("unknown field `psk_key`") {
                 message = "psk_key: a key is not accepted inline; put it in a file only root \
@@ -328,13 +340,7 @@ impl Config {
                 position: e.span().map(|s| line_col(text, s.start)),
                 message,
             }
-        })?;
-        config.validate().map_err(|message| ConfigError {
-            file: path.to_path_buf(),
-            position: None,
-            message,
-        })?;
-        Ok(config)
+        })
     }
 
     fn validate(&self) -> Result<(), String> {

@@ -12,6 +12,7 @@ use tokio::signal::unix::{signal, SignalKind};
 
 use crate::config::{AccountSecurity, Config, ConnectivityBackend, RebootMethod};
 use crate::connectivity;
+use crate::dbus_api::{self, StatusBook};
 use crate::dtls::{DtlsClient, DtlsConfig, DtlsError, DtlsSession};
 use crate::engine::{Engine, EngineConfig, Event, ServerSpec};
 use crate::feed::{self, Feed};
@@ -190,6 +191,11 @@ pub async fn run(config: Config) -> Result<(), DaemonError> {
         feed_tx.clone(),
     );
     let _feed_tx = feed_tx;
+    let mut status_book = StatusBook::default();
+    let mut api_rx = dbus_api::serve(
+        backends::system::SystemBus::from_env().address().to_owned(),
+        endpoint_name(&config),
+    );
 
     let mut sigterm = signal(SignalKind::terminate()).map_err(|error| DaemonError::Io {
         what: "SIGTERM handler",
@@ -222,6 +228,7 @@ pub async fn run(config: Config) -> Result<(), DaemonError> {
         }
         while let Some(event) = engine.poll_event() {
             report(&engine, &event);
+            status_book.on_event(&event, device::system_clock());
             if let Event::RegistrationFailed {
                 short_server_id, ..
             } = event
@@ -257,6 +264,7 @@ pub async fn run(config: Config) -> Result<(), DaemonError> {
             _ = watchdog_tick.tick(), if watchdog.is_some() => notify(&[NotifyState::Watchdog]),
             _ = sample_tick.tick() => sample(&mut engine),
             Some(report) = feed_rx.recv() => apply_feed(&mut engine, report),
+            Some(request) = api_rx.recv() => dbus_api::answer(&engine, &status_book, request),
         }
     }
     notify(&[NotifyState::Stopping]);

@@ -1,10 +1,13 @@
 //! lwm2md: an OMA LwM2M client engine (sans-IO) and the daemon around it.
 
+pub mod check;
+pub mod cli;
 pub mod coap;
 pub mod codec;
 pub mod config;
 pub mod connectivity;
 pub mod daemon;
+pub mod dbus_api;
 pub mod dtls;
 pub mod engine;
 pub mod feed;
@@ -15,4 +18,5 @@ pub mod objects;
 pub mod path;
 pub mod pem;
 pub mod state;
+pub mod status;
 pub mod value;

@@ -1,37 +1,35 @@
-//! `lwm2md --config PATH`: the LwM2M client daemon, in the foreground.
+//! `lwm2md [--config PATH] [run | check | status]`: the LwM2M client daemon in the
+//! foreground, or the operator's commands around it.
 
-use std::path::PathBuf;
+use std::path::Path;
 use std::process::ExitCode;
 
-use lwm2md::config::{self, Config};
-
-/// sysexits.h: EX_USAGE and EX_CONFIG.
-const EX_USAGE: u8 = 64;
-const EX_CONFIG: u8 = 78;
-
-const USAGE: &str = "usage: lwm2md [--config PATH]\n\nRuns the LwM2M client daemon in the foreground.\n\n  --config PATH   configuration file (default /etc/lwm2md/lwm2md.toml)\n  --version       print the version\n  --help          print this help\n";
+use clap::error::ErrorKind;
+use clap::Parser;
+use lwm2md::cli::{Cli, Command, EX_CONFIG, EX_USAGE};
+use lwm2md::config::Config;
 
 fn main() -> ExitCode {
-    let mut config_path = PathBuf::from(config::DEFAULT_PATH);
-    let mut args = std::env::args_os().skip(1);
-    while let Some(arg) = args.next() {
-        match arg.to_str() {
-            Some("--config") => match args.next() {
-                Some(p) => config_path = PathBuf::from(p),
-                None => return usage_error("--config needs a path"),
-            },
-            Some("--version") => {
-                println!("lwm2md {}", env!("CARGO_PKG_VERSION"));
-                return ExitCode::SUCCESS;
-            }
-            Some("--help" | "-h") => {
-                print!("{USAGE}");
-                return ExitCode::SUCCESS;
-            }
-            _ => return usage_error(&format!("unknown argument {arg:?}")),
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            // Help and version go to stdout and succeed; anything else is a usage error.
+            let _ = e.print();
+            return match e.kind() {
+                ErrorKind::DisplayHelp | ErrorKind::DisplayVersion => ExitCode::SUCCESS,
+                _ => ExitCode::from(EX_USAGE),
+            };
         }
+    };
+    match cli.command.unwrap_or(Command::Run) {
+        Command::Run => run(&cli.config),
+        Command::Check { output } => block_on(lwm2md::check::run(&cli.config, output)),
+        Command::Status { output } => block_on(lwm2md::status::run(output)),
     }
-    let config = match Config::load(&config_path) {
+}
+
+fn run(config_path: &Path) -> ExitCode {
+    let config = match Config::load(config_path) {
         Ok(c) => c,
         Err(e) => {
             eprintln!("lwm2md: configuration error: {e}");
@@ -39,15 +37,8 @@ fn main() -> ExitCode {
         }
     };
     lwm2md::logging::init(config.log_level.as_deref());
-    let runtime = match tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(r) => r,
-        Err(e) => {
-            eprintln!("lwm2md: cannot start the runtime: {e}");
-            return ExitCode::FAILURE;
-        }
+    let Some(runtime) = runtime() else {
+        return ExitCode::FAILURE;
     };
     match runtime.block_on(lwm2md::daemon::run(config)) {
         Ok(()) => ExitCode::SUCCESS,
@@ -58,7 +49,22 @@ fn main() -> ExitCode {
     }
 }
 
-fn usage_error(msg: &str) -> ExitCode {
-    eprintln!("lwm2md: {msg}\n\n{USAGE}");
-    ExitCode::from(EX_USAGE)
+fn block_on(f: impl std::future::Future<Output = ExitCode>) -> ExitCode {
+    match runtime() {
+        Some(r) => r.block_on(f),
+        None => ExitCode::FAILURE,
+    }
+}
+
+fn runtime() -> Option<tokio::runtime::Runtime> {
+    match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(r) => Some(r),
+        Err(e) => {
+            eprintln!("lwm2md: cannot start the runtime: {e}");
+            None
+        }
+    }
 }

@@ -272,6 +272,22 @@ impl Engine {
             .collect()
     }
 
+    /// When the next Update to a server is due, while registered.
+    pub fn next_update(&self, short_server_id: u16) -> Option<Instant> {
+        self.sessions
+            .iter()
+            .find(|s| s.short_server_id == short_server_id && s.is_registered())
+            .and_then(|s| s.update_at)
+    }
+
+    /// How many observations a server holds.
+    pub fn observation_count(&self, short_server_id: u16) -> usize {
+        self.observations
+            .iter()
+            .filter(|o| o.server == short_server_id)
+            .count()
+    }
+
     /// Starts de-registering from every server (SIGTERM). `is_stopped` tells when done.
     pub fn shutdown(&mut self, now: Instant) {
         self.stopping = true;
