@@ -140,6 +140,38 @@ async def test_read_resource_over_dbus(server, bus, start_daemon):
     assert "org.lwm2md.Daemon1.Error.BadPath" in bad.stderr, bad.stderr
 
 
+async def test_send_on_demand_over_dbus(server, bus, start_daemon):
+    from bench import senml
+    from bench.daemon import expect_event
+
+    daemon = start_daemon(env={"DBUS_SYSTEM_BUS_ADDRESS": bus.address})
+    await server.wait_registered(timeout=15)
+    await wait_for_log(daemon, "serving org.lwm2md.Daemon")
+
+    async def send(*paths: str):
+        proc = await asyncio.create_subprocess_exec(
+            "dbus-send", f"--bus={bus.address}", "--print-reply", "--dest=org.lwm2md.Daemon",
+            "/org/lwm2md/Daemon", "org.lwm2md.Daemon1.Send", f"array:string:{','.join(paths)}",
+            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+        )
+        out, err = await asyncio.wait_for(proc.communicate(), 30)
+        return proc.returncode, out.decode(), err.decode()
+
+    mark = server.mark()
+    code, out, err = await send("/1/0/1", "/3/0/21")
+    assert code == 0, err
+    assert re.search(r"uint32 1", out), out
+    ev = await expect_event(server, daemon, "send", after=mark, timeout=10)
+    values = senml.decode_cbor(ev.payload)
+    assert set(values) == {"/1/0/1", "/3/0/21"}
+    assert values["/1/0/1"] == 300
+
+    code, _, err = await send("/0/0")
+    assert code != 0 and "org.lwm2md.Daemon1.Error.Denied" in err, err
+    code, _, err = await send("/42/0")
+    assert code != 0 and "org.lwm2md.Daemon1.Error.NotFound" in err, err
+
+
 async def test_status_without_a_daemon(bus):
     proc = await lwm2md("status", bus_address=bus.address)
     assert proc.returncode == 3, (proc.returncode, proc.stderr)

@@ -264,7 +264,7 @@ pub async fn run(config: Config) -> Result<(), DaemonError> {
             _ = watchdog_tick.tick(), if watchdog.is_some() => notify(&[NotifyState::Watchdog]),
             _ = sample_tick.tick() => sample(&mut engine),
             Some(report) = feed_rx.recv() => apply_feed(&mut engine, report),
-            Some(request) = api_rx.recv() => dbus_api::answer(&engine, &status_book, request),
+            Some(request) = api_rx.recv() => dbus_api::answer(&mut engine, &status_book, request),
         }
     }
     notify(&[NotifyState::Stopping]);

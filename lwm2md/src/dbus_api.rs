@@ -36,6 +36,9 @@ const REQUEST_CAPACITY: usize = 16;
 pub enum Request {
     Servers(oneshot::Sender<Vec<ServerStatus>>),
     Read(Path, oneshot::Sender<Result<Vec<Record>, DmError>>),
+    /// Send (`POST /dp`) of these paths' current values now; answers how many servers
+    /// it went to.
+    Send(Vec<Path>, oneshot::Sender<Result<usize, DmError>>),
 }
 
 pub type RequestReceiver = mpsc::Receiver<Request>;
@@ -156,7 +159,7 @@ fn lifetimes(engine: &Engine) -> HashMap<u16, u32> {
 }
 
 /// Answers one request in the daemon loop.
-pub fn answer(engine: &Engine, book: &StatusBook, request: Request) {
+pub fn answer(engine: &mut Engine, book: &StatusBook, request: Request) {
     // A caller that gave up has dropped its receiver: nothing to tell it.
     match request {
         Request::Servers(reply) => {
@@ -164,6 +167,13 @@ pub fn answer(engine: &Engine, book: &StatusBook, request: Request) {
         }
         Request::Read(path, reply) => {
             let _ = reply.send(engine.read(&path));
+        }
+        Request::Send(paths, reply) => {
+            let _ = reply.send(engine.send(
+                Instant::now(),
+                &paths,
+                crate::codec::ContentFormat::SenmlCbor,
+            ));
         }
     }
 }
@@ -260,6 +270,35 @@ impl Daemon1 {
         };
         OwnedValue::try_from(value).map_err(|e| ApiError::Failed(e.to_string()))
     }
+
+    /// Sends the current values of `paths` (`["/3/0/9", "/3303"]`) to every registered
+    /// server that has not muted Send (/1/x/23), as one SenML CBOR `POST /dp` each.
+    /// Returns how many servers it went to (0: none registered or all muted).
+    async fn send(&self, paths: Vec<String>) -> Result<u32, ApiError> {
+        let mut parsed = Vec::with_capacity(paths.len());
+        for p in &paths {
+            let path: Path = p
+                .parse()
+                .map_err(|e| ApiError::BadPath(format!("{p}: {e}")))?;
+            if path.is_root() || path.object_id() == Some(0) {
+                return Err(ApiError::Denied(format!(
+                    "{p}: name an object or below, other than the Security object"
+                )));
+            }
+            parsed.push(path);
+        }
+        if parsed.is_empty() {
+            return Err(ApiError::BadPath("no path given".into()));
+        }
+        let sent = self
+            .ask(|tx| Request::Send(parsed, tx))
+            .await?
+            .map_err(|e| match e {
+                DmError::NotFound => ApiError::NotFound(paths.join(", ")),
+                other => ApiError::Failed(other.to_string()),
+            })?;
+        Ok(u32::try_from(sent).unwrap_or(u32::MAX))
+    }
 }
 
 /// An LwM2M value as the D-Bus type closest to it: integers and times `x`, unsigned
@@ -322,6 +361,7 @@ pub trait Daemon1Client {
     #[zbus(property)]
     fn servers(&self) -> zbus::Result<Vec<ServerStatus>>;
     fn read_resource(&self, path: &str) -> zbus::Result<OwnedValue>;
+    fn send(&self, paths: Vec<String>) -> zbus::Result<u32>;
 }
 
 #[cfg(test)]

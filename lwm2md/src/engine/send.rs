@@ -49,6 +49,9 @@ impl Engine {
             if !registered || self.send_muted(ssid) {
                 continue;
             }
+            // Queue mode: a sleeping client tells the server it is back (Update) first;
+            // the Send follows it (NSTART 1).
+            self.wake(now, ssid);
             let mut p = Packet::new();
             p.header.code = MessageClass::Request(RequestType::Post);
             add_string_options(&mut p, CoapOption::UriPath, ["dp"]);
