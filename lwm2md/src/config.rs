@@ -36,6 +36,66 @@ pub struct Config {
     /// Values pushed to the servers on a schedule (Send, `POST /dp`).
     #[serde(default, rename = "send")]
     pub sends: Vec<SendConfig>,
+    /// Object 6; absent: no Location object.
+    pub location: Option<LocationConfig>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LocationConfig {
+    #[serde(default)]
+    pub backend: LocationBackend,
+    /// gpsd's `host:port`.
+    #[serde(default = "default_gpsd_address")]
+    pub address: String,
+    /// The fixed position for `static`; with `gpsd`, reported until the first fix.
+    #[serde(default, deserialize_with = "latitude")]
+    pub latitude: Option<f64>,
+    #[serde(default, deserialize_with = "longitude")]
+    pub longitude: Option<f64>,
+    /// Metres above mean sea level.
+    #[serde(default, deserialize_with = "altitude")]
+    pub altitude: Option<f64>,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LocationBackend {
+    #[default]
+    Gpsd,
+    Static,
+}
+
+fn default_gpsd_address() -> String {
+    backends::location::gpsd::DEFAULT_ADDRESS.to_string()
+}
+
+/// A number in `range`, checked while parsing so that the error names its line.
+fn bounded<'de, D: serde::Deserializer<'de>>(
+    d: D,
+    what: &str,
+    range: std::ops::RangeInclusive<f64>,
+) -> Result<Option<f64>, D::Error> {
+    let x = f64::deserialize(d)?;
+    if !x.is_finite() || !range.contains(&x) {
+        return Err(serde::de::Error::custom(format!(
+            "{what} {x} must be in [{}, {}]",
+            range.start(),
+            range.end()
+        )));
+    }
+    Ok(Some(x))
+}
+
+fn latitude<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<f64>, D::Error> {
+    bounded(d, "latitude", -90.0..=90.0)
+}
+fn longitude<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<f64>, D::Error> {
+    bounded(d, "longitude", -180.0..=180.0)
+}
+fn altitude<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<f64>, D::Error> {
+    // From the Dead Sea shore to above the highest airfields, with room.
+    bounded(d, "altitude", -1000.0..=100_000.0)
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -301,6 +361,23 @@ impl Config {
                 "coap.block_size {} must be a power of two from 16 to 1024",
                 c.block_size
             ));
+        }
+        if let Some(l) = &self.location {
+            if l.latitude.is_some() != l.longitude.is_some() {
+                return Err("location: latitude and longitude go together".into());
+            }
+            if l.backend == LocationBackend::Static && l.latitude.is_none() {
+                return Err("location: backend \"static\" needs latitude and longitude".into());
+            }
+            if l.backend == LocationBackend::Gpsd {
+                let port = l.address.rsplit_once(':').map(|(_, p)| p.parse::<u16>());
+                if !matches!(port, Some(Ok(_))) {
+                    return Err(format!(
+                        "location.address {:?} must be host:port (gpsd listens on 2947)",
+                        l.address
+                    ));
+                }
+            }
         }
         if let Some(cmd) = &self.device.factory_reset_command {
             if cmd.is_empty() || cmd[0].is_empty() {
@@ -609,6 +686,45 @@ mod tests {
             "[[server]]\nuri = \"coap://h\"\nshort_server_id = 1\n[[server]]\nuri = \"coap://g\"\nshort_server_id = 1",
         ] {
             assert!(parse(bad).is_err(), "accepted: {bad}");
+        }
+    }
+
+    #[test]
+    fn location() {
+        let server = "[[server]]\nuri = \"coap://h\"\n";
+        let c = parse(&format!("{server}[location]\n")).unwrap();
+        let l = c.location.unwrap();
+        assert_eq!(l.backend, LocationBackend::Gpsd);
+        assert_eq!(l.address, "127.0.0.1:2947");
+        assert_eq!(l.latitude, None);
+        let c = parse(&format!(
+            "{server}[location]\nbackend = \"static\"\nlatitude = -43.5723\nlongitude = 153.2176\naltitude = 12\n"
+        ))
+        .unwrap();
+        let l = c.location.unwrap();
+        assert_eq!(l.backend, LocationBackend::Static);
+        assert_eq!(
+            (l.latitude, l.longitude, l.altitude),
+            (Some(-43.5723), Some(153.2176), Some(12.0))
+        );
+        assert!(parse(server).unwrap().location.is_none());
+
+        let e = parse(&format!(
+            "{server}[location]\nlatitude = 91.0\nlongitude = 0.0\n"
+        ))
+        .unwrap_err();
+        let s = e.to_string();
+        assert!(s.starts_with("/etc/lwm2md/lwm2md.toml:4:12: "), "{s}");
+        assert!(s.contains("latitude 91 must be in [-90, 90]"), "{s}");
+        for bad in [
+            "[location]\nbackend = \"static\"",
+            "[location]\nbackend = \"galileo\"",
+            "[location]\nlatitude = 1.0",
+            "[location]\nlongitude = 181.0\nlatitude = 1.0",
+            "[location]\naddress = \"localhost\"",
+            "[location]\ngpsd = \"localhost:2947\"",
+        ] {
+            assert!(parse(&format!("{server}{bad}")).is_err(), "accepted: {bad}");
         }
     }
 

@@ -16,9 +16,11 @@ use crate::engine::{Engine, EngineConfig, Event, ServerSpec};
 use crate::feed::{self, Feed};
 use crate::model::{Action, Object};
 use crate::objects::device::{self, Device};
+use crate::objects::location::Location;
 use crate::objects::security::{Security, SecurityMode};
 use crate::objects::server::Server;
 use crate::path::Path;
+use crate::tasks;
 use crate::value::{ResourceValue, Value};
 
 /// How long SIGTERM waits for De-register answers before exiting anyway.
@@ -131,8 +133,11 @@ pub async fn run(config: Config) -> Result<(), DaemonError> {
     );
     // Backend-fed objects join this list; their tasks start once the engine exists and
     // report through the feed channel.
-    let objects: Vec<Box<dyn Object>> =
+    let mut objects: Vec<Box<dyn Object>> =
         vec![Box::new(security), Box::new(server), Box::new(device)];
+    if config.location.is_some() {
+        objects.push(Box::new(Location::new()));
+    }
     let engine_config = EngineConfig {
         endpoint: endpoint_name(&config),
         preferred_format: config.content_format.content_format(),
@@ -153,6 +158,13 @@ pub async fn run(config: Config) -> Result<(), DaemonError> {
     // Backend tasks get clones of the sender; the loop keeps one so the channel never
     // closes while the daemon runs.
     let (feed_tx, mut feed_rx) = feed::channel();
+    if let Some(location) = config.location.clone() {
+        tokio::spawn(tasks::location::run(
+            location,
+            feed_tx.clone(),
+            device::system_clock,
+        ));
+    }
     let _feed_tx = feed_tx;
 
     let mut sigterm = signal(SignalKind::terminate()).map_err(|error| DaemonError::Io {

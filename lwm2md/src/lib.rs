@@ -12,4 +12,5 @@ pub mod model;
 pub mod objects;
 pub mod path;
 pub mod state;
+pub mod tasks;
 pub mod value;
