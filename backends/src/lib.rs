@@ -3,9 +3,11 @@
 //! - [`host`]: facts read from the machine (identity, memory, time zone). Every reader
 //!   takes the filesystem root so that tests can point it at a fixture tree.
 //! - [`location`]: position fixes from gpsd.
+//! - [`modem`]: cellular modems (the AT command backend).
 //! - [`system`]: actions on the operating system (reboot, clock, time zone, commands),
 //!   through systemd's D-Bus services on the system bus.
 
 pub mod host;
 pub mod location;
+pub mod modem;
 pub mod system;
