@@ -38,6 +38,39 @@ pub struct Config {
     pub sends: Vec<SendConfig>,
     /// Object 6; absent: no Location object.
     pub location: Option<LocationConfig>,
+    /// A cellular modem; absent: none is polled.
+    pub modem: Option<ModemConfig>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ModemConfig {
+    pub backend: ModemBackend,
+    /// The modem's AT command port.
+    #[serde(default = "default_modem_port")]
+    pub port: PathBuf,
+    #[serde(default = "default_modem_baud")]
+    pub baud: u32,
+    /// Seconds between two polls of the modem.
+    #[serde(default = "default_modem_interval")]
+    pub interval: u32,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ModemBackend {
+    /// AT commands straight to the modem's serial port.
+    At,
+}
+
+fn default_modem_port() -> PathBuf {
+    PathBuf::from("/dev/ttyUSB2")
+}
+fn default_modem_baud() -> u32 {
+    115_200
+}
+fn default_modem_interval() -> u32 {
+    30
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -377,6 +410,23 @@ impl Config {
                         l.address
                     ));
                 }
+            }
+        }
+        if let Some(m) = &self.modem {
+            if m.baud == 0 || m.baud > 4_000_000 {
+                return Err(format!("modem.baud {} must be 1 to 4000000", m.baud));
+            }
+            if m.interval == 0 || m.interval > 86_400 {
+                return Err(format!(
+                    "modem.interval {} must be 1 to 86400 seconds",
+                    m.interval
+                ));
+            }
+            if !m.port.is_absolute() {
+                return Err(format!(
+                    "modem.port {} must be an absolute path",
+                    m.port.display()
+                ));
             }
         }
         if let Some(cmd) = &self.device.factory_reset_command {
@@ -723,6 +773,36 @@ mod tests {
             "[location]\nlongitude = 181.0\nlatitude = 1.0",
             "[location]\naddress = \"localhost\"",
             "[location]\ngpsd = \"localhost:2947\"",
+        ] {
+            assert!(parse(&format!("{server}{bad}")).is_err(), "accepted: {bad}");
+        }
+    }
+
+    #[test]
+    fn modem() {
+        let server = "[[server]]\nuri = \"coap://h\"\n";
+        let c = parse(&format!("{server}[modem]\nbackend = \"at\"\n")).unwrap();
+        let m = c.modem.unwrap();
+        assert_eq!(m.backend, ModemBackend::At);
+        assert_eq!(m.port, PathBuf::from("/dev/ttyUSB2"));
+        assert_eq!((m.baud, m.interval), (115_200, 30));
+        let c = parse(&format!(
+            "{server}[modem]\nbackend = \"at\"\nport = \"/dev/serial/by-id/usb-Quectel_EC25-if02\"\nbaud = 9600\ninterval = 10\n"
+        ))
+        .unwrap();
+        let m = c.modem.unwrap();
+        assert_eq!((m.baud, m.interval), (9600, 10));
+        let e = parse(&format!("{server}[modem]\nbackend = \"hayes\"\n")).unwrap_err();
+        assert!(
+            e.to_string().starts_with("/etc/lwm2md/lwm2md.toml:4:11: "),
+            "{e}"
+        );
+        for bad in [
+            "[modem]",
+            "[modem]\nbackend = \"at\"\nbaud = 0",
+            "[modem]\nbackend = \"at\"\ninterval = 0",
+            "[modem]\nbackend = \"at\"\nport = \"ttyUSB2\"",
+            "[modem]\nbackend = \"at\"\napn = \"internet\"",
         ] {
             assert!(parse(&format!("{server}{bad}")).is_err(), "accepted: {bad}");
         }

@@ -165,6 +165,9 @@ pub async fn run(config: Config) -> Result<(), DaemonError> {
             device::system_clock,
         ));
     }
+    if let Some(modem) = config.modem.clone() {
+        tokio::spawn(tasks::modem::run(modem, feed_tx.clone()));
+    }
     let _feed_tx = feed_tx;
 
     let mut sigterm = signal(SignalKind::terminate()).map_err(|error| DaemonError::Io {
@@ -553,6 +556,11 @@ fn apply_feed(engine: &mut Engine, report: Feed) {
                 tracing::warn!("setting {path}: {e}");
             }
         }
+        Feed::Modem(status) => match *status {
+            Ok(status) => tracing::debug!(?status, "modem status"),
+            // The modem task has logged the failure once already.
+            Err(e) => tracing::debug!("modem: {e}"),
+        },
     }
 }
 

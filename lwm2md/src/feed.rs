@@ -15,6 +15,8 @@ pub const FEED_CAPACITY: usize = 256;
 pub enum Feed {
     /// A new value of a resource (written with `by_server = false`).
     Value(Path, ResourceValue),
+    /// One poll of the AT modem, or why it failed.
+    Modem(Box<Result<backends::modem::at::AtModemStatus, String>>),
 }
 
 pub type FeedSender = mpsc::Sender<Feed>;

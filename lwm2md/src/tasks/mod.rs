@@ -2,3 +2,4 @@
 //! [`Feed`](crate::feed::Feed) reports for the daemon loop.
 
 pub mod location;
+pub mod modem;
