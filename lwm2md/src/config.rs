@@ -40,6 +40,66 @@ pub struct Config {
     /// Values pushed to the servers on a schedule (Send, `POST /dp`).
     #[serde(default, rename = "send")]
     pub sends: Vec<SendConfig>,
+    /// Object 6; absent: no Location object.
+    pub location: Option<LocationConfig>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LocationConfig {
+    #[serde(default)]
+    pub backend: LocationBackend,
+    /// gpsd's `host:port`.
+    #[serde(default = "default_gpsd_address")]
+    pub address: String,
+    /// The fixed position for `static`; with `gpsd`, reported until the first fix.
+    #[serde(default, deserialize_with = "latitude")]
+    pub latitude: Option<f64>,
+    #[serde(default, deserialize_with = "longitude")]
+    pub longitude: Option<f64>,
+    /// Metres above mean sea level.
+    #[serde(default, deserialize_with = "altitude")]
+    pub altitude: Option<f64>,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LocationBackend {
+    #[default]
+    Gpsd,
+    Static,
+}
+
+fn default_gpsd_address() -> String {
+    backends::location::gpsd::DEFAULT_ADDRESS.to_string()
+}
+
+/// A number in `range`, checked while parsing so that the error names its line.
+fn bounded<'de, D: serde::Deserializer<'de>>(
+    d: D,
+    what: &str,
+    range: std::ops::RangeInclusive<f64>,
+) -> Result<Option<f64>, D::Error> {
+    let x = f64::deserialize(d)?;
+    if !x.is_finite() || !range.contains(&x) {
+        return Err(serde::de::Error::custom(format!(
+            "{what} {x} must be in [{}, {}]",
+            range.start(),
+            range.end()
+        )));
+    }
+    Ok(Some(x))
+}
+
+fn latitude<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<f64>, D::Error> {
+    bounded(d, "latitude", -90.0..=90.0)
+}
+fn longitude<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<f64>, D::Error> {
+    bounded(d, "longitude", -180.0..=180.0)
+}
+fn altitude<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<f64>, D::Error> {
+    // From the Dead Sea shore to above the highest airfields, with room.
+    bounded(d, "altitude", -1000.0..=100_000.0)
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -163,6 +223,19 @@ pub struct ConnectivityConfig {
     /// The modem's AT port and its speed (backend "at").
     pub port: Option<PathBuf>,
     pub baud: Option<u32>,
+}
+
+impl ConnectivityConfig {
+    /// The AT command port (backend "at").
+    pub fn at_port(&self) -> PathBuf {
+        self.port
+            .clone()
+            .unwrap_or_else(|| PathBuf::from("/dev/ttyUSB2"))
+    }
+
+    pub fn at_baud(&self) -> u32 {
+        self.baud.unwrap_or(115_200)
+    }
 }
 
 impl Default for ConnectivityConfig {
@@ -413,11 +486,38 @@ impl Config {
                 ));
             }
         }
-        if n.backend == ConnectivityBackend::At {
-            return Err("connectivity.backend \"at\" is not available in this build; use \"host\" or \"modemmanager\"".into());
-        }
         if n.backend != ConnectivityBackend::At && (n.port.is_some() || n.baud.is_some()) {
             return Err("connectivity.port and connectivity.baud need backend = \"at\"".into());
+        }
+        if let Some(baud) = n.baud {
+            if baud == 0 || baud > 4_000_000 {
+                return Err(format!("connectivity.baud {baud} must be 1 to 4000000"));
+            }
+        }
+        if let Some(port) = &n.port {
+            if !port.is_absolute() {
+                return Err(format!(
+                    "connectivity.port {} must be an absolute path",
+                    port.display()
+                ));
+            }
+        }
+        if let Some(l) = &self.location {
+            if l.latitude.is_some() != l.longitude.is_some() {
+                return Err("location: latitude and longitude go together".into());
+            }
+            if l.backend == LocationBackend::Static && l.latitude.is_none() {
+                return Err("location: backend \"static\" needs latitude and longitude".into());
+            }
+            if l.backend == LocationBackend::Gpsd {
+                let port = l.address.rsplit_once(':').map(|(_, p)| p.parse::<u16>());
+                if !matches!(port, Some(Ok(_))) {
+                    return Err(format!(
+                        "location.address {:?} must be host:port (gpsd listens on 2947)",
+                        l.address
+                    ));
+                }
+            }
         }
         if let Some(cmd) = &self.device.factory_reset_command {
             if cmd.is_empty() || cmd[0].is_empty() {
@@ -838,6 +938,71 @@ mod tests {
                 .unwrap_err()
                 .to_string();
             assert!(e.contains(wanted), "{bad}: {e}");
+        }
+    }
+
+    #[test]
+    fn location() {
+        let server = "[[server]]\nuri = \"coap://h\"\n";
+        let c = parse(&format!("{server}[location]\n")).unwrap();
+        let l = c.location.unwrap();
+        assert_eq!(l.backend, LocationBackend::Gpsd);
+        assert_eq!(l.address, "127.0.0.1:2947");
+        assert_eq!(l.latitude, None);
+        let c = parse(&format!(
+            "{server}[location]\nbackend = \"static\"\nlatitude = -43.5723\nlongitude = 153.2176\naltitude = 12\n"
+        ))
+        .unwrap();
+        let l = c.location.unwrap();
+        assert_eq!(l.backend, LocationBackend::Static);
+        assert_eq!(
+            (l.latitude, l.longitude, l.altitude),
+            (Some(-43.5723), Some(153.2176), Some(12.0))
+        );
+        assert!(parse(server).unwrap().location.is_none());
+
+        let e = parse(&format!(
+            "{server}[location]\nlatitude = 91.0\nlongitude = 0.0\n"
+        ))
+        .unwrap_err();
+        let s = e.to_string();
+        assert!(s.starts_with("/etc/lwm2md/lwm2md.toml:4:12: "), "{s}");
+        assert!(s.contains("latitude 91 must be in [-90, 90]"), "{s}");
+        for bad in [
+            "[location]\nbackend = \"static\"",
+            "[location]\nbackend = \"galileo\"",
+            "[location]\nlatitude = 1.0",
+            "[location]\nlongitude = 181.0\nlatitude = 1.0",
+            "[location]\naddress = \"localhost\"",
+            "[location]\ngpsd = \"localhost:2947\"",
+        ] {
+            assert!(parse(&format!("{server}{bad}")).is_err(), "accepted: {bad}");
+        }
+    }
+
+    #[test]
+    fn at_modem() {
+        let server = "[[server]]\nuri = \"coap://h\"\n";
+        let c = parse(&format!("{server}[connectivity]\nbackend = \"at\"\n")).unwrap();
+        let n = &c.connectivity;
+        assert_eq!(n.backend, ConnectivityBackend::At);
+        assert_eq!(n.at_port(), PathBuf::from("/dev/ttyUSB2"));
+        assert_eq!(n.at_baud(), 115_200);
+        let c = parse(&format!(
+            "{server}[connectivity]\nbackend = \"at\"\nport = \"/dev/serial/by-id/usb-Quectel_EC25-if02\"\nbaud = 9600\ninterval = 10\n"
+        ))
+        .unwrap();
+        assert_eq!(
+            (c.connectivity.at_baud(), c.connectivity.interval),
+            (9600, 10)
+        );
+        for bad in [
+            "[connectivity]\nbackend = \"at\"\nbaud = 0",
+            "[connectivity]\nbackend = \"at\"\nport = \"ttyUSB2\"",
+            "[connectivity]\nbackend = \"at\"\napn = \"internet\"",
+            "[modem]\nbackend = \"at\"",
+        ] {
+            assert!(parse(&format!("{server}{bad}")).is_err(), "accepted: {bad}");
         }
     }
 

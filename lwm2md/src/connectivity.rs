@@ -18,6 +18,7 @@ use crate::objects::connectivity::{self as monitoring, LINK_UTILIZATION};
 use crate::objects::statistics::{self, Collection};
 use crate::path::Path;
 use crate::state::StateDir;
+use crate::tasks::modem::AtSource;
 use crate::value::ResourceValue;
 
 /// Actions queued for the task; more than this waiting means the task is stuck, and a
@@ -97,17 +98,32 @@ impl Task {
             )),
             ConnectivityBackend::Host | ConnectivityBackend::At => None,
         };
+        let mut at = match self.config.backend {
+            ConnectivityBackend::At => AtSource::start(
+                self.config.at_port(),
+                self.config.at_baud(),
+                self.config.interval,
+            ),
+            ConnectivityBackend::Host | ConnectivityBackend::Modemmanager => None,
+        };
         let mut tick = tokio::time::interval(interval);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         // The figures of a collection that survived a restart.
         self.feed_statistics().await;
         loop {
             tokio::select! {
-                _ = tick.tick(), if modem.is_none() => {
+                _ = tick.tick(), if modem.is_none() && at.is_none() => {
                     let snapshot = self.look_at_host();
                     self.update(snapshot).await;
                 }
                 Some(mut snapshot) = next_snapshot(&mut modem) => {
+                    if let Some(counters) = self.configured_counters() {
+                        snapshot.counters = counters;
+                    }
+                    self.update(snapshot).await
+                }
+                Some(mut snapshot) = next_at_snapshot(&mut at) => {
+                    // An AT modem reports no traffic: object 7 counts the interface.
                     if let Some(counters) = self.configured_counters() {
                         snapshot.counters = counters;
                     }
@@ -308,6 +324,13 @@ impl FeedCache {
 async fn next_snapshot(modem: &mut Option<ModemSource>) -> Option<ConnectivitySnapshot> {
     match modem {
         Some(m) => m.next().await,
+        None => std::future::pending().await,
+    }
+}
+
+async fn next_at_snapshot(at: &mut Option<AtSource>) -> Option<ConnectivitySnapshot> {
+    match at {
+        Some(a) => a.next().await,
         None => std::future::pending().await,
     }
 }

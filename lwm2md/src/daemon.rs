@@ -21,11 +21,13 @@ use crate::objects::apn::ApnProfiles;
 use crate::objects::cellular::CellularConnectivity;
 use crate::objects::connectivity::ConnectivityMonitoring;
 use crate::objects::device::{self, Device};
+use crate::objects::location::Location;
 use crate::objects::security::{Security, SecurityMode};
 use crate::objects::server::Server;
 use crate::objects::statistics::ConnectivityStatistics;
 use crate::path::Path;
 use crate::state::StateDir;
+use crate::tasks;
 use crate::value::{ResourceValue, Value};
 
 /// How long SIGTERM waits for De-register answers before exiting anyway.
@@ -163,6 +165,9 @@ pub async fn run(config: Config) -> Result<(), DaemonError> {
         objects.push(Box::new(CellularConnectivity::new()));
         objects.push(Box::new(ApnProfiles::new()));
     }
+    if config.location.is_some() {
+        objects.push(Box::new(Location::new()));
+    }
     let engine_config = EngineConfig {
         endpoint: endpoint_name(&config),
         preferred_format: config.content_format.content_format(),
@@ -190,6 +195,13 @@ pub async fn run(config: Config) -> Result<(), DaemonError> {
         device::system_clock,
         feed_tx.clone(),
     );
+    if let Some(location) = config.location.clone() {
+        tokio::spawn(tasks::location::run(
+            location,
+            feed_tx.clone(),
+            device::system_clock,
+        ));
+    }
     let _feed_tx = feed_tx;
     let mut status_book = StatusBook::default();
     let mut api_rx = dbus_api::serve(

@@ -19,4 +19,5 @@ pub mod path;
 pub mod pem;
 pub mod state;
 pub mod status;
+pub mod tasks;
 pub mod value;

@@ -5,6 +5,7 @@
 //! fills the same [`ConnectivitySnapshot`], in the units of its domain: dBm, dB, bytes.
 //! What the backend cannot know stays `None` or empty.
 
+pub mod at;
 pub mod mm;
 
 use std::net::IpAddr;

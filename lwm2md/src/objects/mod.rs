@@ -4,6 +4,7 @@ pub mod apn;
 pub mod cellular;
 pub mod connectivity;
 pub mod device;
+pub mod location;
 pub mod security;
 pub mod server;
 pub mod statistics;

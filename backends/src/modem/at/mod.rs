@@ -1,0 +1,349 @@
+//! A cellular modem driven over its AT command port, for gateways without ModemManager.
+//!
+//! [`AtModem::poll`] runs the 3GPP TS 27.007 queries and the serving-cell command of the
+//! module's vendor (chosen by AT+CGMI) and returns an [`AtModemStatus`]. The port is
+//! blocking: [`watch`] runs the modem on a thread of its own and hands each status to
+//! async code.
+
+pub mod fields;
+pub mod parse;
+pub mod port;
+pub mod response;
+pub mod vendor;
+
+#[cfg(test)]
+mod no_panic;
+
+use std::net::IpAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+pub use parse::{AccessTechnology, RegistrationState};
+pub use port::{AtError, AtPort};
+pub use response::CommandError;
+pub use vendor::Vendor;
+
+/// Most queries answer within a second; the network-facing ones can take longer on a
+/// busy module.
+const QUERY_TIMEOUT: Duration = Duration::from_secs(5);
+const NETWORK_TIMEOUT: Duration = Duration::from_secs(15);
+
+/// Everything the AT backend knows about the modem after one poll. Values the modem did
+/// not give (unsupported command, not registered, unknown index) are `None`.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct AtModemStatus {
+    pub manufacturer: Option<String>,
+    pub vendor: Option<Vendor>,
+    pub imei: Option<String>,
+    pub imsi: Option<String>,
+    pub iccid: Option<String>,
+    /// The operator's alphanumeric name.
+    pub operator: Option<String>,
+    pub mcc: Option<u16>,
+    pub mnc: Option<u16>,
+    pub registration: Option<RegistrationState>,
+    pub access_technology: Option<AccessTechnology>,
+    /// Received signal strength, dBm (AT+CSQ, else the vendor report).
+    pub rssi_dbm: Option<i32>,
+    pub rsrp_dbm: Option<f64>,
+    pub rsrq_db: Option<f64>,
+    pub snr_db: Option<f64>,
+    /// Serving cell identity (28 bits on LTE, 36 on NR).
+    pub cell_id: Option<u64>,
+    /// Location or tracking area code.
+    pub lac_tac: Option<u32>,
+    /// APN of the connected context, else of the first defined one.
+    pub apn: Option<String>,
+    pub ip_addresses: Vec<IpAddr>,
+    /// Gateway of the connected context (AT+CGCONTRDP).
+    pub gateway: Option<IpAddr>,
+}
+
+/// The modem on one AT port.
+pub struct AtModem {
+    port: AtPort,
+    /// The port generation the modem was last set up for.
+    setup_for: Option<u64>,
+    identity: AtModemStatus,
+}
+
+impl AtModem {
+    pub fn new(path: PathBuf, baud: u32) -> AtModem {
+        AtModem::with_port(AtPort::new(path, baud))
+    }
+
+    pub fn with_port(port: AtPort) -> AtModem {
+        AtModem {
+            port,
+            setup_for: None,
+            identity: AtModemStatus::default(),
+        }
+    }
+
+    pub fn port(&mut self) -> &mut AtPort {
+        &mut self.port
+    }
+
+    /// One round of queries. Errors are those of the port (absent, lost, silent); a
+    /// query the modem refuses only leaves its values out.
+    pub fn poll(&mut self) -> Result<AtModemStatus, AtError> {
+        self.port.ensure_open()?;
+        if self.setup_for != Some(self.port.generation()) {
+            self.setup()?;
+        }
+        let mut s = self.identity.clone();
+
+        if let Some(lines) = self.query("AT+CSQ", QUERY_TIMEOUT)? {
+            s.rssi_dbm = parse::csq(&lines).and_then(|c| c.rssi_dbm);
+        }
+        if let Some(lines) = self.query("AT+CESQ", QUERY_TIMEOUT)? {
+            if let Some(c) = parse::cesq(&lines) {
+                s.rsrp_dbm = c.rsrp_dbm;
+                s.rsrq_db = c.rsrq_db;
+                if s.rssi_dbm.is_none() {
+                    s.rssi_dbm = c.rxlev_dbm.map(|x| x as i32);
+                }
+            }
+        }
+        // The name and the numeric PLMN need two formats of the same query.
+        if self.query("AT+COPS=3,0", QUERY_TIMEOUT)?.is_some() {
+            if let Some(lines) = self.query("AT+COPS?", NETWORK_TIMEOUT)? {
+                s.operator = parse::cops(&lines).and_then(|c| c.name);
+            }
+        }
+        if self.query("AT+COPS=3,2", QUERY_TIMEOUT)?.is_some() {
+            if let Some(lines) = self.query("AT+COPS?", NETWORK_TIMEOUT)? {
+                if let Some(c) = parse::cops(&lines) {
+                    s.mcc = c.mcc;
+                    s.mnc = c.mnc;
+                    s.access_technology = c.access_technology;
+                }
+            }
+        }
+        // The most capable registration that holds wins: 5G, then EPS, then CS.
+        let mut best: Option<parse::Registration> = None;
+        for (command, prefix) in [
+            ("AT+C5GREG?", "+C5GREG"),
+            ("AT+CEREG?", "+CEREG"),
+            ("AT+CREG?", "+CREG"),
+        ] {
+            let Some(lines) = self.query(command, QUERY_TIMEOUT)? else {
+                continue;
+            };
+            let Some(r) = parse::registration(&lines, prefix) else {
+                continue;
+            };
+            match &best {
+                Some(b) if b.state.is_registered() => {}
+                _ if r.state.is_registered() || best.is_none() => best = Some(r),
+                _ => {}
+            }
+        }
+        if let Some(r) = best {
+            s.registration = Some(r.state);
+            s.lac_tac = r.area;
+            s.cell_id = r.cell_id;
+            if r.access_technology.is_some() {
+                s.access_technology = r.access_technology;
+            }
+        }
+        self.contexts(&mut s)?;
+        self.serving_cell(&mut s)?;
+        Ok(s)
+    }
+
+    /// Identity and the settings the queries rely on, once per open port.
+    fn setup(&mut self) -> Result<(), AtError> {
+        // Echo off and numeric +CME ERROR codes; both are handled if they do not take.
+        self.query("ATE0", QUERY_TIMEOUT)?;
+        self.query("AT+CMEE=1", QUERY_TIMEOUT)?;
+        let mut id = AtModemStatus::default();
+        if let Some(lines) = self.query("AT+CGMI", QUERY_TIMEOUT)? {
+            id.manufacturer = parse::manufacturer(&lines);
+        }
+        let vendor = id
+            .manufacturer
+            .as_deref()
+            .map_or(Vendor::Other, Vendor::from_manufacturer);
+        id.vendor = Some(vendor);
+        if let Some(lines) = self.query("AT+CGSN", QUERY_TIMEOUT)? {
+            id.imei = parse::imei(&lines);
+        }
+        if let Some(lines) = self.query("AT+CIMI", QUERY_TIMEOUT)? {
+            id.imsi = parse::imsi(&lines);
+        }
+        id.iccid = match self.query("AT+CCID", QUERY_TIMEOUT)? {
+            Some(lines) => parse::iccid(&lines),
+            None => None,
+        };
+        if id.iccid.is_none() {
+            let alternative = match vendor {
+                Vendor::Quectel => Some("AT+QCCID"),
+                Vendor::Simcom => Some("AT+CICCID"),
+                Vendor::Ublox | Vendor::Other => None,
+            };
+            if let Some(command) = alternative {
+                if let Some(lines) = self.query(command, QUERY_TIMEOUT)? {
+                    id.iccid = parse::iccid(&lines);
+                }
+            }
+        }
+        // Registration queries report area and cell only in mode 2; the unsolicited
+        // codes this also turns on are set aside by the exchange.
+        for command in ["AT+CREG=2", "AT+CEREG=2", "AT+C5GREG=2"] {
+            self.query(command, QUERY_TIMEOUT)?;
+        }
+        if vendor == Vendor::Ublox {
+            self.query("AT+UCGED=2", QUERY_TIMEOUT)?;
+        }
+        tracing::info!(
+            port = %self.port.path().display(),
+            manufacturer = id.manufacturer.as_deref().unwrap_or("?"),
+            imei = id.imei.as_deref().unwrap_or("?"),
+            "modem identified"
+        );
+        self.identity = id;
+        self.setup_for = Some(self.port.generation());
+        Ok(())
+    }
+
+    fn contexts(&mut self, s: &mut AtModemStatus) -> Result<(), AtError> {
+        let defined = match self.query("AT+CGDCONT?", QUERY_TIMEOUT)? {
+            Some(lines) => parse::cgdcont(&lines),
+            None => Vec::new(),
+        };
+        let addresses = match self.query("AT+CGPADDR", QUERY_TIMEOUT)? {
+            Some(lines) => parse::cgpaddr(&lines),
+            None => Vec::new(),
+        };
+        let dynamic = match self.query("AT+CGCONTRDP", QUERY_TIMEOUT)? {
+            Some(lines) => parse::cgcontrdp(&lines),
+            None => Vec::new(),
+        };
+        s.ip_addresses = addresses.iter().flat_map(|(_, a)| a.clone()).collect();
+        for d in &dynamic {
+            if let Some(a) = d.address {
+                if !s.ip_addresses.contains(&a) {
+                    s.ip_addresses.push(a);
+                }
+            }
+        }
+        let connected = addresses
+            .iter()
+            .find(|(_, a)| !a.is_empty())
+            .map(|(cid, _)| *cid);
+        s.apn = dynamic
+            .iter()
+            .find(|d| Some(d.cid) == connected || connected.is_none())
+            .map(|d| d.apn.clone())
+            .filter(|a| !a.is_empty())
+            .or_else(|| {
+                defined
+                    .iter()
+                    .find(|c| Some(c.cid) == connected)
+                    .or_else(|| defined.iter().find(|c| !c.apn.is_empty()))
+                    .map(|c| c.apn.clone())
+            })
+            .filter(|a| !a.is_empty());
+        s.gateway = dynamic.iter().find_map(|d| d.gateway);
+        Ok(())
+    }
+
+    /// Fills what 27.007 left open from the vendor's serving-cell report.
+    fn serving_cell(&mut self, s: &mut AtModemStatus) -> Result<(), AtError> {
+        let mut reports = Vec::new();
+        match s.vendor.unwrap_or(Vendor::Other) {
+            Vendor::Quectel => {
+                if let Some(lines) = self.query("AT+QENG=\"servingcell\"", QUERY_TIMEOUT)? {
+                    reports.extend(vendor::quectel_qeng(&lines));
+                }
+                if let Some(lines) = self.query("AT+QCSQ", QUERY_TIMEOUT)? {
+                    reports.extend(vendor::quectel_qcsq(&lines));
+                }
+            }
+            Vendor::Simcom => {
+                if let Some(lines) = self.query("AT+CPSI?", QUERY_TIMEOUT)? {
+                    reports.extend(vendor::simcom_cpsi(&lines));
+                }
+            }
+            Vendor::Ublox => {
+                if let Some(lines) = self.query("AT+UCGED?", QUERY_TIMEOUT)? {
+                    reports.extend(vendor::ublox_ucged(&lines));
+                }
+            }
+            Vendor::Other => {}
+        }
+        // The first report that has a value gives it (QENG before QCSQ).
+        let mut v = vendor::ServingCell::default();
+        for r in reports {
+            v.rsrp_dbm = v.rsrp_dbm.or(r.rsrp_dbm);
+            v.rsrq_db = v.rsrq_db.or(r.rsrq_db);
+            v.snr_db = v.snr_db.or(r.snr_db);
+            v.rssi_dbm = v.rssi_dbm.or(r.rssi_dbm);
+            v.cell_id = v.cell_id.or(r.cell_id);
+            v.area = v.area.or(r.area);
+            v.mcc = v.mcc.or(r.mcc);
+            v.mnc = v.mnc.or(r.mnc);
+            v.access_technology = v.access_technology.or(r.access_technology);
+        }
+        // The vendor's figures are measured, CESQ's are coarse indexes: they win.
+        s.rsrp_dbm = v.rsrp_dbm.or(s.rsrp_dbm);
+        s.rsrq_db = v.rsrq_db.or(s.rsrq_db);
+        s.snr_db = v.snr_db.or(s.snr_db);
+        if s.rssi_dbm.is_none() {
+            s.rssi_dbm = v.rssi_dbm.map(|x| x.round() as i32);
+        }
+        // Identities from 27.007 where it gave them.
+        s.cell_id = s.cell_id.or(v.cell_id);
+        s.lac_tac = s.lac_tac.or(v.area);
+        s.mcc = s.mcc.or(v.mcc);
+        s.mnc = s.mnc.or(v.mnc);
+        s.access_technology = s.access_technology.or(v.access_technology);
+        Ok(())
+    }
+
+    /// A query whose refusal only means "no value": `Ok(None)` on an error result code.
+    fn query(&mut self, command: &str, timeout: Duration) -> Result<Option<Vec<String>>, AtError> {
+        match self.port.command(command, timeout) {
+            Ok(lines) => Ok(Some(lines)),
+            Err(AtError::Command { command, error }) => {
+                tracing::debug!(port = %self.port.path().display(), "{command}: {error}");
+                Ok(None)
+            }
+            Err(e) => Err(e),
+        }
+    }
+}
+
+/// Polls the modem every `interval` on a thread of its own and sends each result until
+/// the receiver is dropped. Errors are sent too, so that the consumer can show the
+/// modem as absent; they are logged here once per change.
+pub fn watch(
+    mut modem: AtModem,
+    interval: Duration,
+    results: tokio::sync::mpsc::Sender<Result<AtModemStatus, String>>,
+) -> std::io::Result<std::thread::JoinHandle<()>> {
+    std::thread::Builder::new()
+        .name("at-modem".into())
+        .spawn(move || {
+            let mut last_error: Option<String> = None;
+            loop {
+                let result = modem.poll().map_err(|e| e.to_string());
+                match &result {
+                    Err(e) if last_error.as_deref() != Some(e.as_str()) => {
+                        tracing::warn!("modem: {e}");
+                        last_error = Some(e.clone());
+                    }
+                    Ok(_) if last_error.is_some() => {
+                        tracing::info!("modem: answering again");
+                        last_error = None;
+                    }
+                    _ => {}
+                }
+                if results.blocking_send(result).is_err() {
+                    return;
+                }
+                std::thread::sleep(interval);
+            }
+        })
+}

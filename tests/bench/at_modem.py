@@ -1,0 +1,110 @@
+"""An AT-modem simulator on a pseudo-terminal: the program under test opens the pty's
+slave path as it would /dev/ttyUSB2; a thread answers on the master side like a
+Quectel EC25, with the quirks real modules have (echo, unsolicited result codes between
+and inside answers, slow answers, +CME ERROR)."""
+
+from __future__ import annotations
+
+import os
+import select
+import threading
+import time
+import tty
+
+
+class AtModem:
+    def __init__(self, answers: dict[str, list[str]] | None = None, echo: bool = True,
+                 slow: dict[str, float] | None = None):
+        self.answers = dict(DEFAULT_ANSWERS)
+        self.answers.update(answers or {})
+        self.echo = echo
+        self.slow = slow or {}
+        self.commands: list[str] = []
+        self.master, slave = os.openpty()
+        tty.setraw(slave)
+        self.path = os.ttyname(slave)
+        # Held open so that the master never reads EIO while the client reopens.
+        self._slave = slave
+        self._stop = threading.Event()
+        self._cops_format = 0
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=5)
+        os.close(self.master)
+        os.close(self._slave)
+
+    def _write(self, text: str) -> None:
+        os.write(self.master, text.encode())
+
+    def _run(self) -> None:
+        buf = b""
+        while not self._stop.is_set():
+            ready, _, _ = select.select([self.master], [], [], 0.05)
+            if not ready:
+                continue
+            try:
+                data = os.read(self.master, 1024)
+            except OSError:
+                time.sleep(0.02)
+                continue
+            buf += data
+            while b"\r" in buf:
+                raw, _, buf = buf.partition(b"\r")
+                command = raw.decode(errors="replace").strip()
+                if command:
+                    self._command(command)
+
+    def _command(self, command: str) -> None:
+        self.commands.append(command)
+        if self.echo:
+            self._write(command + "\r")
+        if command in self.slow:
+            time.sleep(self.slow[command])
+        if command == "ATE0":
+            self.echo = False
+        if command.startswith("AT+COPS=3,"):
+            self._cops_format = int(command.rsplit(",", 1)[1])
+        key = f"AT+COPS?/{self._cops_format}" if command == "AT+COPS?" else command
+        lines = self.answers.get(key, ["ERROR"])
+        self._write("".join(f"\r\n{line}\r\n" for line in lines))
+        if len(self.commands) % 3 == 0:
+            self._write('\r\n+QIND: "csq",20,99\r\n')
+
+
+DEFAULT_ANSWERS: dict[str, list[str]] = {
+    "AT": ["OK"],
+    "ATE0": ["OK"],
+    "AT+CMEE=1": ["OK"],
+    "AT+CMEE?": ["+CMEE: 1", "OK"],
+    "AT+CGMI": ["Quectel", "OK"],
+    "AT+CGSN": ["867698041234567", "OK"],
+    "AT+CIMI": ["262011234567890", "OK"],
+    "AT+CCID": ["ERROR"],
+    "AT+QCCID": ["+QCCID: 89490200001234567890", "OK"],
+    "AT+CREG=2": ["OK"],
+    "AT+CEREG=2": ["OK"],
+    "AT+C5GREG=2": ["+CME ERROR: 4"],
+    "AT+C5GREG?": ["+CME ERROR: 4"],
+    "AT+CSQ": ["+CSQ: 20,99", "OK"],
+    "AT+CESQ": ["+CESQ: 99,99,255,255,20,50", "OK"],
+    "AT+COPS=3,0": ["OK"],
+    "AT+COPS=3,2": ["OK"],
+    "AT+COPS?/0": ['+COPS: 0,0,"Telekom.de",7', "OK"],
+    "AT+COPS?/2": ['+COPS: 0,2,"26201",7', "OK"],
+    "AT+CEREG?": ['+CEREG: 1,"3193","08F381C5",7', '+CEREG: 2,1,"3193","08F381C5",7', "OK"],
+    "AT+CREG?": ['+CREG: 2,1,"3193","08F381C5",7', "OK"],
+    "AT+CGDCONT?": ['+CGDCONT: 1,"IP","internet.telekom","0.0.0.0",0,0,0,0', "RING", "OK"],
+    "AT+CGPADDR": ['+CGPADDR: 1,"10.45.12.7"', "OK"],
+    "AT+CGCONTRDP": [
+        '+CGCONTRDP: 1,5,"internet.telekom","10.45.12.7.255.255.255.0","10.45.12.1","8.8.8.8","8.8.4.4"',
+        "OK",
+    ],
+    'AT+QENG="servingcell"': [
+        '+QENG: "servingcell","NOCONN","LTE","FDD",262,01,8F381C5,107,1300,3,5,5,3193,-98,-13,-70,-3,0,0,21',
+        "OK",
+    ],
+    "AT+QCSQ": ['+QCSQ: "LTE",-66,-94,142,-9', "OK"],
+}
