@@ -1,6 +1,7 @@
 //! The object model: object and resource definitions, and the `Object` trait that
 //! object modules implement.
 
+pub mod ddf;
 pub mod registry;
 
 use crate::value::{ResourceType, ResourceValue};
