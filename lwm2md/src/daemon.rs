@@ -31,6 +31,8 @@ const DTLS_RETRY_MAX: Duration = Duration::from_secs(300);
 
 #[derive(Debug)]
 pub enum DaemonError {
+    /// Found while building the objects (object definitions, resource bindings): exit 78.
+    Config(crate::config::ConfigError),
     /// A server's host name did not resolve.
     Resolve { uri: String, error: String },
     Io {
@@ -42,6 +44,7 @@ pub enum DaemonError {
 impl std::fmt::Display for DaemonError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
+            DaemonError::Config(e) => write!(f, "configuration error: {e}"),
             DaemonError::Resolve { uri, error } => {
                 write!(f, "cannot resolve server {uri}: {error}")
             }
@@ -131,8 +134,11 @@ pub async fn run(config: Config) -> Result<(), DaemonError> {
     );
     // Backend-fed objects join this list; their tasks start once the engine exists and
     // report through the feed channel.
-    let objects: Vec<Box<dyn Object>> =
+    let mut objects: Vec<Box<dyn Object>> =
         vec![Box::new(security), Box::new(server), Box::new(device)];
+    let built_in: Vec<(u16, &str)> = objects.iter().map(|o| (o.def().id, o.def().name)).collect();
+    let custom = crate::binding::setup(&config, &built_in).map_err(DaemonError::Config)?;
+    objects.extend(custom.objects);
     let engine_config = EngineConfig {
         endpoint: endpoint_name(&config),
         preferred_format: config.content_format.content_format(),
@@ -153,7 +159,12 @@ pub async fn run(config: Config) -> Result<(), DaemonError> {
     // Backend tasks get clones of the sender; the loop keeps one so the channel never
     // closes while the daemon runs.
     let (feed_tx, mut feed_rx) = feed::channel();
-    let _feed_tx = feed_tx;
+    for (path, value) in custom.constants {
+        if let Err(e) = engine.set_value(path, ResourceValue::Single(value)) {
+            tracing::warn!("setting {path}: {e}");
+        }
+    }
+    let bindings = crate::binding::Bindings::spawn(custom.bindings, &feed_tx);
 
     let mut sigterm = signal(SignalKind::terminate()).map_err(|error| DaemonError::Io {
         what: "SIGTERM handler",
@@ -175,7 +186,15 @@ pub async fn run(config: Config) -> Result<(), DaemonError> {
     loop {
         flush(&mut engine, &mut dtls, v4.as_ref(), v6.as_ref()).await;
         while let Some(action) = engine.poll_action() {
-            run_action(action, &config);
+            match action {
+                Action::Bound(request) => {
+                    let ticket = request.ticket;
+                    if let Err(e) = bindings.dispatch(request) {
+                        engine.complete_action(Instant::now(), ticket, Err(e));
+                    }
+                }
+                other => run_action(other, &config),
+            }
         }
         while let Some(event) = engine.poll_event() {
             report(&engine, &event);
@@ -541,6 +560,7 @@ fn apply_feed(engine: &mut Engine, report: Feed) {
                 tracing::warn!("setting {path}: {e}");
             }
         }
+        Feed::Done { ticket, result } => engine.complete_action(Instant::now(), ticket, result),
     }
 }
 
@@ -571,7 +591,9 @@ fn run_action(action: Action, config: &Config) {
             },
             Action::SetTime(t) => bus.set_time(t).await,
             Action::SetTimezone(tz) => bus.set_timezone(&tz).await,
-            Action::UpdateRegistration { .. } | Action::DisableServer { .. } => Ok(()),
+            Action::UpdateRegistration { .. } | Action::DisableServer { .. } | Action::Bound(_) => {
+                Ok(())
+            }
         };
         if let Err(e) = result {
             tracing::error!("action failed: {e}");

@@ -51,6 +51,10 @@ fn main() -> ExitCode {
     };
     match runtime.block_on(lwm2md::daemon::run(config)) {
         Ok(()) => ExitCode::SUCCESS,
+        Err(lwm2md::daemon::DaemonError::Config(e)) => {
+            eprintln!("lwm2md: configuration error: {e}");
+            ExitCode::from(EX_CONFIG)
+        }
         Err(e) => {
             tracing::error!("{e}");
             ExitCode::FAILURE

@@ -106,6 +106,17 @@ pub struct Engine {
     send_due: Vec<Instant>,
     /// Sends awaiting an answer, with the server they went to.
     sends_in_flight: Vec<(crate::coap::RequestId, u16)>,
+    /// Requests whose response waits for bound actions (`Action::Bound`).
+    deferred: Vec<Deferred>,
+    next_ticket: u64,
+}
+
+/// A response held until the bound actions of its request are done.
+struct Deferred {
+    request: IncomingRequest,
+    response: Packet,
+    waiting: Vec<u64>,
+    error: Option<DmError>,
 }
 
 impl Engine {
@@ -135,6 +146,8 @@ impl Engine {
             observations: Vec::new(),
             send_due: config.send.iter().map(|s| now + s.interval).collect(),
             sends_in_flight: Vec::new(),
+            deferred: Vec::new(),
+            next_ticket: 0,
             config,
         }
     }
@@ -442,11 +455,61 @@ impl Engine {
 
     fn handle_request(&mut self, now: Instant, request: IncomingRequest) {
         let response = self.dm_response(now, &request);
-        self.coap.respond(now, &request, response);
-        let actions: Vec<Action> = std::mem::take(&mut self.pending_actions);
+        let mut actions: Vec<Action> = std::mem::take(&mut self.pending_actions);
+        let mut waiting = Vec::new();
+        for action in &mut actions {
+            if let Action::Bound(b) = action {
+                self.next_ticket = self.next_ticket.wrapping_add(1);
+                b.ticket = self.next_ticket;
+                waiting.push(b.ticket);
+            }
+        }
+        if waiting.is_empty() {
+            self.coap.respond(now, &request, response);
+        } else {
+            // Duplicates of the request are ignored meanwhile (the message layer has no
+            // reply to replay yet), and the server keeps retransmitting, so the answer
+            // arrives piggybacked as long as the backend's own timeout is shorter than
+            // the server's MAX_TRANSMIT_SPAN.
+            self.deferred.push(Deferred {
+                request,
+                response,
+                waiting,
+                error: None,
+            });
+        }
         for action in actions {
             self.apply(now, action);
         }
+    }
+
+    /// The outcome of an `Action::Bound`: once every bound action of a request is done,
+    /// its response goes out, with the first error's code if one failed.
+    pub fn complete_action(&mut self, now: Instant, ticket: u64, result: Result<(), DmError>) {
+        let Some(idx) = self
+            .deferred
+            .iter()
+            .position(|d| d.waiting.contains(&ticket))
+        else {
+            return;
+        };
+        let Some(d) = self.deferred.get_mut(idx) else {
+            return;
+        };
+        d.waiting.retain(|t| *t != ticket);
+        if let Err(e) = result {
+            d.error.get_or_insert(e);
+        }
+        if !d.waiting.is_empty() {
+            return;
+        }
+        let mut d = self.deferred.swap_remove(idx);
+        if let Some(e) = &d.error {
+            d.response.clear_all_options();
+            d.response.payload.clear();
+            d.response.header.code = MessageClass::Response(dm::error_code(e));
+        }
+        self.coap.respond(now, &d.request, d.response);
     }
 
     /// Engine-level actions are carried out here; the rest go to the daemon.
