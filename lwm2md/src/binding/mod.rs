@@ -309,4 +309,30 @@ mod tests {
         }
         std::fs::remove_dir_all(&dir).unwrap();
     }
+
+    #[test]
+    fn the_shipped_example_loads_with_its_commented_bindings() {
+        let etc = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../etc/lwm2md");
+        let shipped = std::fs::read_to_string(etc.join("lwm2md.toml")).unwrap();
+        let start = shipped.find("# The shipped Gateway Health object").unwrap();
+        let end = shipped.find("# A thermal zone").unwrap();
+        let tables: String = shipped[start..end]
+            .lines()
+            .filter_map(|l| l.strip_prefix('#'))
+            .filter(|l| !l.starts_with(' ') && !l.is_empty())
+            .map(|l| format!("{l}\n"))
+            .collect();
+        let dir = etc.join("objects");
+        let text = format!(
+            "object_dirs = [\"{}\"]\n[[server]]\nuri = \"coap://h\"\n{tables}",
+            dir.display()
+        );
+        let c = Config::parse(std::path::Path::new("lwm2md.toml"), &text).unwrap();
+        assert_eq!(c.resources.len(), 10);
+        let s = setup(&c, &[(3, "Device")]).unwrap();
+        assert_eq!(s.objects[0].def().id, 30001);
+        assert_eq!(s.objects[0].def().version, "1.1");
+        assert_eq!(s.constants.len(), 2);
+        assert_eq!(s.bindings.len(), 8);
+    }
 }

@@ -61,21 +61,21 @@ async fn run(b: Binding, mut requests: mpsc::Receiver<BoundRequest>, feed: FeedS
             request = requests.recv() => {
                 let Some(request) = request else { return };
                 let result = carry_out(&b, &request.op).await;
-                let done = result.is_ok();
                 if let Err(e) = &result {
                     tracing::warn!(path = %b.path, "{e}");
+                }
+                // Read back before answering, so that a Read after the 2.04 sees the
+                // written value rather than the one from the last tick.
+                if result.is_ok() && b.readable && matches!(request.op, BoundOp::Write(_))
+                    && !sampler.sample(&b, &feed).await
+                {
+                    return;
                 }
                 let report = Feed::Done {
                     ticket: request.ticket,
                     result: result.map_err(DmError::Internal),
                 };
                 if feed.send(report).await.is_err() {
-                    return;
-                }
-                // The cached value follows the write at once rather than at the next tick.
-                if done && b.readable && matches!(request.op, BoundOp::Write(_))
-                    && !sampler.sample(&b, &feed).await
-                {
                     return;
                 }
             }
