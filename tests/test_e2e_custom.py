@@ -204,3 +204,50 @@ async def test_binding_to_an_undefined_resource_exits_78_with_the_line(server, s
     assert await daemon.wait(timeout=15) == 78
     log = daemon.log()
     assert re.search(r"undefined\.toml:\d+:\d+: resource /33000/0/99: .*no resource 99", log), log
+
+
+async def test_misbehaving_commands_are_bounded_and_logged(server, start_daemon, tmp_path):
+    objects = tmp_path / "objects"
+    objects.mkdir()
+    (objects / "gadget.xml").write_text(definition())
+    toggle = tmp_path / "healthy"
+    config = {
+        "object_dirs": [str(objects)],
+        "resource": [
+            # Hangs on Write.
+            {"path": "/33000/0/2", "command": ['[ -n "$1" ] && sleep 60; echo idle'], "shell": True, "timeout": 1},
+            # Prints garbage for a Float until the file exists, then a number.
+            {
+                "path": "/33000/0/1",
+                "command": [f"if [ -e {toggle} ]; then echo 7.5; else echo 'temp=hot!'; fi"],
+                "shell": True,
+                "interval": 1,
+            },
+            # Floods stdout.
+            {"path": "/33000/0/5", "command": ["yes"], "interval": 1},
+        ],
+    }
+    daemon = start_daemon(config)
+    await expect_event(server, daemon, "register", timeout=20)
+
+    # Killed after its timeout, within the server's patience.
+    assert (await server.write("/33000/0/2", b"turbo", TEXT)).code == "5.00"
+    assert "still running after" in daemon.log()
+
+    await until(lambda: asyncio.sleep(0, result="is not a Float value" in daemon.log()), "a log line about garbage")
+    await until(lambda: asyncio.sleep(0, result="printed more than" in daemon.log()), "a log line about a flood")
+    assert (await server.read("/33000/0/1")).code == "4.04"
+    assert (await server.read("/33000/0/5")).code == "4.04"
+    toggle.touch()
+
+    async def recovered():
+        r = await server.read("/33000/0/1")
+        return r.code == "2.05" and r.payload == b"7.5"
+
+    await until(recovered, "a good reading after garbage")
+    # The hung binding answers reads again.
+    r = await server.read("/33000/0/2")
+    assert (r.code, r.payload) == ("2.05", b"idle")
+    # Each failure is logged once, not every interval.
+    assert daemon.log().count("printed more than") == 1
+    assert daemon.log().count("is not a Float value") == 1
