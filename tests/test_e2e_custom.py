@@ -251,3 +251,27 @@ async def test_misbehaving_commands_are_bounded_and_logged(server, start_daemon,
     # Each failure is logged once, not every interval.
     assert daemon.log().count("printed more than") == 1
     assert daemon.log().count("is not a Float value") == 1
+
+
+async def test_observers_speed_up_a_slow_command(server, start_daemon, tmp_path):
+    objects = tmp_path / "objects"
+    objects.mkdir()
+    (objects / "gadget.xml").write_text(definition())
+    source = tmp_path / "mode"
+    source.write_text("eco\n")
+    # Read hourly unless observed; an observer with pmin 0 brings it to min_interval.
+    resource = {"path": "/33000/0/6", "command": ["cat", str(source)], "interval": 3600, "min_interval": 1}
+    daemon = start_daemon({"object_dirs": [str(objects)], "resource": [resource]})
+    await expect_event(server, daemon, "register", timeout=20)
+
+    async def first():
+        r = await server.read("/33000/0/6")
+        return r.code == "2.05" and r.payload == b"eco"
+
+    await until(first, "the first reading")
+    first_response, obs = await server.observe("/33000/0/6")
+    assert first_response.payload == b"eco" and obs is not None
+    source.write_text("boost\n")
+    n = await obs.next(timeout=20)
+    assert n.payload == b"boost"
+    obs.cancel()

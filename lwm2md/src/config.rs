@@ -66,6 +66,8 @@ pub struct ResourceConfig {
     pub value: Option<toml::Value>,
     /// Seconds between two readings of a file or command.
     pub interval: Option<u32>,
+    /// The shortest interval observers may bring readings down to, in seconds.
+    pub min_interval: Option<u32>,
     /// Multiplies a numeric reading (and divides a written value).
     pub scale: Option<f64>,
     /// Added to a numeric reading after `scale` (and subtracted from a written value).
@@ -638,14 +640,21 @@ fn validate_resource(r: &ResourceConfig) -> Result<(), String> {
     } else if r.shell {
         return Err("shell only applies to command".into());
     }
-    if r.value.is_some() && (r.interval.is_some() || r.scale.is_some() || r.offset.is_some()) {
-        return Err("interval, scale and offset do not apply to a constant value".into());
+    if r.value.is_some()
+        && (r.interval.is_some()
+            || r.min_interval.is_some()
+            || r.scale.is_some()
+            || r.offset.is_some())
+    {
+        return Err(
+            "interval, min_interval, scale and offset do not apply to a constant value".into(),
+        );
     }
     if r.timeout.is_some() && r.command.is_none() {
         return Err("timeout only applies to command".into());
     }
-    if r.interval == Some(0) {
-        return Err("interval must be at least 1 second".into());
+    if r.interval == Some(0) || r.min_interval == Some(0) {
+        return Err("interval and min_interval must be at least 1 second".into());
     }
     if r.timeout == Some(0) {
         return Err("timeout must be at least 1 second".into());

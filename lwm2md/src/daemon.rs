@@ -211,6 +211,7 @@ pub async fn run(config: Config) -> Result<(), DaemonError> {
             }
         }
         flush(&mut engine, &mut dtls, v4.as_ref(), v6.as_ref()).await;
+        bindings.observe(|path| engine.observed_pmin(path));
         if let Some(deadline) = stop_by {
             if engine.is_stopped() || Instant::now() >= deadline {
                 break;

@@ -22,6 +22,9 @@ pub use task::Bindings;
 
 /// How often a file or command is read when the table sets no `interval`.
 pub const DEFAULT_INTERVAL: Duration = Duration::from_secs(10);
+/// How fast observers may make a file or command be read when the table sets no
+/// `min_interval`.
+pub const DEFAULT_MIN_INTERVAL: Duration = Duration::from_secs(1);
 /// How long a command may run when the table sets no `timeout`. Shorter than a
 /// server's MAX_TRANSMIT_SPAN (45 s by default), so a Write's answer still reaches it.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
@@ -50,6 +53,19 @@ pub struct Binding {
     pub scale: Option<f64>,
     pub offset: Option<f64>,
     pub interval: Duration,
+    /// The floor observers may bring the interval down to.
+    pub min_interval: Duration,
+}
+
+impl Binding {
+    /// The time between two readings: `interval`, or faster while an observer wants
+    /// changes sooner (`observed_pmin`), but never below `min_interval`.
+    pub fn period(&self, observed_pmin: Option<Duration>) -> Duration {
+        match observed_pmin {
+            Some(pmin) => pmin.max(self.min_interval).min(self.interval),
+            None => self.interval,
+        }
+    }
 }
 
 /// The loaded objects and what feeds them.
@@ -204,6 +220,9 @@ fn resolve(r: &ResourceConfig, rdef: &ResourceDef, path: Path) -> Result<Resolve
         interval: r
             .interval
             .map_or(DEFAULT_INTERVAL, |s| Duration::from_secs(s.into())),
+        min_interval: r
+            .min_interval
+            .map_or(DEFAULT_MIN_INTERVAL, |s| Duration::from_secs(s.into())),
     }))
 }
 
@@ -270,6 +289,17 @@ mod tests {
             [(Path::resource(33002, 0, 1), Value::String("eco".into()))]
         );
         assert_eq!(s.bindings[0].interval, Duration::from_secs(2));
+        let b = &s.bindings[0];
+        assert_eq!(b.period(None), Duration::from_secs(2));
+        assert_eq!(b.period(Some(Duration::ZERO)), Duration::from_secs(1));
+        assert_eq!(
+            b.period(Some(Duration::from_millis(1500))),
+            Duration::from_millis(1500)
+        );
+        assert_eq!(
+            b.period(Some(Duration::from_secs(60))),
+            Duration::from_secs(2)
+        );
         assert!(s.bindings[0].readable);
         assert!(!s.bindings[1].readable);
         assert_eq!(

@@ -5,8 +5,10 @@
 use std::collections::BTreeMap;
 
 use tokio::io::AsyncReadExt;
-use tokio::sync::mpsc;
-use tokio::time::MissedTickBehavior;
+use tokio::sync::{mpsc, watch};
+use tokio::time::Instant;
+
+use std::time::Duration;
 
 use super::{reading, Binding, Source, MAX_READING};
 use crate::feed::{Feed, FeedSender};
@@ -20,7 +22,13 @@ const QUEUE: usize = 4;
 /// The running bindings, by resource path.
 #[derive(Default)]
 pub struct Bindings {
-    routes: BTreeMap<Path, mpsc::Sender<BoundRequest>>,
+    routes: BTreeMap<Path, Route>,
+}
+
+struct Route {
+    requests: mpsc::Sender<BoundRequest>,
+    /// The shortest pmin of the observations on the resource, `None` when unobserved.
+    observed: watch::Sender<Option<Duration>>,
 }
 
 impl Bindings {
@@ -28,36 +36,62 @@ impl Bindings {
     pub fn spawn(bindings: Vec<Binding>, feed: &FeedSender) -> Bindings {
         let mut routes = BTreeMap::new();
         for b in bindings {
-            let (tx, rx) = mpsc::channel(QUEUE);
-            routes.insert(b.path, tx);
-            tokio::spawn(run(b, rx, feed.clone()));
+            let (requests, rx) = mpsc::channel(QUEUE);
+            let (observed, observed_rx) = watch::channel(None);
+            routes.insert(b.path, Route { requests, observed });
+            tokio::spawn(run(b, rx, observed_rx, feed.clone()));
         }
         Bindings { routes }
+    }
+
+    /// Tells each binding how soon its observers want changes (`Engine::observed_pmin`);
+    /// a task is woken only when that changes.
+    pub fn observe(&self, observed_pmin: impl Fn(&Path) -> Option<Duration>) {
+        for (path, route) in &self.routes {
+            let now = observed_pmin(path);
+            route.observed.send_if_modified(|old| {
+                let changed = *old != now;
+                *old = now;
+                changed
+            });
+        }
     }
 
     /// Hands a server's Write or Execute to its binding; the outcome comes back as
     /// `Feed::Done`. An error here means no task took it.
     pub fn dispatch(&self, request: BoundRequest) -> Result<(), DmError> {
-        let tx = self.routes.get(&request.path).ok_or(DmError::NotFound)?;
+        let route = self.routes.get(&request.path).ok_or(DmError::NotFound)?;
         let path = request.path;
-        tx.try_send(request).map_err(|_| {
+        route.requests.try_send(request).map_err(|_| {
             tracing::warn!("{path}: still busy with earlier requests");
             DmError::Internal(format!("{path} is busy"))
         })
     }
 }
 
-async fn run(b: Binding, mut requests: mpsc::Receiver<BoundRequest>, feed: FeedSender) {
-    let mut tick = tokio::time::interval(b.interval);
-    tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
+async fn run(
+    b: Binding,
+    mut requests: mpsc::Receiver<BoundRequest>,
+    mut observed: watch::Receiver<Option<Duration>>,
+    feed: FeedSender,
+) {
     let mut sampler = Sampler::default();
+    // The next reading is due a period after the end of the last one, so a slow command
+    // is not run back to back; the first one is due at once.
+    let mut last: Option<Instant> = None;
+    let mut watching = true;
     loop {
+        let period = b.period(*observed.borrow());
+        let due = last.map_or_else(Instant::now, |t| t + period);
         tokio::select! {
-            _ = tick.tick(), if b.readable => {
+            _ = tokio::time::sleep_until(due), if b.readable => {
                 if !sampler.sample(&b, &feed).await {
                     return;
                 }
+                last = Some(Instant::now());
             }
+            // A new period applies from the last reading: the loop recomputes `due`.
+            r = observed.changed(), if watching => watching = r.is_ok(),
             request = requests.recv() => {
                 let Some(request) = request else { return };
                 let result = carry_out(&b, &request.op).await;
@@ -184,7 +218,6 @@ mod tests {
     use super::*;
     use crate::feed;
     use crate::value::ResourceType;
-    use std::time::Duration;
 
     fn binding(path: Path, ty: ResourceType, source: Source) -> Binding {
         Binding {
@@ -195,6 +228,7 @@ mod tests {
             scale: None,
             offset: None,
             interval: Duration::from_secs(3600),
+            min_interval: Duration::from_secs(1),
         }
     }
 

@@ -1174,3 +1174,26 @@ fn bound_write_is_answered_when_the_backend_is_done() {
     assert_eq!(code(&resp), ResponseType::Changed);
     assert_eq!(sim.engine.poll_action(), None);
 }
+
+#[test]
+fn observed_pmin_tells_backends_how_soon_changes_are_wanted() {
+    let mut sim = Sim::new(300);
+    sim.register();
+    sim.set(TZ, Value::String("UTC".into()));
+    assert_eq!(sim.engine.observed_pmin(&TZ), None);
+    assert_eq!(code(&sim.observe("/3/0", &[1])), ResponseType::Content);
+    assert_eq!(sim.engine.observed_pmin(&TZ), Some(Duration::ZERO));
+    assert_eq!(sim.engine.observed_pmin(&Path::resource(1, 0, 1)), None);
+    assert_eq!(
+        sim.write_attributes("/3/0", &["pmin=30"]),
+        ResponseType::Changed
+    );
+    assert_eq!(sim.engine.observed_pmin(&TZ), Some(Duration::from_secs(30)));
+    // The tightest of several observations counts.
+    assert_eq!(
+        sim.write_attributes("/3/0/15", &["pmin=5"]),
+        ResponseType::Changed
+    );
+    assert_eq!(code(&sim.observe("/3/0/15", &[2])), ResponseType::Content);
+    assert_eq!(sim.engine.observed_pmin(&TZ), Some(Duration::from_secs(5)));
+}
