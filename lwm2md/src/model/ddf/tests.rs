@@ -1,14 +1,17 @@
 use super::*;
 
-const REGISTRY: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../shared/oma-objects");
-
-/// The registry directory, next to the repository (worktrees sit one level deeper).
+/// The OMA registry files kept beside the repository (`../shared/oma-objects`), looked
+/// for in every directory above this crate so that worktrees find them too;
+/// `LWM2MD_OMA_OBJECTS` names them elsewhere.
 fn registry_dir() -> PathBuf {
-    let here = PathBuf::from(REGISTRY);
-    if here.is_dir() {
-        return here;
+    if let Some(dir) = std::env::var_os("LWM2MD_OMA_OBJECTS") {
+        return PathBuf::from(dir);
     }
-    PathBuf::from("/work/shared/oma-objects")
+    let here = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    here.ancestors()
+        .map(|a| a.join("shared/oma-objects"))
+        .find(|d| d.is_dir())
+        .expect("the OMA registry files (../shared/oma-objects); set LWM2MD_OMA_OBJECTS")
 }
 
 /// The value of the first `<tag>` element in `s`, by plain string search: an extractor
