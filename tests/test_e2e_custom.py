@@ -25,6 +25,7 @@ def definition(object_id=33000, version="1.2", items=None):
         (5, "Label", "RW", "String", ""),
         (6, "Site", "R", "String", ""),
         (7, "Calibrate", "E", "", ""),
+        (8, "Setpoint", "RW", "Float", "Cel"),
     ]
     body = "".join(ITEM.format(id=i, name=n, ops=o, type=t, units=u) for i, n, o, t, u in items)
     return f"""<?xml version="1.0" encoding="UTF-8"?>
@@ -62,7 +63,10 @@ def gadget_config(tmp_path):
     mode = tmp_path / "mode"
     mode.write_text("eco\n")
     executed = tmp_path / "executed"
+    setpoint = tmp_path / "setpoint"
+    setpoint.write_text("20000\n")
     resources = [
+        {"path": "/33000/0/8", "file": str(setpoint), "scale": 0.001},
         {"path": "/33000/0/1", "file": str(temp), "scale": 0.001, "interval": 1},
         {
             # Prints the mode; with an argument (a Write) stores it first.
@@ -76,11 +80,11 @@ def gadget_config(tmp_path):
         {"path": "/33000/0/4", "command": ["echo 'self test: sensor 2 missing' >&2; exit 3"], "shell": True},
         {"path": "/33000/0/6", "value": "lab bench 7"},
     ]
-    return {"object_dirs": [str(objects)], "resource": resources}, temp, mode, executed
+    return {"object_dirs": [str(objects)], "resource": resources}, temp, mode, executed, setpoint
 
 
 async def test_custom_object_bound_to_a_file_and_commands(server, start_daemon, tmp_path):
-    config, temp, mode, executed = gadget_config(tmp_path)
+    config, temp, mode, executed, setpoint = gadget_config(tmp_path)
     daemon = start_daemon(config)
     ev = await expect_event(server, daemon, "register", timeout=20)
     links = linkformat.by_target(ev.links)
@@ -103,6 +107,19 @@ async def test_custom_object_bound_to_a_file_and_commands(server, start_daemon, 
     assert mode.read_text() == "turbo\n"
     r = await server.read("/33000/0/2")
     assert (r.code, r.payload) == ("2.05", b"turbo")
+
+    # A Write to a file-bound resource lands in the file, scaled back.
+    assert (await server.write("/33000/0/8", b"22.5", TEXT)).code == "2.04"
+    assert setpoint.read_text() == "22500"
+    r = await server.read("/33000/0/8")
+    assert (r.code, r.payload) == ("2.05", b"22.5")
+    # A file that cannot be written (a directory now, whoever runs the test): 5.00, and
+    # the log says why.
+    setpoint.unlink()
+    setpoint.mkdir()
+    assert (await server.write("/33000/0/8", b"30", TEXT)).code == "5.00"
+    assert f"writing {setpoint}: Is a directory" in daemon.log()
+    setpoint.rmdir()
 
     # Execute passes its arguments.
     assert (await server.execute("/33000/0/3", "1='now'")).code == "2.04"
