@@ -94,6 +94,7 @@ def test_contents(deb):
         "/usr/share/doc/lwm2md/copyright": "-rw-r--r--",
         "/usr/share/doc/lwm2md/changelog.Debian.gz": "-rw-r--r--",
         "/usr/share/lintian/overrides/lwm2md": "-rw-r--r--",
+        "/usr/share/lwm2md/objects/gateway-health.xml": "-rw-r--r--",
     }
     for path, mode in expected.items():
         assert path in entries, f"{path} missing from the package:\n{listing}"
