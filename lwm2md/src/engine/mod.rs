@@ -117,6 +117,9 @@ struct Deferred {
     response: Packet,
     waiting: Vec<u64>,
     error: Option<DmError>,
+    /// When the server has stopped retransmitting (MAX_TRANSMIT_SPAN): a backend that
+    /// has not answered by then gets 5.00 said for it, and its late answer is ignored.
+    deadline: Instant,
 }
 
 impl Engine {
@@ -161,6 +164,7 @@ impl Engine {
 
     pub fn handle_timeout(&mut self, now: Instant) {
         self.coap.handle_timeout(now);
+        self.expire_deferred(now);
         self.process(now);
     }
 
@@ -175,6 +179,7 @@ impl Engine {
             .chain(self.coap.poll_timeout())
             .chain(self.observation_deadline())
             .chain(self.send_deadline())
+            .chain(self.deferred.iter().map(|d| d.deadline))
             .min()
     }
 
@@ -476,11 +481,29 @@ impl Engine {
                 response,
                 waiting,
                 error: None,
+                deadline: now + self.config.coap.max_transmit_span(),
             });
         }
         for action in actions {
             self.apply(now, action);
         }
+    }
+
+    fn expire_deferred(&mut self, now: Instant) {
+        while let Some(idx) = self.deferred.iter().position(|d| d.deadline <= now) {
+            let d = self.deferred.swap_remove(idx);
+            tracing::warn!(tickets = ?d.waiting, "no outcome from the backend in time: 5.00");
+            self.finish_deferred(now, d, Some(DmError::Internal("no outcome in time".into())));
+        }
+    }
+
+    fn finish_deferred(&mut self, now: Instant, mut d: Deferred, error: Option<DmError>) {
+        if let Some(e) = error.or(d.error.take()) {
+            d.response.clear_all_options();
+            d.response.payload.clear();
+            d.response.header.code = MessageClass::Response(dm::error_code(&e));
+        }
+        self.coap.respond(now, &d.request, d.response);
     }
 
     /// The outcome of an `Action::Bound`: once every bound action of a request is done,
@@ -503,13 +526,8 @@ impl Engine {
         if !d.waiting.is_empty() {
             return;
         }
-        let mut d = self.deferred.swap_remove(idx);
-        if let Some(e) = &d.error {
-            d.response.clear_all_options();
-            d.response.payload.clear();
-            d.response.header.code = MessageClass::Response(dm::error_code(e));
-        }
-        self.coap.respond(now, &d.request, d.response);
+        let d = self.deferred.swap_remove(idx);
+        self.finish_deferred(now, d, None);
     }
 
     /// Engine-level actions are carried out here; the rest go to the daemon.

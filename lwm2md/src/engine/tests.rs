@@ -1197,3 +1197,28 @@ fn observed_pmin_tells_backends_how_soon_changes_are_wanted() {
     assert_eq!(code(&sim.observe("/3/0/15", &[2])), ResponseType::Content);
     assert_eq!(sim.engine.observed_pmin(&TZ), Some(Duration::from_secs(5)));
 }
+
+#[test]
+fn bound_action_without_an_outcome_is_answered_when_the_server_gives_up() {
+    let mut sim = sim_with_bound_resource();
+    sim.register();
+    let mut req = packet(
+        MessageClass::Request(RequestType::Post),
+        MessageType::Confirmable,
+        800,
+        &[8],
+    );
+    add_string_options(&mut req, CoapOption::UriPath, ["33000", "0", "3"]);
+    sim.deliver(&req);
+    let Some(Action::Bound(b)) = sim.engine.poll_action() else {
+        panic!("no bound action")
+    };
+    let resp = sim
+        .run_until_transmit(Duration::from_secs(120))
+        .expect("an answer once MAX_TRANSMIT_SPAN is over");
+    assert_eq!(code(&resp), ResponseType::InternalServerError);
+    assert_eq!(resp.header.message_id, 800);
+    // The late outcome changes nothing.
+    sim.engine.complete_action(sim.now, b.ticket, Ok(()));
+    assert!(sim.engine.poll_transmit().is_none());
+}
