@@ -77,7 +77,7 @@ def control_file(deb: Path, name: str) -> str:
 def test_control_fields(deb):
     assert field(deb, "Package") == "lwm2md"
     depends = [d.strip().split(" ")[0] for d in field(deb, "Depends").split(",")]
-    assert sorted(depends) == ["adduser", "libc6", "libssl3", "polkitd"], depends
+    assert sorted(depends) == ["adduser", "libc6", "libgcc-s1", "libssl3", "polkitd"], depends
 
 
 def test_contents(deb):

@@ -2,8 +2,11 @@
 //!
 //! - [`host`]: facts read from the machine (identity, memory, time zone). Every reader
 //!   takes the filesystem root so that tests can point it at a fixture tree.
+//! - [`modem`]: the data connection (bearer, radio, addresses, counters) as every
+//!   connectivity backend reports it, and the ModemManager backend.
 //! - [`system`]: actions on the operating system (reboot, clock, time zone, commands),
 //!   through systemd's D-Bus services on the system bus.
 
 pub mod host;
+pub mod modem;
 pub mod system;

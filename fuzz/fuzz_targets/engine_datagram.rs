@@ -53,6 +53,7 @@ fn registered(now: Instant, format: ContentFormat) -> Engine {
             format: ContentFormat::SenmlCbor,
         }],
         wall_clock: || 1_700_000_000,
+        limits: Default::default(),
     };
     let mut engine = Engine::new(
         config,

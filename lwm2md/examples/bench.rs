@@ -26,6 +26,15 @@ const MID_BUDGET: u32 = 65_000;
 const WINDOWS: [usize; 2] = [1, 32];
 const REPLY_TIMEOUT: Duration = Duration::from_secs(5);
 const ENDPOINT: &str = "lwm2md-bench";
+/// Observations established before the second idle measurement.
+const OBSERVATIONS: u16 = 100;
+const OBSERVED: [&[&str]; 5] = [
+    &["3", "0", "0"],
+    &["3", "0", "1"],
+    &["3", "0", "2"],
+    &["3", "0", "3"],
+    &["1", "0", "1"],
+];
 
 fn main() -> ExitCode {
     let binary = std::env::args_os()
@@ -45,6 +54,8 @@ struct Figures {
     register_ms: Vec<f64>,
     rss_idle: Option<Memory>,
     wakeups: Option<(u64, Duration)>,
+    /// Idle wake-ups with OBSERVATIONS observations in place (no pmax).
+    wakeups_observed: Option<(u64, Duration)>,
     throughput: Vec<(usize, f64, u32, u32)>,
     rss_loaded: Option<Memory>,
 }
@@ -61,6 +72,7 @@ fn run(binary: &Path) -> Result<(), String> {
         register_ms: Vec::new(),
         rss_idle: None,
         wakeups: None,
+        wakeups_observed: None,
         throughput: Vec::new(),
         rss_loaded: None,
     };
@@ -101,7 +113,15 @@ fn steady_state(server: &mut FakeServer, daemon: &Daemon, f: &mut Figures) -> Re
     let after = ContextSwitches::read(daemon.pid)?;
     f.wakeups = Some((after.since(&before), t0.elapsed()));
 
-    let mut mids_left = MID_BUDGET;
+    server.observe_many(OBSERVATIONS)?;
+    std::thread::sleep(SETTLE);
+    let before = ContextSwitches::read(daemon.pid)?;
+    let t0 = Instant::now();
+    std::thread::sleep(IDLE_WINDOW);
+    let after = ContextSwitches::read(daemon.pid)?;
+    f.wakeups_observed = Some((after.since(&before), t0.elapsed()));
+
+    let mut mids_left = MID_BUDGET - u32::from(OBSERVATIONS);
     for (i, &window) in WINDOWS.iter().enumerate() {
         // Later runs get what the earlier ones left of the ID budget.
         let share = mids_left / u32::try_from(WINDOWS.len() - i).unwrap_or(1);
@@ -159,6 +179,16 @@ fn print_table(f: &Figures, binary: &Path) {
     if let Some((n, over)) = f.wakeups {
         row(
             &format!("idle wake-ups ({n} in {:.1} s)", over.as_secs_f64()),
+            format!("{:.2} /s", n as f64 / over.as_secs_f64()),
+            "0",
+        );
+    }
+    if let Some((n, over)) = f.wakeups_observed {
+        row(
+            &format!(
+                "  with {OBSERVATIONS} observations ({n} in {:.1} s)",
+                over.as_secs_f64()
+            ),
             format!("{:.2} /s", n as f64 / over.as_secs_f64()),
             "0",
         );
@@ -403,6 +433,35 @@ impl FakeServer {
         outstanding.insert(self.next_mid, token);
         self.next_mid = self.next_mid.wrapping_add(1);
         self.next_token = self.next_token.wrapping_add(1);
+        Ok(())
+    }
+
+    /// Establishes `n` observations (GET with Observe 0, one at a time, distinct tokens).
+    fn observe_many(&mut self, n: u16) -> Result<(), String> {
+        let to = self.client.ok_or("no registered client")?;
+        for i in 0..n {
+            let mut p = Packet::new();
+            p.header.set_type(MessageType::Confirmable);
+            p.header.code = MessageClass::Request(RequestType::Get);
+            p.header.message_id = self.next_mid;
+            p.set_token(self.next_token.to_be_bytes().to_vec());
+            p.set_observe_value(0);
+            for segment in OBSERVED[usize::from(i) % OBSERVED.len()] {
+                p.add_option(CoapOption::UriPath, segment.as_bytes().to_vec());
+            }
+            self.send(&p, to)?;
+            self.next_mid = self.next_mid.wrapping_add(1);
+            self.next_token = self.next_token.wrapping_add(1);
+            loop {
+                let (reply, _, _) = self.recv()?;
+                if reply.header.message_id == p.header.message_id {
+                    if reply.get_observe_value().is_none() {
+                        return Err(format!("observation {i} refused: {:?}", reply.header.code));
+                    }
+                    break;
+                }
+            }
+        }
         Ok(())
     }
 

@@ -34,6 +34,10 @@ pub struct Config {
     pub coap: CoapConfig,
     #[serde(default)]
     pub device: DeviceConfig,
+    #[serde(default)]
+    pub observe: ObserveConfig,
+    #[serde(default)]
+    pub connectivity: ConnectivityConfig,
     #[serde(default, rename = "server")]
     pub servers: Vec<ServerConfig>,
     /// Values pushed to the servers on a schedule (Send, `POST /dp`).
@@ -155,6 +159,26 @@ impl Default for CoapConfig {
     }
 }
 
+/// Bounds on what servers can make the client keep for them.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ObserveConfig {
+    /// Observations per server.
+    pub max_per_server: usize,
+    /// Notifications stored per observation while the server is unreachable.
+    pub max_stored: usize,
+}
+
+impl Default for ObserveConfig {
+    fn default() -> Self {
+        let limits = crate::engine::Limits::default();
+        ObserveConfig {
+            max_per_server: limits.observations_per_server,
+            max_stored: limits.stored_per_observation,
+        }
+    }
+}
+
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum RebootMethod {
@@ -177,6 +201,46 @@ pub struct DeviceConfig {
     pub factory_reset_command: Option<Vec<String>>,
 }
 
+/// Where objects 4, 7, 10 and 11 get their data.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ConnectivityConfig {
+    pub backend: ConnectivityBackend,
+    /// The uplink interface (host backend, and the statistics of every backend); default:
+    /// the interface of the default route.
+    pub interface: Option<String>,
+    /// Seconds between two looks at the interface (host) or refreshes of the modem's
+    /// signal figures (ModemManager).
+    pub interval: u32,
+    /// The modem's AT port and its speed (backend "at").
+    pub port: Option<PathBuf>,
+    pub baud: Option<u32>,
+}
+
+impl Default for ConnectivityConfig {
+    fn default() -> Self {
+        ConnectivityConfig {
+            backend: ConnectivityBackend::Host,
+            interface: None,
+            interval: 30,
+            port: None,
+            baud: None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ConnectivityBackend {
+    /// The machine's own network interfaces (Ethernet, Wi-Fi).
+    #[default]
+    Host,
+    /// ModemManager over the system bus.
+    Modemmanager,
+    /// A modem's AT port.
+    At,
+}
+
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ServerConfig {
@@ -193,6 +257,20 @@ pub struct ServerConfig {
     /// File holding the pre-shared key: hex digits (whitespace allowed), else raw bytes.
     /// Must not be readable by group or others.
     pub psk_key_file: Option<PathBuf>,
+    /// security = "cert": our certificate (PEM, the chain may follow, or DER).
+    pub certificate_file: Option<PathBuf>,
+    /// security = "cert": our private key (PEM or DER), private to its owner.
+    pub private_key_file: Option<PathBuf>,
+    /// security = "cert": the server's certificate or CA (/0/x/4), PEM or DER.
+    pub server_certificate_file: Option<PathBuf>,
+    /// Certificate Usage (/0/x/15): 0 CA constraint, 1 service certificate constraint,
+    /// 2 trust anchor assertion, 3 domain-issued certificate (the default).
+    pub certificate_usage: Option<u8>,
+    /// CA certificates for PKIX validation (a PEM file or a hashed directory).
+    pub trust_store: Option<PathBuf>,
+    /// Server Name Indication and the name checked in the server's certificate; the
+    /// URI's host by default.
+    pub sni: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -200,6 +278,7 @@ pub struct ServerConfig {
 pub enum SecurityMode {
     Nosec,
     Psk,
+    #[serde(alias = "certificate")]
     Cert,
     Rpk,
 }
@@ -253,6 +332,8 @@ pub enum AccountSecurity {
     NoSec,
     /// DTLS with a pre-shared key.
     Psk(Psk),
+    /// DTLS with X.509 certificates.
+    Certificate(crate::dtls::Certificates),
 }
 
 /// A PSK identity and key, read from the key file.
@@ -367,6 +448,36 @@ impl Config {
                 c.block_size
             ));
         }
+        let o = &self.observe;
+        if !(1..=65536).contains(&o.max_per_server) || !(1..=65536).contains(&o.max_stored) {
+            return Err("observe.max_per_server and observe.max_stored must be 1 to 65536".into());
+        }
+        let n = &self.connectivity;
+        if !(1..=86400).contains(&n.interval) {
+            return Err(format!(
+                "connectivity.interval {} must be 1 to 86400 seconds",
+                n.interval
+            ));
+        }
+        if let Some(name) = &n.interface {
+            // IFNAMSIZ is 16 with the terminating NUL.
+            if name.is_empty()
+                || name.len() > 15
+                || name.contains(['/', ' '])
+                || name == "."
+                || name == ".."
+            {
+                return Err(format!(
+                    "connectivity.interface {name:?} is not an interface name"
+                ));
+            }
+        }
+        if n.backend == ConnectivityBackend::At {
+            return Err("connectivity.backend \"at\" is not available in this build; use \"host\" or \"modemmanager\"".into());
+        }
+        if n.backend != ConnectivityBackend::At && (n.port.is_some() || n.baud.is_some()) {
+            return Err("connectivity.port and connectivity.baud need backend = \"at\"".into());
+        }
         if let Some(cmd) = &self.device.factory_reset_command {
             if cmd.is_empty() || cmd[0].is_empty() {
                 return Err("device.factory_reset_command must name a program".into());
@@ -382,7 +493,7 @@ impl Config {
             let (scheme, host, port) = parse_server_uri(&s.uri)
                 .map_err(|e| format!("server {}: uri {:?}: {e}", n + 1, s.uri))?;
             let security =
-                account_security(s, scheme).map_err(|e| format!("server {}: {e}", n + 1))?;
+                account_security(s, scheme, &host).map_err(|e| format!("server {}: {e}", n + 1))?;
             let ssid = match s.short_server_id {
                 Some(id) => id,
                 None => u16::try_from(n + 1).map_err(|_| "too many servers".to_string())?,
@@ -405,9 +516,9 @@ impl Config {
                     n + 1
                 ));
             }
-            if s.binding != "U" {
+            if !crate::objects::server::binding_supported(&s.binding) {
                 return Err(format!(
-                    "server {}: binding {:?} is not supported (only \"U\")",
+                    "server {}: binding {:?} is not supported (\"U\", or \"UQ\" for queue mode)",
                     n + 1,
                     s.binding
                 ));
@@ -469,6 +580,13 @@ impl Config {
         }
     }
 
+    pub fn limits(&self) -> crate::engine::Limits {
+        crate::engine::Limits {
+            observations_per_server: self.observe.max_per_server,
+            stored_per_observation: self.observe.max_stored,
+        }
+    }
+
     pub fn coap_params(&self) -> crate::coap::CoapParams {
         crate::coap::CoapParams {
             ack_timeout: Duration::from_secs_f64(self.coap.ack_timeout),
@@ -523,35 +641,47 @@ pub fn parse_server_uri(uri: &str) -> Result<(Scheme, String, u16), String> {
     Ok((scheme, host.to_string(), port))
 }
 
-fn account_security(s: &ServerConfig, scheme: Scheme) -> Result<AccountSecurity, String> {
+fn account_security(
+    s: &ServerConfig,
+    scheme: Scheme,
+    host: &str,
+) -> Result<AccountSecurity, String> {
     let mode = s.security.unwrap_or(match scheme {
         Scheme::Coap => SecurityMode::Nosec,
         Scheme::Coaps => SecurityMode::Psk,
     });
+    let psk_keys = s.psk_identity.is_some() || s.psk_key_file.is_some();
+    let cert_keys = s.certificate_file.is_some()
+        || s.private_key_file.is_some()
+        || s.server_certificate_file.is_some()
+        || s.certificate_usage.is_some()
+        || s.trust_store.is_some()
+        || s.sni.is_some();
+    if psk_keys && mode != SecurityMode::Psk {
+        return Err(
+            "psk_identity and psk_key_file need security = \"psk\" and a coaps:// uri".into(),
+        );
+    }
+    if cert_keys && mode != SecurityMode::Cert {
+        return Err(
+            "certificate_file, private_key_file, server_certificate_file, \
+                    certificate_usage, trust_store and sni need security = \"cert\""
+                .into(),
+        );
+    }
     match (mode, scheme) {
-        (SecurityMode::Cert | SecurityMode::Rpk, _) => {
-            let name = if mode == SecurityMode::Cert {
-                "cert"
-            } else {
-                "rpk"
-            };
-            Err(format!(
-                "security = \"{name}\" is not supported yet; use \"psk\" (with coaps://) or \"nosec\""
-            ))
-        }
+        (SecurityMode::Rpk, _) => Err(format!(
+            "security = \"rpk\" is not available: raw public keys (RFC 7250) need OpenSSL 3.2 \
+             or newer (this build uses {}) and are not supported yet; use \"cert\" or \"psk\"",
+            openssl::version::version()
+        )),
         (SecurityMode::Nosec, Scheme::Coaps) => {
-            Err("a coaps:// server needs security = \"psk\"".into())
+            Err("a coaps:// server needs security = \"psk\" or \"cert\"".into())
         }
-        (SecurityMode::Psk, Scheme::Coap) => Err("security = \"psk\" needs a coaps:// uri".into()),
-        (SecurityMode::Nosec, Scheme::Coap) => {
-            if s.psk_identity.is_some() || s.psk_key_file.is_some() {
-                return Err(
-                    "psk_identity and psk_key_file need security = \"psk\" and a coaps:// uri"
-                        .into(),
-                );
-            }
-            Ok(AccountSecurity::NoSec)
+        (SecurityMode::Psk | SecurityMode::Cert, Scheme::Coap) => {
+            Err("DTLS security needs a coaps:// uri".into())
         }
+        (SecurityMode::Nosec, Scheme::Coap) => Ok(AccountSecurity::NoSec),
         (SecurityMode::Psk, Scheme::Coaps) => {
             let identity = s
                 .psk_identity
@@ -569,22 +699,86 @@ fn account_security(s: &ServerConfig, scheme: Scheme) -> Result<AccountSecurity,
             let key = read_psk_key(file)?;
             Ok(AccountSecurity::Psk(Psk { identity, key }))
         }
+        (SecurityMode::Cert, Scheme::Coaps) => {
+            certificates(s, host).map(AccountSecurity::Certificate)
+        }
     }
+}
+
+/// The certificate account's files, read into the DER the Security object holds.
+fn certificates(s: &ServerConfig, host: &str) -> Result<crate::dtls::Certificates, String> {
+    use crate::dtls::CertificateUsage;
+    let file = s
+        .certificate_file
+        .as_deref()
+        .ok_or("security = \"cert\" needs certificate_file")?;
+    let chain = crate::pem::certificates(file).map_err(|e| format!("certificate_file {e}"))?;
+    let key_file = s
+        .private_key_file
+        .as_deref()
+        .ok_or("security = \"cert\" needs private_key_file")?;
+    private_file("private_key_file", key_file)?;
+    let private_key =
+        crate::pem::private_key(key_file).map_err(|e| format!("private_key_file {e}"))?;
+    let server_certificate = s
+        .server_certificate_file
+        .as_deref()
+        .map(|f| {
+            crate::pem::certificates(f)
+                .map_err(|e| format!("server_certificate_file {e}"))
+                .map(|mut certs| certs.swap_remove(0))
+        })
+        .transpose()?;
+    let usage = match s.certificate_usage {
+        None => CertificateUsage::DomainIssuedCertificate,
+        Some(code) => CertificateUsage::from_code(code.into())
+            .ok_or_else(|| format!("certificate_usage {code}: must be 0, 1, 2 or 3"))?,
+    };
+    if s.certificate_usage.is_some() && server_certificate.is_none() {
+        return Err("certificate_usage needs server_certificate_file".into());
+    }
+    if let Some(t) = &s.trust_store {
+        if !t.exists() {
+            return Err(format!(
+                "trust_store {}: no such file or directory",
+                t.display()
+            ));
+        }
+    }
+    Ok(crate::dtls::Certificates {
+        chain,
+        private_key,
+        server_certificate,
+        usage,
+        trust_store: s.trust_store.clone(),
+        sni: Some(
+            s.sni
+                .clone()
+                .unwrap_or_else(|| host.trim_matches(['[', ']']).to_string()),
+        ),
+    })
+}
+
+/// A secret file must not be readable by group or others.
+fn private_file(key: &str, file: &Path) -> Result<(), String> {
+    use std::os::unix::fs::PermissionsExt;
+    let name = file.display();
+    let meta = std::fs::metadata(file).map_err(|e| format!("{key} {name}: {e}"))?;
+    let mode = meta.permissions().mode();
+    if mode & 0o077 != 0 {
+        return Err(format!(
+            "{key} {name} is readable by group or others (mode {:03o}); run chmod 600 {name}",
+            mode & 0o777
+        ));
+    }
+    Ok(())
 }
 
 /// Reads a key file: hex digits (whitespace and newlines ignored), or else the raw bytes.
 /// The file must be private: a key readable by others is a shared secret no longer.
 fn read_psk_key(file: &Path) -> Result<Vec<u8>, String> {
-    use std::os::unix::fs::PermissionsExt;
+    private_file("psk_key_file", file)?;
     let name = file.display();
-    let meta = std::fs::metadata(file).map_err(|e| format!("psk_key_file {name}: {e}"))?;
-    let mode = meta.permissions().mode();
-    if mode & 0o077 != 0 {
-        return Err(format!(
-            "psk_key_file {name} is readable by group or others (mode {:03o}); run chmod 600 {name}",
-            mode & 0o777
-        ));
-    }
     let bytes = std::fs::read(file).map_err(|e| format!("psk_key_file {name}: {e}"))?;
     let key = parse_psk_key(&bytes);
     if key.is_empty() || key.len() > MAX_PSK_KEY {
@@ -727,6 +921,7 @@ mod tests {
             "[[server]]\nuri = \"coap://h\"\n[[send]]\npaths = [\"/3/0/10\"]\ninterval = 0",
             "[[server]]\nuri = \"coap://h\"\n[[send]]\npaths = []\ninterval = 5",
             "[coap]\nblock_size = 100\n[[server]]\nuri = \"coap://h\"",
+            "[observe]\nmax_stored = 0\n[[server]]\nuri = \"coap://h\"",
             "[[server]]\nuri = \"coap://h\"\nshort_server_id = 1\n[[server]]\nuri = \"coap://g\"\nshort_server_id = 1",
         ] {
             assert!(parse(bad).is_err(), "accepted: {bad}");
@@ -793,6 +988,34 @@ mod tests {
         assert!(s.contains(":7:") && s.contains("bound twice"), "{s}");
         let unknown = format!("{base}[[resource]]\npath = \"/33000/0/1\"\nfiel = \"/f\"\n");
         assert!(parse(&unknown).unwrap_err().to_string().contains("fiel"));
+    }
+
+    #[test]
+    fn connectivity_table() {
+        let base = "[[server]]\nuri = \"coap://h\"\n";
+        let c = parse(base).unwrap();
+        assert_eq!(c.connectivity.backend, ConnectivityBackend::Host);
+        assert_eq!(c.connectivity.interface, None);
+        assert_eq!(c.connectivity.interval, 30);
+        let c = parse(&format!(
+            "{base}[connectivity]\nbackend = \"modemmanager\"\ninterface = \"wwan0\"\ninterval = 10\n"
+        ))
+        .unwrap();
+        assert_eq!(c.connectivity.backend, ConnectivityBackend::Modemmanager);
+        assert_eq!(c.connectivity.interface.as_deref(), Some("wwan0"));
+        for (bad, wanted) in [
+            ("backend = \"ofono\"", "4:11"),
+            ("interface = \"../etc\"", "not an interface name"),
+            ("interface = \"a-very-long-name0\"", "not an interface name"),
+            ("interval = 0", "1 to 86400"),
+            ("port = \"/dev/ttyUSB2\"", "need backend = \"at\""),
+            ("intervall = 5", "4:1"),
+        ] {
+            let e = parse(&format!("{base}[connectivity]\n{bad}\n"))
+                .unwrap_err()
+                .to_string();
+            assert!(e.contains(wanted), "{bad}: {e}");
+        }
     }
 
     #[test]
@@ -896,15 +1119,23 @@ mod tests {
         let cases = [
             (
                 "uri = \"coaps://h\"\nsecurity = \"cert\"",
-                "not supported yet",
+                "needs certificate_file",
             ),
             (
                 "uri = \"coaps://h\"\nsecurity = \"rpk\"",
-                "not supported yet",
+                "need OpenSSL 3.2",
+            ),
+            (
+                "uri = \"coaps://h\"\nsecurity = \"psk\"\nsni = \"x\"",
+                "need security = \"cert\"",
+            ),
+            (
+                "uri = \"coaps://h\"\nsecurity = \"cert\"\ncertificate_file = \"/nonexistent/c.pem\"",
+                "/nonexistent/c.pem",
             ),
             (
                 "uri = \"coaps://h\"\nsecurity = \"nosec\"",
-                "needs security = \"psk\"",
+                "needs security = \"psk\" or \"cert\"",
             ),
             (
                 "uri = \"coap://h\"\nsecurity = \"psk\"",

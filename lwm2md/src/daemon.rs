@@ -10,15 +10,21 @@ use sd_notify::NotifyState;
 use tokio::net::UdpSocket;
 use tokio::signal::unix::{signal, SignalKind};
 
-use crate::config::{AccountSecurity, Config, RebootMethod};
-use crate::dtls::{DtlsConfig, DtlsError, DtlsSession};
+use crate::config::{AccountSecurity, Config, ConnectivityBackend, RebootMethod};
+use crate::connectivity;
+use crate::dtls::{DtlsClient, DtlsConfig, DtlsError, DtlsSession};
 use crate::engine::{Engine, EngineConfig, Event, ServerSpec};
 use crate::feed::{self, Feed};
 use crate::model::{Action, Object};
+use crate::objects::apn::ApnProfiles;
+use crate::objects::cellular::CellularConnectivity;
+use crate::objects::connectivity::ConnectivityMonitoring;
 use crate::objects::device::{self, Device};
 use crate::objects::security::{Security, SecurityMode};
 use crate::objects::server::Server;
+use crate::objects::statistics::ConnectivityStatistics;
 use crate::path::Path;
+use crate::state::StateDir;
 use crate::value::{ResourceValue, Value};
 
 /// How long SIGTERM waits for De-register answers before exiting anyway.
@@ -96,8 +102,15 @@ pub async fn run(config: Config) -> Result<(), DaemonError> {
             addr,
             uri: a.uri.clone(),
         });
-        if let AccountSecurity::Psk(psk) = &a.security {
-            let mut config = DtlsConfig::psk(psk.identity.as_bytes().to_vec(), psk.key.clone());
+        let dtls_config = match &a.security {
+            AccountSecurity::Psk(psk) => Some(DtlsConfig::psk(
+                psk.identity.as_bytes().to_vec(),
+                psk.key.clone(),
+            )),
+            AccountSecurity::Certificate(certs) => Some(DtlsConfig::certificate(certs.clone())),
+            AccountSecurity::NoSec => None,
+        };
+        if let Some(mut config) = dtls_config {
             // A handshake gets as long as a confirmable message would (RFC 7252
             // MAX_TRANSMIT_WAIT): a wrong key shows only as silence, and OpenSSL's own
             // retransmissions would go on for minutes.
@@ -123,6 +136,13 @@ pub async fn run(config: Config) -> Result<(), DaemonError> {
                 identity: psk.identity.clone().into_bytes(),
                 key: psk.key.clone(),
             },
+            AccountSecurity::Certificate(c) => SecurityMode::Certificate {
+                certificate: c.chain.first().cloned().unwrap_or_default(),
+                server_certificate: c.server_certificate.clone().unwrap_or_default(),
+                key: c.private_key.clone(),
+                usage: c.usage.code(),
+                sni: c.sni.clone(),
+            },
             AccountSecurity::NoSec => SecurityMode::NoSec,
         };
         security.add_account(instance, &a.uri, a.short_server_id, mode);
@@ -134,8 +154,17 @@ pub async fn run(config: Config) -> Result<(), DaemonError> {
     );
     // Backend-fed objects join this list; their tasks start once the engine exists and
     // report through the feed channel.
-    let mut objects: Vec<Box<dyn Object>> =
-        vec![Box::new(security), Box::new(server), Box::new(device)];
+    let mut objects: Vec<Box<dyn Object>> = vec![
+        Box::new(security),
+        Box::new(server),
+        Box::new(device),
+        Box::new(ConnectivityMonitoring::new()),
+        Box::new(ConnectivityStatistics::new()),
+    ];
+    if config.connectivity.backend == ConnectivityBackend::Modemmanager {
+        objects.push(Box::new(CellularConnectivity::new()));
+        objects.push(Box::new(ApnProfiles::new()));
+    }
     let built_in: Vec<(u16, &str)> = objects.iter().map(|o| (o.def().id, o.def().name)).collect();
     let custom = crate::binding::setup(&config, &built_in).map_err(DaemonError::Config)?;
     objects.extend(custom.objects);
@@ -151,6 +180,7 @@ pub async fn run(config: Config) -> Result<(), DaemonError> {
             error: std::io::Error::other(e),
         })?,
         wall_clock: device::system_clock,
+        limits: config.limits(),
     };
     tracing::info!(endpoint = %engine_config.endpoint, "starting");
     let mut engine = Engine::new(engine_config, objects, rand::random(), Instant::now());
@@ -165,6 +195,13 @@ pub async fn run(config: Config) -> Result<(), DaemonError> {
         }
     }
     let bindings = crate::binding::Bindings::spawn(custom.bindings, &feed_tx);
+    let connectivity = connectivity::spawn(
+        config.connectivity.clone(),
+        StateDir::new(&config.state_dir),
+        device::system_clock,
+        feed_tx.clone(),
+    );
+    let _feed_tx = feed_tx;
 
     let mut sigterm = signal(SignalKind::terminate()).map_err(|error| DaemonError::Io {
         what: "SIGTERM handler",
@@ -191,6 +228,11 @@ pub async fn run(config: Config) -> Result<(), DaemonError> {
                     let ticket = request.ticket;
                     if let Err(e) = bindings.dispatch(request) {
                         engine.complete_action(Instant::now(), ticket, Err(e));
+                    }
+                }
+                Action::Connectivity(action) => {
+                    if let Err(e) = connectivity.try_send(action) {
+                        tracing::warn!("connectivity action dropped: {e}");
                     }
                 }
                 other => run_action(other, &config),
@@ -345,7 +387,9 @@ struct DtlsPeer {
     addr: SocketAddr,
     uri: String,
     short_server_id: u16,
-    config: DtlsConfig,
+    /// The context and the session to resume; `None` when the credentials were refused
+    /// by OpenSSL (logged, retried like a failed handshake).
+    client: Result<DtlsClient, DtlsError>,
     session: Option<DtlsSession>,
     /// When the next handshake starts, while there is no session.
     retry_at: Option<Instant>,
@@ -364,7 +408,7 @@ impl DtlsPeer {
             addr,
             uri,
             short_server_id,
-            config,
+            client: DtlsClient::new(&config),
             session: None,
             retry_at: None,
             retry_delay: DTLS_RETRY_FIRST,
@@ -376,7 +420,11 @@ impl DtlsPeer {
     fn start(&mut self, now: Instant) {
         tracing::debug!(server = %self.uri, peer = %self.addr, "DTLS handshake");
         self.retry_at = None;
-        match DtlsSession::new(&self.config, now) {
+        let connected = match &self.client {
+            Ok(client) => client.connect(now),
+            Err(e) => Err(e.clone()),
+        };
+        match connected {
             Ok(s) => self.session = Some(s),
             Err(e) => self.fail(e, now),
         }
@@ -400,6 +448,10 @@ impl DtlsPeer {
             self.retry_delay.as_secs()
         );
         self.session = None;
+        // The next handshake is a full one: a session that failed is not offered again.
+        if let Ok(client) = &mut self.client {
+            client.forget();
+        }
         self.retry_at = Some(now + self.retry_delay);
         self.retry_delay = (self.retry_delay * 2).min(DTLS_RETRY_MAX);
     }
@@ -425,8 +477,12 @@ impl DtlsPeer {
                     tracing::info!(
                         server = %self.uri,
                         cipher = session.cipher().unwrap_or("?"),
+                        resumed = session.resumed(),
                         "DTLS session established"
                     );
+                    if let Ok(client) = &mut self.client {
+                        client.remember(session);
+                    }
                     self.retry_delay = DTLS_RETRY_FIRST;
                 }
                 plaintext
@@ -562,6 +618,11 @@ fn apply_feed(engine: &mut Engine, report: Feed) {
             }
         }
         Feed::Done { ticket, result } => engine.complete_action(Instant::now(), ticket, result),
+        Feed::Absent(path) => {
+            if let Err(e) = engine.clear_value(path) {
+                tracing::warn!("clearing {path}: {e}");
+            }
+        }
     }
 }
 
@@ -592,9 +653,10 @@ fn run_action(action: Action, config: &Config) {
             },
             Action::SetTime(t) => bus.set_time(t).await,
             Action::SetTimezone(tz) => bus.set_timezone(&tz).await,
-            Action::UpdateRegistration { .. } | Action::DisableServer { .. } | Action::Bound(_) => {
-                Ok(())
-            }
+            Action::UpdateRegistration { .. }
+            | Action::DisableServer { .. }
+            | Action::Bound(_)
+            | Action::Connectivity(_) => Ok(()),
         };
         if let Err(e) = result {
             tracing::error!("action failed: {e}");

@@ -1,4 +1,5 @@
-//! DTLS 1.2 client sessions with a pre-shared key (RFC 6347, RFC 4279), sans-IO.
+//! DTLS 1.2 client sessions (RFC 6347) with a pre-shared key (RFC 4279) or X.509
+//! certificates, sans-IO, with session resumption.
 //!
 //! OpenSSL does the protocol work; it is fed through an in-memory datagram channel so that
 //! the daemon keeps owning the socket and the engine keeps seeing plaintext CoAP. OpenSSL
@@ -12,7 +13,13 @@ use std::io::{self, Read, Write};
 use std::time::{Duration, Instant};
 
 use foreign_types::ForeignTypeRef;
-use openssl::ssl::{ErrorCode, Ssl, SslContext, SslMethod, SslOptions, SslStream, SslVersion};
+use openssl::pkey::PKey;
+use openssl::ssl::{
+    ErrorCode, Ssl, SslContext, SslMethod, SslOptions, SslSession, SslStream, SslVerifyMode,
+    SslVersion,
+};
+use openssl::x509::store::X509StoreBuilder;
+use openssl::x509::{X509StoreContextRef, X509VerifyResult, X509};
 
 /// IPv6 minimum MTU less the IPv6 and UDP headers: a flight never needs IP fragmentation.
 pub const DEFAULT_MTU: u32 = 1280 - 40 - 8;
@@ -25,6 +32,14 @@ pub const DEFAULT_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(60);
 /// level 1; the list is explicit and there are no certificates, so level 0 only keeps it.
 const CIPHERS: &str = "PSK-AES128-CCM8:PSK-AES128-CBC-SHA256:PSK-AES128-GCM-SHA256:\
                        ECDHE-PSK-AES128-CBC-SHA256:@SECLEVEL=0";
+/// The certificate suites LwM2M names (ECDHE-ECDSA with CCM8 is mandatory), then common
+/// ones for RSA keys. With certificates the security level also bounds key sizes, so it is
+/// lowered only where OpenSSL (3.2+) would otherwise drop CCM8.
+const CERT_CIPHERS: &str = "ECDHE-ECDSA-AES128-CCM8:ECDHE-ECDSA-AES128-GCM-SHA256:\
+                            ECDHE-ECDSA-AES128-CBC-SHA256:ECDHE-RSA-AES128-GCM-SHA256:\
+                            ECDHE-RSA-AES128-SHA256";
+/// OpenSSL 3.2.0 in OPENSSL_VERSION_NUMBER form.
+const OPENSSL_3_2: i64 = 0x3020_0000;
 
 /// Datagrams queued for a handshake that has not finished; older ones are dropped first
 /// (the engine retransmits what still matters).
@@ -38,33 +53,116 @@ const DTLS_CTRL_GET_TIMEOUT: i32 = 73;
 const DTLS_CTRL_HANDLE_TIMEOUT: i32 = 74;
 
 /// The credentials and limits of one session.
-#[derive(Clone)]
+#[derive(Clone, Debug)]
 pub struct DtlsConfig {
-    pub identity: Vec<u8>,
-    pub key: Vec<u8>,
+    pub credentials: Credentials,
     /// Largest datagram OpenSSL writes (without IP and UDP headers).
     pub mtu: u32,
     pub handshake_timeout: Duration,
 }
 
+/// What the client proves itself with, and how it checks the server.
+#[derive(Clone)]
+pub enum Credentials {
+    /// Security mode 0: PSK identity (/0/x/3) and key (/0/x/5).
+    Psk { identity: Vec<u8>, key: Vec<u8> },
+    /// Security mode 2.
+    Certificate(Certificates),
+}
+
+/// Security mode 2, X.509 certificates, as the Security object holds them (DER).
+#[derive(Clone, PartialEq, Eq)]
+pub struct Certificates {
+    /// Our certificate (/0/x/3), then any intermediates to send with it.
+    pub chain: Vec<Vec<u8>>,
+    /// Our private key (/0/x/5), PKCS#8 or traditional DER.
+    pub private_key: Vec<u8>,
+    /// The server's certificate or its CA (/0/x/4), as `usage` says.
+    pub server_certificate: Option<Vec<u8>>,
+    /// Certificate Usage (/0/x/15, RFC 6698 semantics).
+    pub usage: CertificateUsage,
+    /// CA certificates (a PEM file or a hashed directory) for PKIX validation; the
+    /// system's default paths when `None`.
+    pub trust_store: Option<std::path::PathBuf>,
+    /// Server Name Indication (/0/x/14), also the name the certificate must carry when
+    /// PKIX validation applies.
+    pub sni: Option<String>,
+}
+
+/// /0/x/15, with RFC 6698's meanings (DANE's certificate usages).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CertificateUsage {
+    /// 0: PKIX validation, and the chain must contain the given CA certificate.
+    CaConstraint,
+    /// 1: PKIX validation, and the server's certificate must be the given one.
+    ServiceCertificateConstraint,
+    /// 2: the given certificate is the trust anchor the chain must lead to.
+    TrustAnchorAssertion,
+    /// 3 (the default): the server's certificate must be the given one; no PKIX.
+    DomainIssuedCertificate,
+}
+
+impl CertificateUsage {
+    pub fn from_code(code: i64) -> Option<CertificateUsage> {
+        Some(match code {
+            0 => CertificateUsage::CaConstraint,
+            1 => CertificateUsage::ServiceCertificateConstraint,
+            2 => CertificateUsage::TrustAnchorAssertion,
+            3 => CertificateUsage::DomainIssuedCertificate,
+            _ => return None,
+        })
+    }
+
+    pub fn code(self) -> i64 {
+        match self {
+            CertificateUsage::CaConstraint => 0,
+            CertificateUsage::ServiceCertificateConstraint => 1,
+            CertificateUsage::TrustAnchorAssertion => 2,
+            CertificateUsage::DomainIssuedCertificate => 3,
+        }
+    }
+}
+
 impl DtlsConfig {
     pub fn psk(identity: Vec<u8>, key: Vec<u8>) -> DtlsConfig {
+        DtlsConfig::with(Credentials::Psk { identity, key })
+    }
+
+    pub fn certificate(certificates: Certificates) -> DtlsConfig {
+        DtlsConfig::with(Credentials::Certificate(certificates))
+    }
+
+    fn with(credentials: Credentials) -> DtlsConfig {
         DtlsConfig {
-            identity,
-            key,
+            credentials,
             mtu: DEFAULT_MTU,
             handshake_timeout: DEFAULT_HANDSHAKE_TIMEOUT,
         }
     }
 }
 
-impl fmt::Debug for DtlsConfig {
+impl fmt::Debug for Credentials {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("DtlsConfig")
-            .field("identity", &String::from_utf8_lossy(&self.identity))
-            .field("key", &"<redacted>")
-            .field("mtu", &self.mtu)
-            .field("handshake_timeout", &self.handshake_timeout)
+        match self {
+            Credentials::Psk { identity, .. } => f
+                .debug_struct("Psk")
+                .field("identity", &String::from_utf8_lossy(identity))
+                .field("key", &"<redacted>")
+                .finish(),
+            Credentials::Certificate(c) => c.fmt(f),
+        }
+    }
+}
+
+impl fmt::Debug for Certificates {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Certificates")
+            .field("chain", &self.chain.len())
+            .field("private_key", &"<redacted>")
+            .field("server_certificate", &self.server_certificate.is_some())
+            .field("usage", &self.usage)
+            .field("trust_store", &self.trust_store)
+            .field("sni", &self.sni)
             .finish()
     }
 }
@@ -166,44 +264,247 @@ impl fmt::Debug for DtlsSession {
     }
 }
 
-impl DtlsSession {
-    /// Starts a handshake: the ClientHello is ready in [`DtlsSession::poll_transmit`].
-    pub fn new(config: &DtlsConfig, now: Instant) -> Result<DtlsSession, DtlsError> {
+/// The long-lived half of a server's DTLS: the OpenSSL context built once from the
+/// credentials, and the last established session, offered again on the next handshake
+/// (RFC 5246 §7.3 abbreviated handshake) so that a NAT rebinding or a lost session costs
+/// one round trip and no certificate or key exchange, where the server still has it.
+pub struct DtlsClient {
+    ctx: SslContext,
+    /// The Server Name Indication sent (never an address literal, RFC 6066 §3).
+    sni: Option<String>,
+    mtu: u32,
+    handshake_timeout: Duration,
+    resumable: Option<SslSession>,
+}
+
+impl fmt::Debug for DtlsClient {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("DtlsClient")
+            .field("resumable", &self.resumable.is_some())
+            .finish()
+    }
+}
+
+impl DtlsClient {
+    pub fn new(config: &DtlsConfig) -> Result<DtlsClient, DtlsError> {
         let setup = |e: openssl::error::ErrorStack| DtlsError::Setup(e.to_string());
         let mut ctx = SslContext::builder(SslMethod::dtls_client()).map_err(setup)?;
         ctx.set_min_proto_version(Some(SslVersion::DTLS1_2))
             .map_err(setup)?;
+        // Resumption by session ID only: tickets would add bytes to every handshake.
         ctx.set_options(SslOptions::NO_QUERY_MTU | SslOptions::NO_TICKET);
-        ctx.set_cipher_list(CIPHERS).map_err(setup)?;
-        let identity = config.identity.clone();
-        let key = config.key.clone();
-        ctx.set_psk_client_callback(move |_, _hint, identity_out, key_out| {
-            // The identity goes out as a NUL-terminated C string.
-            let (Some(id), Some(k)) = (
-                identity_out.get_mut(..identity.len() + 1),
-                key_out.get_mut(..key.len()),
-            ) else {
-                return Ok(0);
-            };
-            id[..identity.len()].copy_from_slice(&identity);
-            id[identity.len()] = 0;
-            k.copy_from_slice(&key);
-            Ok(key.len())
-        });
-        let ctx = ctx.build();
-        let mut ssl = Ssl::new(&ctx).map_err(setup)?;
-        ssl.set_mtu(config.mtu).map_err(setup)?;
+        ctx.set_session_cache_mode(openssl::ssl::SslSessionCacheMode::CLIENT);
+        match &config.credentials {
+            Credentials::Psk { identity, key } => {
+                ctx.set_cipher_list(CIPHERS).map_err(setup)?;
+                let (identity, key) = (identity.clone(), key.clone());
+                ctx.set_psk_client_callback(move |_, _hint, identity_out, key_out| {
+                    // The identity goes out as a NUL-terminated C string.
+                    let (Some(id), Some(k)) = (
+                        identity_out.get_mut(..identity.len() + 1),
+                        key_out.get_mut(..key.len()),
+                    ) else {
+                        return Ok(0);
+                    };
+                    id[..identity.len()].copy_from_slice(&identity);
+                    id[identity.len()] = 0;
+                    k.copy_from_slice(&key);
+                    Ok(key.len())
+                });
+            }
+            Credentials::Certificate(c) => configure_certificates(&mut ctx, c)?,
+        }
+        let sni = match &config.credentials {
+            Credentials::Certificate(c) => c
+                .sni
+                .clone()
+                .filter(|name| name.parse::<std::net::IpAddr>().is_err()),
+            Credentials::Psk { .. } => None,
+        };
+        Ok(DtlsClient {
+            ctx: ctx.build(),
+            sni,
+            mtu: config.mtu,
+            handshake_timeout: config.handshake_timeout,
+            resumable: None,
+        })
+    }
+
+    /// Starts a handshake, offering the last session when there is one.
+    pub fn connect(&self, now: Instant) -> Result<DtlsSession, DtlsError> {
+        let setup = |e: openssl::error::ErrorStack| DtlsError::Setup(e.to_string());
+        let mut ssl = Ssl::new(&self.ctx).map_err(setup)?;
+        ssl.set_mtu(self.mtu).map_err(setup)?;
+        if let Some(name) = &self.sni {
+            ssl.set_hostname(name).map_err(setup)?;
+        }
+        if let Some(session) = &self.resumable {
+            // SAFETY: the session was established through an `Ssl` of this same
+            // context (see `remember`), which is what SSL_set_session requires.
+            unsafe { ssl.set_session(session) }.map_err(setup)?;
+        }
         ssl.set_connect_state();
         let stream = SslStream::new(ssl, Channel::default()).map_err(setup)?;
         let mut session = DtlsSession {
             stream,
             state: State::Handshaking,
             pending: VecDeque::new(),
-            handshake_deadline: now + config.handshake_timeout,
+            handshake_deadline: now + self.handshake_timeout,
             heard_from_server: false,
         };
         session.drive_handshake()?;
         Ok(session)
+    }
+
+    /// Keeps an established session for the next `connect`.
+    pub fn remember(&mut self, session: &DtlsSession) {
+        if session.is_established() {
+            self.resumable = session.stream.ssl().session().map(|s| s.to_owned());
+        }
+    }
+
+    /// Forgets the session to resume (the server refused it or the credentials changed).
+    pub fn forget(&mut self) {
+        self.resumable = None;
+    }
+}
+
+/// Our certificate and key, and the check of the server's certificate that the
+/// Certificate Usage asks for.
+fn configure_certificates(
+    ctx: &mut openssl::ssl::SslContextBuilder,
+    c: &Certificates,
+) -> Result<(), DtlsError> {
+    let setup = |what: &str| {
+        let what = what.to_string();
+        move |e: openssl::error::ErrorStack| DtlsError::Setup(format!("{what}: {e}"))
+    };
+    let mut ciphers = CERT_CIPHERS.to_string();
+    if openssl::version::number() >= OPENSSL_3_2 {
+        ciphers.push_str(":@SECLEVEL=0");
+    }
+    ctx.set_cipher_list(&ciphers)
+        .map_err(setup("cipher list"))?;
+    let mut chain = c.chain.iter();
+    let leaf = chain
+        .next()
+        .ok_or_else(|| DtlsError::Setup("no client certificate".into()))?;
+    let leaf = X509::from_der(leaf).map_err(setup("client certificate"))?;
+    ctx.set_certificate(&leaf)
+        .map_err(setup("client certificate"))?;
+    for der in chain {
+        ctx.add_extra_chain_cert(X509::from_der(der).map_err(setup("certificate chain"))?)
+            .map_err(setup("certificate chain"))?;
+    }
+    let key = PKey::private_key_from_der(&c.private_key).map_err(setup("private key"))?;
+    ctx.set_private_key(&key)
+        .map_err(setup("the private key does not match the certificate"))?;
+    ctx.check_private_key()
+        .map_err(setup("the private key does not match the certificate"))?;
+
+    let pinned = c
+        .server_certificate
+        .as_ref()
+        .map(|der| X509::from_der(der).map_err(setup("server certificate")))
+        .transpose()?;
+    let pkix = match (c.usage, &pinned) {
+        (CertificateUsage::DomainIssuedCertificate, Some(_)) => false,
+        (CertificateUsage::TrustAnchorAssertion, Some(anchor)) => {
+            let mut store = X509StoreBuilder::new().map_err(setup("trust store"))?;
+            store
+                .add_cert(anchor.clone())
+                .map_err(setup("trust anchor"))?;
+            ctx.set_verify_cert_store(store.build())
+                .map_err(setup("trust anchor"))?;
+            true
+        }
+        _ => {
+            match &c.trust_store {
+                Some(path) if path.is_dir() => ctx
+                    .load_verify_locations(None, Some(path))
+                    .map_err(setup("trust_store"))?,
+                Some(path) => ctx
+                    .load_verify_locations(Some(path), None)
+                    .map_err(setup("trust_store"))?,
+                None => ctx
+                    .set_default_verify_paths()
+                    .map_err(setup("default trust store"))?,
+            }
+            true
+        }
+    };
+    if pkix {
+        if let Some(name) = &c.sni {
+            let param = ctx.verify_param_mut();
+            match name.parse::<std::net::IpAddr>() {
+                Ok(ip) => param.set_ip(ip).map_err(setup("server address"))?,
+                Err(_) => param.set_host(name).map_err(setup("server name"))?,
+            }
+        }
+    }
+    let usage = c.usage;
+    let pinned_der = pinned
+        .map(|p| p.to_der().map_err(setup("server certificate")))
+        .transpose()?;
+    // Called for each certificate of the chain, the server's own (depth 0) last, when
+    // the verified chain is complete.
+    ctx.set_verify_callback(SslVerifyMode::PEER, move |preverified, store| {
+        let Some(pinned) = pinned_der.as_ref() else {
+            return preverified;
+        };
+        let depth = store.error_depth();
+        let leaf_is_pinned = || cert_der(store).as_ref() == Some(pinned);
+        match usage {
+            CertificateUsage::TrustAnchorAssertion => preverified,
+            CertificateUsage::DomainIssuedCertificate => depth > 0 || leaf_is_pinned(),
+            CertificateUsage::ServiceCertificateConstraint => {
+                preverified && (depth > 0 || leaf_is_pinned())
+            }
+            CertificateUsage::CaConstraint if depth > 0 => preverified,
+            CertificateUsage::CaConstraint => {
+                let in_chain = store.chain().is_some_and(|chain| {
+                    chain
+                        .iter()
+                        .skip(1)
+                        .any(|c| c.to_der().ok().as_ref() == Some(pinned))
+                });
+                if preverified && !in_chain {
+                    store.set_error(X509VerifyResult::APPLICATION_VERIFICATION);
+                }
+                preverified && in_chain
+            }
+        }
+    });
+    Ok(())
+}
+
+fn cert_der(store: &X509StoreContextRef) -> Option<Vec<u8>> {
+    store.current_cert().and_then(|c| c.to_der().ok())
+}
+
+impl Drop for DtlsSession {
+    fn drop(&mut self) {
+        // OpenSSL marks the session of a connection freed without a shutdown as not
+        // resumable. An established session is only dropped to be replaced (a new
+        // handshake after silence); it stays good for resumption, and nothing is sent.
+        if self.state == State::Established {
+            self.stream.set_shutdown(
+                openssl::ssl::ShutdownState::SENT | openssl::ssl::ShutdownState::RECEIVED,
+            );
+        }
+    }
+}
+
+impl DtlsSession {
+    /// Starts a full handshake with a context of its own (no resumption): the
+    /// ClientHello is ready in [`DtlsSession::poll_transmit`].
+    pub fn new(config: &DtlsConfig, now: Instant) -> Result<DtlsSession, DtlsError> {
+        DtlsClient::new(config)?.connect(now)
+    }
+
+    /// Whether the handshake resumed an earlier session (abbreviated handshake).
+    pub fn resumed(&self) -> bool {
+        self.stream.ssl().session_reused()
     }
 
     pub fn is_established(&self) -> bool {
@@ -367,7 +668,13 @@ impl DtlsSession {
             }
             Err(e) => {
                 self.state = State::Failed;
-                Err(DtlsError::Handshake(reason(&e)))
+                let mut why = reason(&e);
+                // "certificate verify failed" alone does not say what to fix.
+                let verify = self.stream.ssl().verify_result();
+                if verify != X509VerifyResult::OK {
+                    why.push_str(&format!(" ({})", verify.error_string()));
+                }
+                Err(DtlsError::Handshake(why))
             }
         }
     }
@@ -434,10 +741,31 @@ mod tests {
         0xff,
     ];
 
+    type Seen = std::sync::Arc<std::sync::Mutex<Vec<Vec<u8>>>>;
+
     /// An OpenSSL DTLS server in memory, knowing one identity and key.
     struct Server {
         stream: SslStream<Channel>,
-        identities_seen: std::sync::Arc<std::sync::Mutex<Vec<Vec<u8>>>>,
+        identities_seen: Seen,
+    }
+
+    fn psk_server_context(key: &'static [u8], ciphers: &str) -> (SslContext, Seen) {
+        let mut ctx = SslContext::builder(SslMethod::dtls_server()).unwrap();
+        ctx.set_options(SslOptions::NO_QUERY_MTU);
+        ctx.set_cipher_list(ciphers).unwrap();
+        ctx.set_session_id_context(b"lwm2md-test").unwrap();
+        let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let seen2 = seen.clone();
+        ctx.set_psk_server_callback(move |_, identity, key_out| {
+            let identity = identity.unwrap_or_default();
+            seen2.lock().unwrap().push(identity.to_vec());
+            if identity != IDENTITY {
+                return Ok(0);
+            }
+            key_out[..key.len()].copy_from_slice(key);
+            Ok(key.len())
+        });
+        (ctx.build(), seen)
     }
 
     impl Server {
@@ -446,27 +774,18 @@ mod tests {
         }
 
         fn with_ciphers(key: &'static [u8], ciphers: &str) -> Server {
-            let mut ctx = SslContext::builder(SslMethod::dtls_server()).unwrap();
-            ctx.set_options(SslOptions::NO_QUERY_MTU);
-            ctx.set_cipher_list(ciphers).unwrap();
-            let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
-            let seen2 = seen.clone();
-            ctx.set_psk_server_callback(move |_, identity, key_out| {
-                let identity = identity.unwrap_or_default();
-                seen2.lock().unwrap().push(identity.to_vec());
-                if identity != IDENTITY {
-                    return Ok(0);
-                }
-                key_out[..key.len()].copy_from_slice(key);
-                Ok(key.len())
-            });
-            let ctx = ctx.build();
-            let mut ssl = Ssl::new(&ctx).unwrap();
+            let (ctx, seen) = psk_server_context(key, ciphers);
+            Server::on(&ctx, seen)
+        }
+
+        /// A new server connection on a shared context (its session cache included).
+        fn on(ctx: &SslContext, identities_seen: Seen) -> Server {
+            let mut ssl = Ssl::new(ctx).unwrap();
             ssl.set_mtu(DEFAULT_MTU).unwrap();
             ssl.set_accept_state();
             Server {
                 stream: SslStream::new(ssl, Channel::default()).unwrap(),
-                identities_seen: seen,
+                identities_seen,
             }
         }
 
@@ -756,6 +1075,302 @@ mod tests {
         }
         for n in to_server.iter().chain(&to_client) {
             assert!(*n <= DEFAULT_MTU as usize, "{to_server:?} {to_client:?}");
+        }
+    }
+
+    /// Bytes of a whole handshake, both ways.
+    fn handshake_bytes(client: &mut DtlsSession, server: &mut Server) -> usize {
+        let mut bytes = 0;
+        while !client.is_established() {
+            let mut moved = false;
+            while let Some(d) = client.poll_transmit() {
+                moved = true;
+                bytes += d.len();
+                server.receive(d).unwrap();
+            }
+            for d in server.transmit() {
+                moved = true;
+                bytes += d.len();
+                client.handle_datagram(&d).unwrap();
+            }
+            assert!(moved, "handshake stalled");
+        }
+        bytes
+    }
+
+    #[test]
+    fn a_new_handshake_resumes_the_last_session() {
+        let (ctx, seen) = psk_server_context(KEY, CIPHERS);
+        let mut client =
+            DtlsClient::new(&DtlsConfig::psk(IDENTITY.to_vec(), KEY.to_vec())).unwrap();
+        let mut first = client.connect(Instant::now()).unwrap();
+        // The server keeps its side of the session while this test runs.
+        let mut first_server = Server::on(&ctx, seen.clone());
+        let full = handshake_bytes(&mut first, &mut first_server);
+        assert!(!first.resumed());
+        client.remember(&first);
+        drop(first);
+
+        // The NAT forgot the mapping, or the session failed: an abbreviated handshake.
+        let mut second = client.connect(Instant::now()).unwrap();
+        let mut server = Server::on(&ctx, seen.clone());
+        let short = handshake_bytes(&mut second, &mut server);
+        assert!(second.resumed());
+        assert!(short < full, "{short} >= {full}");
+        // No PSK lookup happened for the resumed one.
+        assert_eq!(seen.lock().unwrap().len(), 1);
+        // In an abbreviated handshake the client's Finished is the last flight.
+        second.send(b"POST /rd/5a3f").unwrap();
+        let ((at_server, _), r) = pump(&mut second, &mut server, &mut |_| false, &mut 0);
+        r.unwrap();
+        assert_eq!(at_server, vec![b"POST /rd/5a3f".to_vec()]);
+
+        // A server that lost its cache answers with a full handshake, transparently.
+        let (other_ctx, other_seen) = psk_server_context(KEY, CIPHERS);
+        let mut third = client.connect(Instant::now()).unwrap();
+        handshake_bytes(&mut third, &mut Server::on(&other_ctx, other_seen));
+        assert!(third.is_established() && !third.resumed());
+    }
+
+    mod certificates {
+        use super::*;
+        use openssl::asn1::Asn1Time;
+        use openssl::bn::BigNum;
+        use openssl::ec::{EcGroup, EcKey};
+        use openssl::hash::MessageDigest;
+        use openssl::nid::Nid;
+        use openssl::pkey::Private;
+        use openssl::x509::extension::{BasicConstraints, SubjectAlternativeName};
+        use openssl::x509::X509NameBuilder;
+
+        struct Issued {
+            cert: X509,
+            key: PKey<Private>,
+        }
+
+        fn key() -> PKey<Private> {
+            let group = EcGroup::from_curve_name(Nid::X9_62_PRIME256V1).unwrap();
+            PKey::from_ec_key(EcKey::generate(&group).unwrap()).unwrap()
+        }
+
+        /// A certificate for `cn` (also its DNS name), signed by `issuer` or by itself.
+        fn issue(cn: &str, ca: bool, issuer: Option<&Issued>, serial: u32) -> Issued {
+            let key = key();
+            let mut name = X509NameBuilder::new().unwrap();
+            name.append_entry_by_text("CN", cn).unwrap();
+            let name = name.build();
+            let mut b = X509::builder().unwrap();
+            b.set_version(2).unwrap();
+            b.set_serial_number(&BigNum::from_u32(serial).unwrap().to_asn1_integer().unwrap())
+                .unwrap();
+            b.set_subject_name(&name).unwrap();
+            b.set_issuer_name(issuer.map_or(&name, |i| i.cert.subject_name()))
+                .unwrap();
+            b.set_pubkey(&key).unwrap();
+            b.set_not_before(&Asn1Time::days_from_now(0).unwrap())
+                .unwrap();
+            b.set_not_after(&Asn1Time::days_from_now(30).unwrap())
+                .unwrap();
+            if ca {
+                b.append_extension(BasicConstraints::new().critical().ca().build().unwrap())
+                    .unwrap();
+            } else {
+                let san = SubjectAlternativeName::new()
+                    .dns(cn)
+                    .build(&b.x509v3_context(issuer.map(|i| i.cert.as_ref()), None))
+                    .unwrap();
+                b.append_extension(san).unwrap();
+            }
+            b.sign(issuer.map_or(&key, |i| &i.key), MessageDigest::sha256())
+                .unwrap();
+            Issued {
+                cert: b.build(),
+                key,
+            }
+        }
+
+        struct Pki {
+            ca: Issued,
+            server: Issued,
+            client: Issued,
+            other_ca: Issued,
+            dir: std::path::PathBuf,
+        }
+
+        fn pki(tag: &str) -> Pki {
+            let ca = issue("lwm2md test CA", true, None, 1);
+            let server = issue("lwm2m.test", false, Some(&ca), 2);
+            let client = issue("gateway-1", false, Some(&ca), 3);
+            let other_ca = issue("another CA", true, None, 4);
+            let dir =
+                std::env::temp_dir().join(format!("lwm2md-dtls-{tag}-{}", std::process::id()));
+            std::fs::create_dir_all(&dir).unwrap();
+            std::fs::write(dir.join("ca.pem"), ca.cert.to_pem().unwrap()).unwrap();
+            Pki {
+                ca,
+                server,
+                client,
+                other_ca,
+                dir,
+            }
+        }
+
+        /// A server presenting its certificate (and the CA's) and requiring ours.
+        fn server(pki: &Pki) -> Server {
+            let mut ctx = SslContext::builder(SslMethod::dtls_server()).unwrap();
+            ctx.set_options(SslOptions::NO_QUERY_MTU);
+            ctx.set_cipher_list(CERT_CIPHERS).unwrap();
+            ctx.set_certificate(&pki.server.cert).unwrap();
+            ctx.set_private_key(&pki.server.key).unwrap();
+            let mut store = X509StoreBuilder::new().unwrap();
+            store.add_cert(pki.ca.cert.clone()).unwrap();
+            ctx.set_verify_cert_store(store.build()).unwrap();
+            ctx.set_verify(SslVerifyMode::PEER | SslVerifyMode::FAIL_IF_NO_PEER_CERT);
+            Server::on(&ctx.build(), Default::default())
+        }
+
+        fn config(pki: &Pki, usage: CertificateUsage, pinned: &X509, sni: &str) -> DtlsConfig {
+            DtlsConfig::certificate(Certificates {
+                chain: vec![pki.client.cert.to_der().unwrap()],
+                private_key: pki.client.key.private_key_to_der().unwrap(),
+                server_certificate: Some(pinned.to_der().unwrap()),
+                usage,
+                trust_store: Some(pki.dir.join("ca.pem")),
+                sni: Some(sni.to_string()),
+            })
+        }
+
+        fn connect(pki: &Pki, config: &DtlsConfig) -> Result<DtlsSession, DtlsError> {
+            let mut client = DtlsClient::new(config)?.connect(Instant::now())?;
+            let mut server = server(pki);
+            let (_, r) = pump(&mut client, &mut server, &mut |_| false, &mut 0);
+            r.map(|()| client)
+        }
+
+        #[test]
+        fn each_certificate_usage_accepts_the_right_server_and_refuses_others() {
+            use CertificateUsage::*;
+            let pki = pki("usages");
+            let cases = [
+                (
+                    DomainIssuedCertificate,
+                    &pki.server.cert,
+                    "lwm2m.test",
+                    true,
+                ),
+                (
+                    DomainIssuedCertificate,
+                    &pki.client.cert,
+                    "lwm2m.test",
+                    false,
+                ),
+                // Pinning needs no name or chain check.
+                (
+                    DomainIssuedCertificate,
+                    &pki.server.cert,
+                    "elsewhere.test",
+                    true,
+                ),
+                (TrustAnchorAssertion, &pki.ca.cert, "lwm2m.test", true),
+                (
+                    TrustAnchorAssertion,
+                    &pki.other_ca.cert,
+                    "lwm2m.test",
+                    false,
+                ),
+                (TrustAnchorAssertion, &pki.ca.cert, "elsewhere.test", false),
+                (
+                    ServiceCertificateConstraint,
+                    &pki.server.cert,
+                    "lwm2m.test",
+                    true,
+                ),
+                (
+                    ServiceCertificateConstraint,
+                    &pki.client.cert,
+                    "lwm2m.test",
+                    false,
+                ),
+                (CaConstraint, &pki.ca.cert, "lwm2m.test", true),
+                (CaConstraint, &pki.other_ca.cert, "lwm2m.test", false),
+            ];
+            for (usage, pinned, sni, ok) in cases {
+                let r = connect(&pki, &config(&pki, usage, pinned, sni));
+                match (ok, r) {
+                    (true, Ok(session)) => {
+                        assert!(session.cipher().unwrap().starts_with("ECDHE-ECDSA"))
+                    }
+                    (false, Err(DtlsError::Handshake(reason))) => {
+                        assert!(reason.contains("certificate verify failed"), "{reason}")
+                    }
+                    (_, r) => panic!("{usage:?} {sni}: expected ok={ok}, got {r:?}"),
+                }
+            }
+            std::fs::remove_dir_all(&pki.dir).unwrap();
+        }
+
+        #[test]
+        fn an_expired_server_certificate_is_named_as_the_cause() {
+            let pki = pki("expired");
+            let mut expired = X509::builder().unwrap();
+            let template = &pki.server.cert;
+            expired.set_version(2).unwrap();
+            expired
+                .set_serial_number(&BigNum::from_u32(9).unwrap().to_asn1_integer().unwrap())
+                .unwrap();
+            expired.set_subject_name(template.subject_name()).unwrap();
+            expired.set_issuer_name(pki.ca.cert.subject_name()).unwrap();
+            expired.set_pubkey(&pki.server.key).unwrap();
+            expired
+                .set_not_before(&Asn1Time::from_unix(1_600_000_000).unwrap())
+                .unwrap();
+            expired
+                .set_not_after(&Asn1Time::from_unix(1_600_086_400).unwrap())
+                .unwrap();
+            expired.sign(&pki.ca.key, MessageDigest::sha256()).unwrap();
+            let expired = Issued {
+                cert: expired.build(),
+                key: pki.server.key.clone(),
+            };
+            let pki = Pki {
+                server: expired,
+                ..pki
+            };
+            let r = connect(
+                &pki,
+                &config(
+                    &pki,
+                    CertificateUsage::TrustAnchorAssertion,
+                    &pki.ca.cert,
+                    "lwm2m.test",
+                ),
+            );
+            match r {
+                Err(DtlsError::Handshake(why)) => assert!(why.contains("expired"), "{why}"),
+                other => panic!("{other:?}"),
+            }
+            std::fs::remove_dir_all(&pki.dir).unwrap();
+        }
+
+        #[test]
+        fn a_key_that_does_not_match_the_certificate_is_a_setup_error() {
+            let pki = pki("mismatch");
+            let mut c = config(
+                &pki,
+                CertificateUsage::DomainIssuedCertificate,
+                &pki.server.cert,
+                "x",
+            );
+            if let Credentials::Certificate(certs) = &mut c.credentials {
+                certs.private_key = key().private_key_to_der().unwrap();
+            }
+            match DtlsClient::new(&c) {
+                Err(DtlsError::Setup(reason)) => {
+                    assert!(reason.contains("does not match"), "{reason}")
+                }
+                other => panic!("{other:?}"),
+            }
+            std::fs::remove_dir_all(&pki.dir).unwrap();
         }
     }
 }

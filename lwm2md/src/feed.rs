@@ -21,6 +21,8 @@ pub enum Feed {
         ticket: u64,
         result: Result<(), DmError>,
     },
+    /// A resource whose value the backend no longer knows.
+    Absent(Path),
 }
 
 pub type FeedSender = mpsc::Sender<Feed>;

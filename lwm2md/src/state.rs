@@ -2,8 +2,9 @@
 //! `kill -9` or a power cut at any instant leaves either the old or the new content,
 //! never a torn file.
 
-use std::fs::{self, File};
+use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write};
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
 #[derive(Debug, Clone)]
@@ -34,19 +35,34 @@ impl StateDir {
         }
     }
 
-    /// Replaces a state file: temporary file, fsync, rename over the old one, fsync the
-    /// directory so that the rename itself survives a power cut.
+    /// Replaces a state file: temporary file (mode 0600: state holds credentials),
+    /// fsync, rename over the old one, fsync the directory so that the rename itself
+    /// survives a power cut.
     pub fn write(&self, name: &str, data: &[u8]) -> io::Result<()> {
         fs::create_dir_all(&self.root)?;
         let target = self.path(name);
         let tmp = self.path(&format!(".{name}.tmp"));
         {
-            let mut f = File::create(&tmp)?;
+            let mut f = OpenOptions::new()
+                .write(true)
+                .create(true)
+                .truncate(true)
+                .mode(0o600)
+                .open(&tmp)?;
             f.write_all(data)?;
             f.sync_all()?;
         }
         fs::rename(&tmp, &target)?;
         File::open(&self.root)?.sync_all()
+    }
+
+    /// Moves a state file that cannot be used out of the way, keeping it for a human to
+    /// look at (`NAME.corrupt`, replacing an older one). Returns the new path.
+    pub fn set_aside(&self, name: &str) -> io::Result<PathBuf> {
+        let aside = self.path(&format!("{name}.corrupt"));
+        fs::rename(self.path(name), &aside)?;
+        File::open(&self.root)?.sync_all()?;
+        Ok(aside)
     }
 
     pub fn remove(&self, name: &str) -> io::Result<()> {
@@ -81,6 +97,12 @@ mod tests {
             .map(|e| e.unwrap().file_name())
             .collect();
         assert_eq!(names, vec![std::ffi::OsString::from("a")]);
+        use std::os::unix::fs::PermissionsExt;
+        let mode = fs::metadata(s.path("a")).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600);
+        let aside = s.set_aside("a").unwrap();
+        assert_eq!(fs::read(&aside).unwrap(), b"two");
+        s.write("a", b"three").unwrap();
         s.remove("a").unwrap();
         s.remove("a").unwrap();
         assert_eq!(s.read("a").unwrap(), None);

@@ -7,12 +7,16 @@
 mod identity;
 mod memory;
 mod names;
+mod network;
 mod os_release;
 mod time_zone;
 
 pub use identity::{host_info, HostInfo, UNKNOWN};
 pub use memory::{memory, Memory};
 pub use names::{hostname, machine_id};
+pub use network::{
+    addresses, connectivity, default_interface, interface_facts, link_speed_mbps, NetworkError,
+};
 pub use os_release::OsRelease;
 pub use time_zone::{timezone, utc_offset_now};
 

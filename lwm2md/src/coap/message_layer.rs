@@ -148,6 +148,7 @@ struct Exchange {
     peer: SocketAddr,
     mid: u16,
     token: [u8; TOKEN_LEN],
+    token_len: usize,
     /// A notification expects no response, only an ACK (CON) or nothing (NON).
     notification: bool,
     state: State,
@@ -155,6 +156,10 @@ struct Exchange {
 }
 
 impl Exchange {
+    fn token(&self) -> &[u8] {
+        self.token.get(..self.token_len).unwrap_or_default()
+    }
+
     fn counts_for_nstart(&self) -> bool {
         !self.notification && !matches!(self.state, State::AwaitingSeparate)
     }
@@ -259,9 +264,45 @@ impl MessageLayer {
     ) -> RequestId {
         let id = RequestId(self.next_id);
         self.next_id = self.next_id.wrapping_add(1);
-        notification.set_token(token.get(..TOKEN_LEN).unwrap_or(token).to_vec());
-        self.transmit_new(now, id, peer, notification, confirmable, true);
+        let token = token.get(..TOKEN_LEN).unwrap_or(token);
+        notification.set_token(token.to_vec());
+        if let Some(index) = self.exchanges.iter().position(|e| {
+            e.notification
+                && e.peer == peer
+                && e.token() == token
+                && matches!(e.state, State::Unacknowledged { .. })
+        }) {
+            self.supersede(index, id, notification);
+        } else {
+            self.transmit_new(now, id, peer, notification, confirmable, true);
+        }
         id
+    }
+
+    /// RFC 7641 §4.5.2: while a confirmable notification to an observer is unacknowledged,
+    /// a newer one takes its place instead of going out beside it. The old one is not
+    /// retransmitted again; the new one (confirmable, new MID) goes out at the old one's
+    /// next retransmission time with its counter and timeout, so the observer never
+    /// has more than one outstanding and a superseded state is never sent twice.
+    fn supersede(&mut self, index: usize, id: RequestId, mut notification: Packet) {
+        let mid = self.alloc_mid();
+        notification.header.message_id = mid;
+        notification.header.set_type(MessageType::Confirmable);
+        let Some(exchange) = self.exchanges.get_mut(index) else {
+            return;
+        };
+        let Ok(new_bytes) = notification.to_bytes_unlimited() else {
+            self.events.push_back(Event::Timeout {
+                id,
+                peer: exchange.peer,
+            });
+            return;
+        };
+        if let State::Unacknowledged { bytes, .. } = &mut exchange.state {
+            *bytes = new_bytes;
+        }
+        exchange.id = id;
+        exchange.mid = mid;
     }
 
     /// Feeds one received datagram. Returns a new incoming request for the application;
@@ -413,6 +454,12 @@ impl MessageLayer {
         self.events.pop_front()
     }
 
+    /// Whether an exchange with `peer` is outstanding or queued (a confirmable
+    /// notification included).
+    pub fn is_busy(&self, peer: SocketAddr) -> bool {
+        self.exchanges.iter().any(|e| e.peer == peer) || self.queue.iter().any(|q| q.peer == peer)
+    }
+
     /// Forgets every outstanding and queued exchange with `peer` (no events).
     pub fn forget_peer(&mut self, peer: SocketAddr) {
         self.exchanges.retain(|e| e.peer != peer);
@@ -477,7 +524,7 @@ impl MessageLayer {
                 let Some(index) = self
                     .exchanges
                     .iter()
-                    .position(|e| e.peer == peer && !e.notification && e.token[..] == *token)
+                    .position(|e| e.peer == peer && !e.notification && e.token() == token)
                 else {
                     // Late (after a timeout or reset) or not ours.
                     self.reject(peer, kind, mid);
@@ -519,7 +566,7 @@ impl MessageLayer {
                 let matches = self
                     .exchanges
                     .get(index)
-                    .is_some_and(|e| e.token[..] == *response.get_token());
+                    .is_some_and(|e| e.token() == response.get_token());
                 // A piggybacked response with a foreign token or an unknown critical
                 // option is rejected, which for an ACK means ignored.
                 if matches && !has_unknown_critical(&response, &RESPONSE_CRITICAL) {
@@ -609,10 +656,9 @@ impl MessageLayer {
             self.transmits.push_back(Transmit { peer, data: bytes });
             return;
         }
-        let mut token = [0; TOKEN_LEN];
-        if let (false, Some(t)) = (notification, packet.get_token().get(..TOKEN_LEN)) {
-            token.copy_from_slice(t);
-        }
+        // A notification's token is the observer's (up to 8 bytes); it identifies the
+        // observation whose later notifications may supersede this one.
+        let (token, token_len) = padded(packet.get_token());
         let (state, deadline) = if confirmable {
             let timeout = self.initial_timeout();
             let state = State::Unacknowledged {
@@ -632,6 +678,7 @@ impl MessageLayer {
             peer,
             mid,
             token,
+            token_len,
             notification,
             state,
             deadline,
@@ -729,6 +776,14 @@ impl MessageLayer {
 }
 
 /// `now + d`, saturating far in the future rather than overflowing.
+/// A token of up to 8 bytes in a fixed array, with its length.
+fn padded(token: &[u8]) -> ([u8; TOKEN_LEN], usize) {
+    let mut out = [0; TOKEN_LEN];
+    let n = token.len().min(TOKEN_LEN);
+    out[..n].copy_from_slice(&token[..n]);
+    (out, n)
+}
+
 fn later(now: Instant, d: Duration) -> Instant {
     now.checked_add(d)
         .or_else(|| now.checked_add(Duration::from_secs(u64::from(u32::MAX))))
@@ -1424,6 +1479,50 @@ mod tests {
             [Event::Response { .. }]
         ));
         assert_eq!(layer.poll_timeout(), None);
+    }
+
+    #[test]
+    fn superseded_confirmable_notification_is_replaced_not_repeated() {
+        let mut layer = MessageLayer::new(CoapParams::default(), 23);
+        let now = Instant::now();
+        layer.send_notification(now, server(), &[7], notification(1), true);
+        let first = decode(&transmits(&mut layer)[0]);
+        let first_deadline = layer.poll_timeout().unwrap();
+        // A newer state while the first is unacknowledged: nothing goes out now, and
+        // another observation (token) is not affected.
+        let newer = layer.send_notification(now, server(), &[7], notification(2), false);
+        assert!(transmits(&mut layer).is_empty());
+        assert_eq!(layer.poll_timeout(), Some(first_deadline));
+        layer.send_notification(now, server(), &[7, 0], notification(9), false);
+        assert_eq!(transmits(&mut layer).len(), 1);
+
+        // At the first one's retransmission time the newer state goes out instead,
+        // confirmable, under a new MID; the old state is never sent again.
+        layer.handle_timeout(first_deadline);
+        let sent = transmits(&mut layer);
+        assert_eq!(sent.len(), 1);
+        let second = decode(&sent[0]);
+        assert_eq!(second.get_observe_value(), Some(Ok(2)));
+        assert_eq!(second.header.get_type(), MessageType::Confirmable);
+        assert_ne!(second.header.message_id, first.header.message_id);
+        // A late ACK of the superseded message does not end the newer one.
+        let [hi, lo] = first.header.message_id.to_be_bytes();
+        layer.handle_datagram(first_deadline, server(), &[0x60, 0, hi, lo]);
+        assert!(layer.poll_timeout().is_some());
+        // The retransmission schedule continues: after the remaining retransmissions,
+        // the newer notification's failure is reported.
+        while let Some(next) = layer.poll_timeout() {
+            layer.handle_timeout(next);
+        }
+        let retransmitted = transmits(&mut layer);
+        assert_eq!(
+            retransmitted.len(),
+            CoapParams::default().max_retransmit as usize - 1
+        );
+        assert!(retransmitted.iter().all(|r| r.data == sent[0].data));
+        assert!(
+            matches!(events(&mut layer).as_slice(), [Event::Timeout { id, .. }] if *id == newer)
+        );
     }
 
     #[test]

@@ -65,6 +65,27 @@ pub struct EngineConfig {
     pub send: Vec<SendSpec>,
     /// Unix seconds now: the base time of Sent values.
     pub wall_clock: fn() -> i64,
+    pub limits: Limits,
+}
+
+/// Bounds on what servers can make the client keep.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// Observations per server; beyond, a GET with Observe is answered as a plain Read
+    /// (RFC 7641 allows that) and a warning is logged.
+    pub observations_per_server: usize,
+    /// Notifications stored per observation while the server is unreachable; beyond,
+    /// the oldest are dropped (the latest state always survives).
+    pub stored_per_observation: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Limits {
+        Limits {
+            observations_per_server: 256,
+            stored_per_observation: 64,
+        }
+    }
 }
 
 /// Registration changes, for the daemon's status line and logs.
@@ -109,6 +130,8 @@ pub struct Engine {
     /// Requests whose response waits for bound actions (`Action::Bound`).
     deferred: Vec<Deferred>,
     next_ticket: u64,
+    /// The time of the latest input, for what `poll_transmit` records.
+    now: Instant,
 }
 
 /// A response held until the bound actions of its request are done.
@@ -151,11 +174,23 @@ impl Engine {
             sends_in_flight: Vec::new(),
             deferred: Vec::new(),
             next_ticket: 0,
+            now,
             config,
         }
     }
 
     pub fn handle_datagram(&mut self, now: Instant, from: SocketAddr, data: &[u8]) {
+        self.now = now;
+        let idle = self.queue_idle();
+        if let Some(s) = self.sessions.iter_mut().find(|s| s.addr == from) {
+            if s.asleep {
+                // Queue mode: not listening. The server keeps its requests until the
+                // client's next Update.
+                tracing::debug!(server = %s.uri, "queue mode: datagram ignored while asleep");
+                return;
+            }
+            s.touch(now, idle);
+        }
         if let Some(request) = self.coap.handle_datagram(now, from, data) {
             self.handle_request(now, request);
         }
@@ -163,13 +198,25 @@ impl Engine {
     }
 
     pub fn handle_timeout(&mut self, now: Instant) {
+        self.now = now;
         self.coap.handle_timeout(now);
         self.expire_deferred(now);
         self.process(now);
     }
 
     pub fn poll_transmit(&mut self) -> Option<Transmit> {
-        self.coap.poll_transmit()
+        let t = self.coap.poll_transmit()?;
+        let (now, idle) = (self.now, self.queue_idle());
+        if let Some(s) = self.sessions.iter_mut().find(|s| s.addr == t.peer) {
+            s.touch(now, idle);
+        }
+        Some(t)
+    }
+
+    /// Queue mode: how long the client listens after its last exchange with a server
+    /// (Transport TS §6.4: at least MAX_TRANSMIT_WAIT).
+    fn queue_idle(&self) -> Duration {
+        self.config.coap.max_transmit_wait()
     }
 
     pub fn poll_timeout(&self) -> Option<Instant> {
@@ -201,7 +248,28 @@ impl Engine {
             return Err(DmError::BadRequest(format!("{path} is not a resource")));
         };
         let obj = self.objects.get_mut(&o).ok_or(DmError::NotFound)?;
+        // Only a new instance or a Server object value (lifetime, binding) can change what
+        // an Update carries; samples of other values must not rebuild the object list.
+        let recheck = o == server::OBJECT_ID || !obj.instances().contains(&i);
         obj.write(i, r, value, false)?;
+        if recheck {
+            for s in &mut self.sessions {
+                s.recheck = true;
+            }
+        }
+        self.values_changed(&path);
+        Ok(())
+    }
+
+    /// Makes a resource absent (the backend lost its value), as `set_value` sets one.
+    pub fn clear_value(&mut self, path: Path) -> Result<(), DmError> {
+        let (Some(o), Some(i), Some(r)) =
+            (path.object_id(), path.instance_id(), path.resource_id())
+        else {
+            return Err(DmError::BadRequest(format!("{path} is not a resource")));
+        };
+        let obj = self.objects.get_mut(&o).ok_or(DmError::NotFound)?;
+        obj.remove_value(i, r)?;
         for s in &mut self.sessions {
             s.recheck = true;
         }
@@ -250,6 +318,14 @@ impl Engine {
         while let Some(ev) = self.coap.poll_event() {
             self.handle_coap_event(now, ev);
         }
+        for s in &mut self.sessions {
+            let idle_over = s.awake_until.is_some_and(|t| t <= now);
+            if s.state == State::Registered && idle_over && !self.coap.is_busy(s.addr) {
+                tracing::debug!(server = %s.uri, "queue mode: sleeping");
+                s.asleep = true;
+                s.awake_until = None;
+            }
+        }
         for idx in 0..self.sessions.len() {
             let s = &self.sessions[idx];
             let wanted = match s.state {
@@ -283,12 +359,7 @@ impl Engine {
                     let due = s.update_at.is_some_and(|t| t <= now);
                     s.recheck = false;
                     if changed || due || s.update_pending {
-                        let old = s.advertised.clone().unwrap_or_else(|| adv.clone());
-                        let req = registration::update_request(&s.location, &old, &adv);
-                        s.state = State::Updating(self.coap.send_request(now, s.addr, req, true));
-                        s.update_pending = false;
-                        s.update_at = None;
-                        s.advertised = Some(adv);
+                        send_update(&mut self.coap, s, adv, now);
                     }
                 }
                 _ => {}
@@ -372,11 +443,22 @@ impl Engine {
                     self.events.push_back(Event::Updated {
                         short_server_id: ssid,
                     });
+                    self.release_held(now, ssid);
+                }
+                None if !self.stopping && s.update_lost(now) => {
+                    // Offline (or the server lost our DTLS session): the registration
+                    // stays valid until its lifetime ends; notifications are held.
+                    tracing::warn!(server = %s.uri, "update got no answer; retrying in {:?}", s.retry_delay / 2);
+                    self.events.push_back(Event::RegistrationFailed {
+                        short_server_id: ssid,
+                        reason: "update got no answer".into(),
+                    });
                 }
                 code => {
-                    // 4.04: the server forgot us; anything else or silence: it may have.
+                    // 4.04: the server forgot us; any other refusal: it may have.
                     tracing::info!(server = %s.uri, "update failed ({code:?}); registering again");
                     s.register_again(now);
+                    self.observations.retain(|o| o.server != ssid);
                 }
             },
             State::Deregistering(_) => {
@@ -397,6 +479,26 @@ impl Engine {
             {
                 s.state = State::Disabled { until };
             }
+        }
+    }
+
+    /// Queue mode: something is due for a sleeping server. It is told first with an
+    /// Update (Transport TS §6.4); reports wait for its answer.
+    fn wake(&mut self, now: Instant, short_server_id: u16) {
+        let Some(idx) = self
+            .sessions
+            .iter()
+            .position(|s| s.short_server_id == short_server_id && s.asleep)
+        else {
+            return;
+        };
+        let adv = self.advertised(short_server_id);
+        let s = &mut self.sessions[idx];
+        tracing::debug!(server = %s.uri, "queue mode: waking up");
+        s.asleep = false;
+        s.reconnecting = true;
+        if s.state == State::Registered {
+            send_update(&mut self.coap, s, adv, now);
         }
     }
 
@@ -777,6 +879,16 @@ impl Engine {
             content_format: to_u16(content_format)?,
         })
     }
+}
+
+/// Sends an Update carrying what changed since the server was last told.
+fn send_update(coap: &mut MessageLayer, s: &mut Session, adv: Advertised, now: Instant) {
+    let old = s.advertised.clone().unwrap_or_else(|| adv.clone());
+    let req = registration::update_request(&s.location, &old, &adv);
+    s.state = State::Updating(coap.send_request(now, s.addr, req, true));
+    s.update_pending = false;
+    s.update_at = None;
+    s.advertised = Some(adv);
 }
 
 /// Sends the De-register of a session.

@@ -37,9 +37,9 @@ impl Engine {
             .iter()
             .filter(|o| o.server == server)
             .count()
-            >= observe::MAX_PER_SERVER
+            >= self.config.limits.observations_per_server
         {
-            tracing::warn!(%path, "observation refused: server {server} already has {} (the limit)", observe::MAX_PER_SERVER);
+            tracing::warn!(%path, "observation refused: server {server} already has {} (observe.max_per_server)", self.config.limits.observations_per_server);
             return None;
         }
         let mut obs = Observation {
@@ -52,10 +52,13 @@ impl Engine {
             seq: 0,
             last_sent: now,
             last_con: now,
+            last_eval: now,
             last_records: Vec::new(),
             last_seen: Vec::new(),
             changed: false,
+            changed_paths: 0,
             recent: Vec::new(),
+            stored: Default::default(),
         };
         obs.last_records = self.observed_values(&obs).unwrap_or_default();
         obs.last_seen = obs.last_records.clone();
@@ -73,9 +76,7 @@ impl Engine {
     /// Values under `path` changed: observations above or below it re-check.
     pub(super) fn values_changed(&mut self, path: &Path) {
         for o in &mut self.observations {
-            if o.covers(path) {
-                o.changed = true;
-            }
+            o.note_change(path);
         }
     }
 
@@ -90,20 +91,64 @@ impl Engine {
         self.observations.len() < before
     }
 
-    /// The attributes in effect for an observation.
-    /// A composite observation has no path of its own to carry attributes: it follows the
-    /// server's default periods.
+    /// The attributes in effect for an observation's timing. A composite observation
+    /// has no path of its own: each of its paths keeps its attributes, so a change is
+    /// reported after the pmin of the paths that changed, and the earliest pmax (or
+    /// epmax) of all paths makes a notification (an evaluation) due. Value conditions
+    /// (gt, lt, st, edge) are judged per path, see `worth`.
     fn attributes_for(&self, o: &Observation) -> Attributes {
         let (pmin, pmax) = self.default_periods(o.server);
         if o.composite.is_empty() {
-            self.attributes.effective(o.server, &o.path, pmin, pmax)
-        } else {
-            Attributes {
-                pmin,
-                pmax,
-                ..Attributes::default()
-            }
+            return self.attributes.effective(o.server, &o.path, pmin, pmax);
         }
+        let per_path: Vec<Attributes> = o
+            .composite
+            .iter()
+            .map(|p| self.attributes.effective(o.server, p, pmin, pmax))
+            .collect();
+        let changed: Vec<&Attributes> = per_path
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| o.path_changed(*i))
+            .map(|(_, a)| a)
+            .collect();
+        let min_of = |f: fn(&Attributes) -> Option<u32>,
+                      set: &mut dyn Iterator<Item = &Attributes>| {
+            set.filter_map(f).filter(|&v| v > 0).min()
+        };
+        Attributes {
+            pmin: min_of(|a| a.pmin, &mut changed.iter().copied()),
+            pmax: min_of(|a| a.pmax, &mut per_path.iter()),
+            epmin: min_of(|a| a.epmin, &mut changed.iter().copied()),
+            epmax: min_of(|a| a.epmax, &mut per_path.iter()),
+            con: per_path.iter().filter_map(|a| a.con).reduce(|x, y| x || y),
+            ..Attributes::default()
+        }
+    }
+
+    /// Whether `current` is worth a notification: for a composite observation, whether
+    /// any of its paths is under its own attributes.
+    fn worth(&self, o: &Observation, attrs: &Attributes, current: &[crate::codec::Record]) -> bool {
+        if o.composite.is_empty() {
+            return observe::worth_notifying(attrs, &o.last_records, &o.last_seen, current);
+        }
+        let (pmin, pmax) = self.default_periods(o.server);
+        let under = |records: &[crate::codec::Record], p: &Path| -> Vec<crate::codec::Record> {
+            records
+                .iter()
+                .filter(|r| p.contains(&r.path))
+                .cloned()
+                .collect()
+        };
+        o.composite.iter().any(|p| {
+            let a = self.attributes.effective(o.server, p, pmin, pmax);
+            observe::worth_notifying(
+                &a,
+                &under(&o.last_records, p),
+                &under(&o.last_seen, p),
+                &under(current, p),
+            )
+        })
     }
 
     fn observed_values(
@@ -115,6 +160,12 @@ impl Engine {
         } else {
             super::dm::collect_composite(&self.objects, &o.composite)
         }
+    }
+
+    /// /1/x/26 Default Notification Mode (1.2): 1 makes notifications confirmable unless
+    /// the con attribute says otherwise.
+    fn default_confirmable(&self, server: u16) -> bool {
+        self.server_resource(server, server::DEFAULT_NOTIFICATION_MODE) == Some(Value::Integer(1))
     }
 
     /// /1/x/2 and /1/x/3 of the server's instance.
@@ -142,8 +193,46 @@ impl Engine {
     pub(super) fn observation_deadline(&self) -> Option<Instant> {
         self.observations
             .iter()
-            .filter_map(|o| o.deadline(&self.attributes_for(o)))
+            .filter_map(|o| match self.hold(o.server) {
+                Hold::No | Hold::Asleep => o.deadline(&self.attributes_for(o)),
+                // Only changes are worth waking for while they can only be stored.
+                Hold::Store if o.changed => o.deadline(&self.attributes_for(o)),
+                Hold::Store | Hold::Latest => None,
+            })
             .min()
+    }
+
+    /// What happens to a due notification for `server` now.
+    fn hold(&self, server: u16) -> Hold {
+        let Some(s) = self.sessions.iter().find(|s| s.short_server_id == server) else {
+            return Hold::No;
+        };
+        if s.asleep {
+            Hold::Asleep
+        } else if !s.reconnecting {
+            Hold::No
+        } else if self.server_resource(server, server::NOTIFICATION_STORING)
+            == Some(Value::Boolean(true))
+        {
+            Hold::Store
+        } else {
+            Hold::Latest
+        }
+    }
+
+    /// An Update got through: what was stored goes out, oldest first, before anything
+    /// newer (non-confirmable: the latest state follows under the usual rules).
+    pub(super) fn release_held(&mut self, now: Instant, server: u16) {
+        for o in self.observations.iter_mut().filter(|o| o.server == server) {
+            while let Some(records) = o.stored.pop_front() {
+                if let Some(p) = notification_packet(o, &records, self.config.block_size) {
+                    let id = self
+                        .coap
+                        .send_notification(now, o.peer, &o.token.clone(), p, false);
+                    o.remember(id);
+                }
+            }
+        }
     }
 
     /// Sends the notifications that are due.
@@ -151,12 +240,30 @@ impl Engine {
         let mut ended = Vec::new();
         for idx in 0..self.observations.len() {
             let o = &self.observations[idx];
+            let hold = self.hold(o.server);
+            if hold == Hold::Latest {
+                // Notification storing is off: only the state at reconnection is sent.
+                continue;
+            }
             let attrs = self.attributes_for(o);
+            if o.epmax_elapsed(&attrs, now) {
+                self.observations[idx].changed = true;
+            }
+            let o = &self.observations[idx];
             if o.deadline(&attrs).is_none_or(|t| t > now) {
+                continue;
+            }
+            if hold == Hold::Asleep {
+                let server = o.server;
+                self.wake(now, server);
                 continue;
             }
             let pmax_due = o.pmax_elapsed(&attrs, now);
             let current = self.observed_values(o);
+            let con_default = self.default_confirmable(o.server);
+            let worth = current
+                .as_ref()
+                .is_ok_and(|records| self.worth(o, &attrs, records));
             let o = &mut self.observations[idx];
             let records = match current {
                 Ok(records) => records,
@@ -173,34 +280,23 @@ impl Engine {
                 }
             };
             o.changed = false;
-            let worth = observe::worth_notifying(&attrs, &o.last_records, &o.last_seen, &records);
+            o.changed_paths = 0;
+            o.last_eval = now;
             o.last_seen.clone_from(&records);
             if !(worth || pmax_due) {
                 continue;
             }
-            let payload = match codec::encode(o.format, &o.path, &records) {
-                Ok(p) => p,
-                Err(e) => {
-                    tracing::warn!(path = %o.path, "cannot encode notification: {e}");
-                    continue;
-                }
-            };
-            let mut p = Packet::new();
-            p.header.code = MessageClass::Response(ResponseType::Content);
-            p.add_option(CoapOption::Observe, encode_uint(o.next_seq()));
-            p.add_option(
-                CoapOption::ContentFormat,
-                encode_uint(o.format.code().into()),
-            );
-            // A large notification carries its first block; the server fetches the rest.
-            match block::block2_slice(&payload, None, self.config.block_size) {
-                Ok(Some((slice, option))) => {
-                    block::set_block2(&mut p, option);
-                    p.payload = slice.to_vec();
-                }
-                _ => p.payload = payload,
+            if hold == Hold::Store {
+                o.store(records.clone(), self.config.limits.stored_per_observation);
+                o.last_sent = now;
+                o.last_records = records;
+                continue;
             }
-            let confirmable = attrs.con == Some(true) || now >= o.last_con + observe::CON_INTERVAL;
+            let Some(p) = notification_packet(o, &records, self.config.block_size) else {
+                continue;
+            };
+            let confirmable =
+                attrs.con.unwrap_or(con_default) || now >= o.last_con + observe::CON_INTERVAL;
             if confirmable {
                 o.last_con = now;
             }
@@ -215,4 +311,47 @@ impl Engine {
             self.observations.remove(idx);
         }
     }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Hold {
+    /// Send as usual.
+    No,
+    /// Queue mode, not listening: wake up (Update) first.
+    Asleep,
+    /// Waiting for an Update to get through, storing notifications (/1/x/6 true).
+    Store,
+    /// Waiting, not storing: the latest state goes out afterwards.
+    Latest,
+}
+
+/// A 2.05 notification of `records` for `o` with the next sequence number. A large one
+/// carries its first block; the server fetches the rest.
+fn notification_packet(
+    o: &mut Observation,
+    records: &[crate::codec::Record],
+    block_size: usize,
+) -> Option<Packet> {
+    let payload = match codec::encode(o.format, &o.path, records) {
+        Ok(p) => p,
+        Err(e) => {
+            tracing::warn!(path = %o.path, "cannot encode notification: {e}");
+            return None;
+        }
+    };
+    let mut p = Packet::new();
+    p.header.code = MessageClass::Response(ResponseType::Content);
+    p.add_option(CoapOption::Observe, encode_uint(o.next_seq()));
+    p.add_option(
+        CoapOption::ContentFormat,
+        encode_uint(o.format.code().into()),
+    );
+    match block::block2_slice(&payload, None, block_size) {
+        Ok(Some((slice, option))) => {
+            block::set_block2(&mut p, option);
+            p.payload = slice.to_vec();
+        }
+        _ => p.payload = payload,
+    }
+    Some(p)
 }

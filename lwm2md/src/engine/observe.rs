@@ -1,6 +1,7 @@
 //! Observations (RFC 7641, Core TS §6.4): which server watches which path, and when a
 //! notification is due under the attributes in effect.
 
+use std::collections::VecDeque;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
@@ -10,10 +11,6 @@ use crate::path::Path;
 use crate::value::Value;
 
 use super::attributes::Attributes;
-
-/// At most this many observations per server; beyond, a GET with Observe is answered as
-/// a plain Read (RFC 7641 allows that) and a warning is logged.
-pub const MAX_PER_SERVER: usize = 256;
 
 /// RFC 7641 §4.5: a notification is sent confirmable at least once a day so that a
 /// vanished observer is noticed.
@@ -33,20 +30,28 @@ pub struct Observation {
     pub seq: u32,
     pub last_sent: Instant,
     pub last_con: Instant,
+    /// When the reporting criteria were last evaluated (epmin/epmax count from here).
+    pub last_eval: Instant,
     /// What the last notification (or the establishing response) carried.
     pub last_records: Vec<Record>,
     /// The values at the last evaluation (for crossings and edges).
     pub last_seen: Vec<Record>,
     /// A value under the path may have changed since `last_records`.
     pub changed: bool,
+    /// Composite: which of its paths changed (bit i for path i; the last bit stands for
+    /// every path beyond 63), so that each path's own pmin applies.
+    pub changed_paths: u64,
     /// Recent notifications, to match a RST or timeout to this observation.
     pub recent: Vec<RequestId>,
+    /// Notifications produced while the server could not be reached (/1/x/6), oldest
+    /// first, sent once an Update gets through.
+    pub stored: VecDeque<Vec<Record>>,
 }
 
 impl Observation {
-    /// Whether a change at `changed` concerns this observation.
-    pub fn covers(&self, changed: &Path) -> bool {
-        let overlaps = |p: &Path| p.contains(changed) || changed.contains(p);
+    /// Whether a change at `path` concerns this observation.
+    pub fn covers(&self, path: &Path) -> bool {
+        let overlaps = |p: &Path| p.contains(path) || path.contains(p);
         if self.composite.is_empty() {
             overlaps(&self.path)
         } else {
@@ -54,16 +59,55 @@ impl Observation {
         }
     }
 
+    /// Notes a change at `changed` if it concerns this observation.
+    pub fn note_change(&mut self, changed: &Path) {
+        let overlaps = |p: &Path| p.contains(changed) || changed.contains(p);
+        if self.composite.is_empty() {
+            self.changed |= overlaps(&self.path);
+            return;
+        }
+        for (i, p) in self.composite.iter().enumerate() {
+            if overlaps(p) {
+                self.changed = true;
+                self.changed_paths |= 1 << i.min(63);
+            }
+        }
+    }
+
+    /// Whether composite path `i` changed since the last evaluation.
+    pub fn path_changed(&self, i: usize) -> bool {
+        self.changed_paths & (1 << i.min(63)) != 0
+    }
+
     /// The next instant a notification may be due, if any. Nothing pending and no pmax:
     /// no deadline at all, so an idle observation costs no wake-ups.
+    /// A change is evaluated no earlier than epmin after the previous evaluation and
+    /// reported no earlier than pmin after the previous notification; epmax forces an
+    /// evaluation (a value that changed without being pushed is caught there).
     pub fn deadline(&self, attrs: &Attributes) -> Option<Instant> {
         let pmin = Duration::from_secs(attrs.pmin.unwrap_or(0).into());
-        let by_change = self.changed.then(|| self.last_sent + pmin);
+        let epmin = Duration::from_secs(attrs.epmin.unwrap_or(0).into());
+        let by_change = self
+            .changed
+            .then(|| (self.last_sent + pmin).max(self.last_eval + epmin));
         let by_pmax = attrs
             .pmax
             .filter(|&p| p > 0)
             .map(|p| self.last_sent + Duration::from_secs(p.into()).max(pmin));
-        by_change.into_iter().chain(by_pmax).min()
+        let by_epmax = (!self.changed).then(|| self.epmax_due_at(attrs)).flatten();
+        by_change.into_iter().chain(by_pmax).chain(by_epmax).min()
+    }
+
+    fn epmax_due_at(&self, attrs: &Attributes) -> Option<Instant> {
+        attrs
+            .epmax
+            .filter(|&p| p > 0)
+            .map(|p| self.last_eval + Duration::from_secs(p.into()))
+    }
+
+    /// Whether epmax says the criteria must be evaluated now.
+    pub fn epmax_elapsed(&self, attrs: &Attributes, now: Instant) -> bool {
+        self.epmax_due_at(attrs).is_some_and(|t| now >= t)
     }
 
     /// Whether pmax says a notification must go out now whatever the value.
@@ -77,6 +121,15 @@ impl Observation {
     pub fn next_seq(&mut self) -> u32 {
         self.seq = (self.seq + 1) & 0x00ff_ffff;
         self.seq
+    }
+
+    /// Keeps a notification for later delivery (notification storing).
+    pub fn store(&mut self, records: Vec<Record>, limit: usize) {
+        if self.stored.len() >= limit.max(1) {
+            self.stored.pop_front();
+            tracing::warn!(path = %self.path, "stored notifications full: the oldest is dropped");
+        }
+        self.stored.push_back(records);
     }
 
     pub fn remember(&mut self, id: RequestId) {
@@ -179,10 +232,13 @@ mod tests {
             seq: 0,
             last_sent: now,
             last_con: now,
+            last_eval: now,
             last_records: Vec::new(),
             last_seen: Vec::new(),
             changed: false,
+            changed_paths: 0,
             recent: Vec::new(),
+            stored: VecDeque::new(),
         };
         let attrs = Attributes {
             pmin: Some(10),
@@ -197,5 +253,19 @@ mod tests {
         assert!(o.pmax_elapsed(&attrs, now + Duration::from_secs(60)));
         o.seq = 0x00ff_ffff;
         assert_eq!(o.next_seq(), 0);
+
+        // epmin holds a change back from the last evaluation, beyond pmin.
+        let eval = Attributes {
+            pmin: Some(10),
+            epmin: Some(30),
+            epmax: Some(120),
+            ..Default::default()
+        };
+        assert_eq!(o.deadline(&eval), Some(now + Duration::from_secs(30)));
+        // Nothing pending: the next evaluation is due at epmax.
+        o.changed = false;
+        assert_eq!(o.deadline(&eval), Some(now + Duration::from_secs(120)));
+        assert!(!o.epmax_elapsed(&eval, now + Duration::from_secs(119)));
+        assert!(o.epmax_elapsed(&eval, now + Duration::from_secs(120)));
     }
 }

@@ -54,6 +54,15 @@ pub struct Session {
     pub recheck: bool,
     /// Delay before the next Register after a failure; doubles up to `MAX_RETRY`.
     pub retry_delay: Duration,
+    /// When the registration's lifetime ends without a successful Update.
+    pub expires_at: Option<Instant>,
+    /// Queue mode: when the client stops listening, counted from the last exchange.
+    pub awake_until: Option<Instant>,
+    /// Queue mode: not listening; a due notification or Send first sends an Update.
+    pub asleep: bool,
+    /// Notifications wait for an Update to get through: after waking from queue mode,
+    /// or after an Update went unanswered while the registration is still valid.
+    pub reconnecting: bool,
 }
 
 pub const FIRST_RETRY: Duration = Duration::from_secs(30);
@@ -72,6 +81,30 @@ impl Session {
             update_pending: false,
             recheck: false,
             retry_delay: FIRST_RETRY,
+            expires_at: None,
+            awake_until: None,
+            asleep: false,
+            reconnecting: false,
+        }
+    }
+
+    /// Whether the server registered this session in queue mode.
+    pub fn queue_mode(&self) -> bool {
+        self.advertised
+            .as_ref()
+            .is_some_and(|a| queue_mode(&a.binding))
+    }
+
+    /// Notifications and Sends to this server wait (see `asleep`, `reconnecting`).
+    pub fn holds_reports(&self) -> bool {
+        self.asleep || self.reconnecting
+    }
+
+    /// A message went to or came from the server: stay awake for `idle` more.
+    pub fn touch(&mut self, now: Instant, idle: Duration) {
+        self.asleep = false;
+        if self.queue_mode() {
+            self.awake_until = Some(now + idle);
         }
     }
 
@@ -83,6 +116,9 @@ impl Session {
     pub fn deadline(&self) -> Option<Instant> {
         match self.state {
             State::Unregistered { retry_at } => Some(retry_at),
+            State::Registered if !self.asleep => {
+                self.update_at.into_iter().chain(self.awake_until).min()
+            }
             State::Registered => self.update_at,
             State::Disabled { until } => Some(until),
             _ => None,
@@ -96,6 +132,25 @@ impl Session {
         let lifetime = Duration::from_secs(lifetime.into());
         let margin = max_transmit_wait.min(lifetime / 2);
         self.update_at = Some(now + (lifetime - margin));
+        self.expires_at = Some(now + lifetime);
+        self.reconnecting = false;
+        self.retry_delay = FIRST_RETRY;
+    }
+
+    /// An Update went unanswered. The registration stays valid until its lifetime ends
+    /// (observations with it): retry the Update with a growing delay meanwhile, holding
+    /// notifications back. Returns false when the lifetime is over and only a new
+    /// Register can help.
+    pub fn update_lost(&mut self, now: Instant) -> bool {
+        let Some(expires) = self.expires_at.filter(|&t| t > now) else {
+            return false;
+        };
+        self.state = State::Registered;
+        self.reconnecting = true;
+        self.update_pending = false;
+        self.update_at = Some((now + self.retry_delay).min(expires));
+        self.retry_delay = (self.retry_delay * 2).min(MAX_RETRY);
+        true
     }
 
     /// After a failed Register: retry later, backing off.
@@ -106,6 +161,7 @@ impl Session {
         self.retry_delay = (self.retry_delay * 2).min(MAX_RETRY);
         self.advertised = None;
         self.update_at = None;
+        self.forget_registration();
     }
 
     /// The server forgot us (Update refused): register again at once.
@@ -113,7 +169,27 @@ impl Session {
         self.state = State::Unregistered { retry_at: now };
         self.advertised = None;
         self.update_at = None;
+        self.forget_registration();
     }
+}
+
+impl Session {
+    fn forget_registration(&mut self) {
+        self.expires_at = None;
+        self.awake_until = None;
+        self.asleep = false;
+        self.reconnecting = false;
+    }
+}
+
+/// A binding with queue mode: `Q` in LwM2M 1.1+ server objects, `UQ` in 1.0 ones.
+pub fn queue_mode(binding: &str) -> bool {
+    binding.contains('Q')
+}
+
+/// The transports of a binding, without the queue-mode flag.
+fn transports(binding: &str) -> String {
+    binding.chars().filter(|&c| c != 'Q').collect()
 }
 
 fn request(method: RequestType) -> Packet {
@@ -126,12 +202,16 @@ fn request(method: RequestType) -> Packet {
 pub fn register_request(endpoint: &str, version: &str, adv: &Advertised) -> Packet {
     let mut p = request(RequestType::Post);
     add_string_options(&mut p, CoapOption::UriPath, ["rd"]);
-    let queries = [
+    // LwM2M 1.1+: queue mode is the `Q` parameter, no longer a letter of the binding.
+    let mut queries = vec![
         format!("ep={endpoint}"),
         format!("lt={}", adv.lifetime),
         format!("lwm2m={version}"),
-        format!("b={}", adv.binding),
+        format!("b={}", transports(&adv.binding)),
     ];
+    if queue_mode(&adv.binding) {
+        queries.push("Q".to_string());
+    }
     add_string_options(
         &mut p,
         CoapOption::UriQuery,
@@ -157,8 +237,8 @@ pub fn update_request(location: &[String], old: &Advertised, new: &Advertised) -
     if old.lifetime != new.lifetime {
         queries.push(format!("lt={}", new.lifetime));
     }
-    if old.binding != new.binding {
-        queries.push(format!("b={}", new.binding));
+    if transports(&old.binding) != transports(&new.binding) {
+        queries.push(format!("b={}", transports(&new.binding)));
     }
     add_string_options(
         &mut p,

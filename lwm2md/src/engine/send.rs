@@ -61,9 +61,10 @@ impl Engine {
         Ok(sent)
     }
 
-    /// /1/x/23 of the server's instance; absent means not muted (its default).
+    /// /1/x/23 of the server's instance. Core TS 1.2 (object 1 v1.2): true or absent
+    /// de-activates Send; accounts from the configuration carry an explicit false.
     fn send_muted(&self, server: u16) -> bool {
-        self.server_resource(server, server::MUTE_SEND) == Some(Value::Boolean(true))
+        self.server_resource(server, server::MUTE_SEND) != Some(Value::Boolean(false))
     }
 
     pub(super) fn send_deadline(&self) -> Option<Instant> {

@@ -51,14 +51,25 @@ impl Sim {
     }
 
     fn build(lifetime: u32, block_size: usize, max_upload: usize, send: Vec<SendSpec>) -> Sim {
-        Sim::build_with(lifetime, block_size, max_upload, send, Vec::new())
+        Sim::make(lifetime, block_size, max_upload, send, "U")
     }
 
-    fn build_with(
+    fn make(
         lifetime: u32,
         block_size: usize,
         max_upload: usize,
         send: Vec<SendSpec>,
+        binding: &str,
+    ) -> Sim {
+        Sim::make_with(lifetime, block_size, max_upload, send, binding, Vec::new())
+    }
+
+    fn make_with(
+        lifetime: u32,
+        block_size: usize,
+        max_upload: usize,
+        send: Vec<SendSpec>,
+        binding: &str,
         extra: Vec<Box<dyn Object>>,
     ) -> Sim {
         let now = Instant::now();
@@ -66,7 +77,7 @@ impl Sim {
         let mut security = Security::new();
         security.add_nosec_account(0, "coap://192.0.2.1", 1);
         let mut srv = Server::new();
-        srv.add_account(0, 1, lifetime, "U");
+        srv.add_account(0, 1, lifetime, binding);
         let device = Device::new(clock, true);
         let config = EngineConfig {
             endpoint: "sim-ep".into(),
@@ -81,6 +92,7 @@ impl Sim {
             }],
             send,
             wall_clock: clock,
+            limits: Default::default(),
         };
         let mut objects: Vec<Box<dyn Object>> =
             vec![Box::new(security), Box::new(srv), Box::new(device)];
@@ -117,6 +129,16 @@ impl Sim {
                 _ => return None,
             }
         }
+    }
+
+    /// Advances virtual time to the next deadline; returns what went out then.
+    fn step(&mut self) -> Vec<Packet> {
+        let t = self.engine.poll_timeout().expect("a deadline");
+        self.now = self.now.max(t);
+        self.engine.handle_timeout(self.now);
+        std::iter::from_fn(|| self.engine.poll_transmit())
+            .map(|t| Packet::from_bytes(&t.data).unwrap())
+            .collect()
     }
 
     fn sent(&mut self) -> Packet {
@@ -764,6 +786,33 @@ fn pmin_holds_back_and_pmax_forces_notifications() {
 }
 
 #[test]
+fn epmin_delays_evaluation_and_epmax_bounds_it() {
+    let mut sim = Sim::new(3000);
+    sim.register();
+    sim.set(TZ, Value::String("UTC".into()));
+    assert_eq!(
+        sim.write_attributes("/3/0/15", &["pmin=5", "epmin=20", "epmax=50"]),
+        ResponseType::Changed
+    );
+    let start = sim.now;
+    sim.observe("/3/0/15", &[1]);
+    sim.now += Duration::from_secs(1);
+    sim.set(TZ, Value::String("Europe/Paris".into()));
+    let n = sim
+        .run_until_transmit(Duration::from_secs(100))
+        .expect("notification at the next evaluation");
+    assert_eq!(sim.now - start, Duration::from_secs(20), "epmin, not pmin");
+    assert_eq!(n.payload, b"Europe/Paris");
+    // Nothing changes: the engine still evaluates at epmax (a wake-up), and sends
+    // nothing because the value is what the server has.
+    assert_eq!(
+        sim.engine.observation_deadline(),
+        Some(start + Duration::from_secs(70))
+    );
+    assert!(sim.run_until_transmit(Duration::from_secs(60)).is_none());
+}
+
+#[test]
 fn thresholds_filter_changes() {
     let mut sim = Sim::new(3000);
     sim.register();
@@ -1045,6 +1094,62 @@ fn observe_composite() {
 }
 
 #[test]
+fn composite_observation_follows_each_paths_attributes() {
+    let mut sim = Sim::new(3000);
+    sim.register();
+    sim.set(TZ, Value::String("UTC".into()));
+    let timing = [
+        ("/3/0/15", "pmin=30"),
+        ("/3/0/10", "pmin=5"),
+        ("/3/0/10", "pmax=100"),
+    ];
+    for (path, attr) in timing {
+        assert_eq!(sim.write_attributes(path, &[attr]), ResponseType::Changed);
+    }
+    assert_eq!(
+        sim.write_attributes("/3/0/10", &["st=10"]),
+        ResponseType::Changed
+    );
+    sim.set(Path::resource(3, 0, 10), Value::Integer(100));
+    sim.next_mid += 1;
+    let mut req = packet(
+        MessageClass::Request(RequestType::Fetch),
+        MessageType::Confirmable,
+        sim.next_mid,
+        &[8, 9],
+    );
+    req.add_option(CoapOption::Observe, encode_uint(0));
+    req.add_option(CoapOption::ContentFormat, encode_uint(110));
+    req.payload = br#"[{"n":"/3/0/15"},{"n":"/3/0/10"}]"#.to_vec();
+    sim.deliver(&req);
+    assert_eq!(code(&sim.sent()), ResponseType::Content);
+    let start = sim.now;
+
+    // /3/0/10 changes by less than its step: not worth a notification.
+    sim.set(Path::resource(3, 0, 10), Value::Integer(104));
+    assert!(sim.run_until_transmit(Duration::from_secs(50)).is_none());
+    // By its step: reported after its own pmin (5 s), not the other path's 30 s.
+    sim.now = start + Duration::from_secs(60);
+    sim.engine.handle_timeout(sim.now);
+    sim.set(Path::resource(3, 0, 10), Value::Integer(120));
+    let n = sim.sent();
+    assert_eq!(observe_option(&n), Some(1));
+    // The time zone changes 1 s later: held for its pmin of 30 s.
+    sim.now += Duration::from_secs(1);
+    sim.set(TZ, Value::String("Europe/Paris".into()));
+    let sent_at = sim.now - Duration::from_secs(1);
+    let n = sim.run_until_transmit(Duration::from_secs(100)).unwrap();
+    assert_eq!(sim.now - sent_at, Duration::from_secs(30));
+    let body: serde_json::Value = serde_json::from_slice(&n.payload).unwrap();
+    let records = body.as_array().unwrap();
+    assert!(records.iter().any(|r| r["vs"] == "Europe/Paris"), "{body}");
+    // Nothing changes: the earliest pmax of the paths (100 s) brings the next one.
+    let last = sim.now;
+    sim.run_until_transmit(Duration::from_secs(200)).unwrap();
+    assert_eq!(sim.now - last, Duration::from_secs(100));
+}
+
+#[test]
 fn con_and_edge_attributes() {
     let mut sim = Sim::new(3000);
     sim.register();
@@ -1100,7 +1205,7 @@ fn sim_with_bound_resource() -> Sim {
     let def = crate::model::ddf::parse(xml).unwrap().remove(0).leak();
     let bound = [((0, 1), BoundKind::Backend), ((0, 3), BoundKind::Backend)].into();
     let custom = Custom::new(def, bound, None);
-    Sim::build_with(300, 1024, 65536, Vec::new(), vec![Box::new(custom)])
+    Sim::make_with(300, 1024, 65536, Vec::new(), "U", vec![Box::new(custom)])
 }
 
 #[test]
@@ -1221,4 +1326,100 @@ fn bound_action_without_an_outcome_is_answered_when_the_server_gives_up() {
     // The late outcome changes nothing.
     sim.engine.complete_action(sim.now, b.ticket, Ok(()));
     assert!(sim.engine.poll_transmit().is_none());
+}
+
+#[test]
+fn queue_mode_sleeps_and_sends_an_update_before_notifications() {
+    let mut sim = Sim::make(86400, 1024, 65536, Vec::new(), "UQ");
+    let reg = sim.register();
+    let queries = queries_of(&reg);
+    assert!(queries.contains(&"b=U".to_string()), "{queries:?}");
+    assert!(queries.contains(&"Q".to_string()), "{queries:?}");
+    sim.set(TZ, Value::String("UTC".into()));
+    sim.observe("/3/0/15", &[5]);
+    let last_exchange = sim.now;
+
+    // Nothing to do: the client stops listening after MAX_TRANSMIT_WAIT.
+    assert!(sim.step().is_empty());
+    assert!(sim.engine.sessions[0].asleep);
+    assert_eq!(
+        sim.now - last_exchange,
+        CoapParams::default().max_transmit_wait()
+    );
+    assert_eq!(sim.engine.poll_timeout(), sim.engine.sessions[0].update_at);
+    // A request now is not heard.
+    sim.next_mid += 1;
+    let mut get = packet(
+        MessageClass::Request(RequestType::Get),
+        MessageType::Confirmable,
+        sim.next_mid,
+        &[9],
+    );
+    add_string_options(&mut get, CoapOption::UriPath, ["3", "0", "15"]);
+    sim.deliver(&get);
+    assert!(sim.engine.poll_transmit().is_none());
+
+    // A change to report: an Update goes first, the notification waits for its answer.
+    sim.now += Duration::from_secs(600);
+    sim.set(TZ, Value::String("Europe/Paris".into()));
+    let update = sim.sent();
+    assert_eq!(path_of(&update), "rd/abc");
+    assert!(sim.engine.poll_transmit().is_none(), "notification held");
+    sim.answer(&update, ResponseType::Changed, &[]);
+    let n = sim.sent();
+    assert_eq!(n.get_token(), [5]);
+    assert_eq!(n.payload, b"Europe/Paris");
+    // Awake again: the server's queued request is served.
+    sim.deliver(&get);
+    let resp = sim.sent();
+    assert_eq!(resp.payload, b"Europe/Paris");
+}
+
+#[test]
+fn notifications_are_stored_while_offline_and_delivered_in_order() {
+    for storing in [true, false] {
+        let mut sim = Sim::new(86400);
+        sim.register();
+        sim.set(TZ, Value::String("UTC".into()));
+        if !storing {
+            sim.set(
+                Path::resource(1, 0, server::NOTIFICATION_STORING),
+                Value::Boolean(false),
+            );
+        }
+        sim.observe("/3/0/15", &[6]);
+        // The server vanishes: an Update goes unanswered to the end.
+        let resp = sim.request(RequestType::Post, "/1/0/8", |_| {});
+        assert_eq!(code(&resp), ResponseType::Changed);
+        let update = sim.sent();
+        assert_eq!(path_of(&update), "rd/abc");
+        while !sim.engine.sessions[0].reconnecting {
+            for p in sim.step() {
+                assert_eq!(p.header.message_id, update.header.message_id);
+            }
+        }
+        // Still registered (the lifetime has not run out): the observation lives on,
+        // the changes are held.
+        assert!(sim.engine.sessions[0].is_registered());
+        sim.set(TZ, Value::String("Europe/Paris".into()));
+        sim.set(TZ, Value::String("Asia/Tokyo".into()));
+        assert!(sim.engine.poll_transmit().is_none());
+        let retry = sim.run_until_transmit(Duration::from_secs(3600)).unwrap();
+        assert_eq!(path_of(&retry), "rd/abc");
+        sim.answer(&retry, ResponseType::Changed, &[]);
+        let delivered: Vec<(Vec<u8>, Option<u32>)> =
+            std::iter::from_fn(|| sim.engine.poll_transmit())
+                .map(|t| Packet::from_bytes(&t.data).unwrap())
+                .map(|p| (p.payload.clone(), observe_option(&p)))
+                .collect();
+        let expected: Vec<(Vec<u8>, Option<u32>)> = if storing {
+            vec![
+                (b"Europe/Paris".to_vec(), Some(1)),
+                (b"Asia/Tokyo".to_vec(), Some(2)),
+            ]
+        } else {
+            vec![(b"Asia/Tokyo".to_vec(), Some(1))]
+        };
+        assert_eq!(delivered, expected, "storing {storing}");
+    }
 }

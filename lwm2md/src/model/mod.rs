@@ -3,6 +3,7 @@
 
 pub mod ddf;
 pub mod registry;
+pub mod registry_connectivity;
 
 use crate::path::Path;
 use crate::value::{ResourceType, ResourceValue, Value};
@@ -114,6 +115,8 @@ pub enum Action {
     /// a command). Its outcome is the response: the engine holds the response until
     /// `Engine::complete_action` reports it.
     Bound(BoundRequest),
+    /// Objects 7, 10, 11: for the connectivity backend task.
+    Connectivity(ConnectivityAction),
 }
 
 /// What a server asked of a bound resource.
@@ -130,6 +133,24 @@ pub enum BoundOp {
     Write(Value),
     /// Execute with its arguments (Core TS 5.4.5 syntax, checked).
     Execute(String),
+}
+
+/// Work for the connectivity backend.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ConnectivityAction {
+    /// Execute /7/0/6: zero the statistics and collect from now on.
+    StartStatistics,
+    /// Execute /7/0/7: stop collecting, keep the figures.
+    StopStatistics,
+    /// Write /7/0/8: collection period in seconds, 0 for none.
+    CollectionPeriod(u32),
+    /// An enabled APN profile (object 11) was written: connect with its settings.
+    Connect {
+        profile: u16,
+        settings: backends::modem::ApnSettings,
+    },
+    /// An APN profile was disabled or deleted while it was the active one: disconnect.
+    Disconnect { profile: u16 },
 }
 
 /// An LwM2M object: its definition and its instances. The engine checks operations,
@@ -169,6 +190,13 @@ pub trait Object: Send {
         args: &str,
     ) -> Result<Vec<Action>, DmError> {
         let _ = (instance, resource, args);
+        Err(DmError::MethodNotAllowed)
+    }
+
+    /// Makes a resource absent again (a backend no longer knows its value). Objects
+    /// whose values come from backends implement it.
+    fn remove_value(&mut self, instance: u16, resource: u16) -> Result<(), DmError> {
+        let _ = (instance, resource);
         Err(DmError::MethodNotAllowed)
     }
 

@@ -1,7 +1,11 @@
 //! The objects lwm2md implements, one module each.
 
+pub mod apn;
+pub mod cellular;
+pub mod connectivity;
 pub mod custom;
 pub mod device;
 pub mod security;
 pub mod server;
+pub mod statistics;
 pub mod store;

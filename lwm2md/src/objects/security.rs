@@ -29,9 +29,23 @@ impl Security {
         short_server_id: u16,
         mode: SecurityMode,
     ) {
-        let (code, identity, key) = match mode {
-            SecurityMode::Psk { identity, key } => (0, identity, key),
-            SecurityMode::NoSec => (3, Vec::new(), Vec::new()),
+        let mut extra = Vec::new();
+        let (code, identity, server_key, key) = match mode {
+            SecurityMode::Psk { identity, key } => (0, identity, Vec::new(), key),
+            SecurityMode::Certificate {
+                certificate,
+                server_certificate,
+                key,
+                usage,
+                sni,
+            } => {
+                extra.push((CERTIFICATE_USAGE, Value::Integer(usage)));
+                if let Some(sni) = sni {
+                    extra.push((SNI, Value::String(sni)));
+                }
+                (2, certificate, server_certificate, key)
+            }
+            SecurityMode::NoSec => (3, Vec::new(), Vec::new(), Vec::new()),
         };
         let s = &mut self.store;
         s.add_instance(instance);
@@ -40,21 +54,34 @@ impl Security {
             (1, Value::Boolean(false)),
             (2, Value::Integer(code)),
             (3, Value::Opaque(identity)),
-            (4, Value::Opaque(Vec::new())),
+            (4, Value::Opaque(server_key)),
             (5, Value::Opaque(key)),
             (10, Value::Integer(short_server_id.into())),
         ];
-        for (r, v) in values {
+        for (r, v) in values.into_iter().chain(extra) {
             // The instance was added above, so this cannot fail.
             let _ = s.set(instance, r, ResourceValue::Single(v));
         }
     }
 }
 
+/// /0/x/14 and /0/x/15.
+pub const SNI: u16 = 14;
+pub const CERTIFICATE_USAGE: u16 = 15;
+
 /// Security Mode (/0/x/2) of an account, with what the mode needs.
 pub enum SecurityMode {
     /// Mode 0: identity (/0/x/3) and key (/0/x/5).
     Psk { identity: Vec<u8>, key: Vec<u8> },
+    /// Mode 2: our certificate (/0/x/3), the server's (/0/x/4), our key (/0/x/5), all
+    /// DER, the Certificate Usage (/0/x/15) and SNI (/0/x/14).
+    Certificate {
+        certificate: Vec<u8>,
+        server_certificate: Vec<u8>,
+        key: Vec<u8>,
+        usage: i64,
+        sni: Option<String>,
+    },
     /// Mode 3.
     NoSec,
 }

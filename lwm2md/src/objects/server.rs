@@ -4,6 +4,8 @@ use crate::model::{registry, Action, DmError, Object, ObjectDef};
 use crate::objects::store::Store;
 use crate::value::{ResourceValue, Value};
 
+pub const OBJECT_ID: u16 = 1;
+
 pub const SHORT_SERVER_ID: u16 = 0;
 pub const LIFETIME: u16 = 1;
 pub const DEFAULT_PMIN: u16 = 2;
@@ -14,6 +16,12 @@ pub const NOTIFICATION_STORING: u16 = 6;
 pub const BINDING: u16 = 7;
 pub const REGISTRATION_UPDATE_TRIGGER: u16 = 8;
 pub const MUTE_SEND: u16 = 23;
+pub const DEFAULT_NOTIFICATION_MODE: u16 = 26;
+
+/// UDP, with or without queue mode (`Q`; 1.0 servers write it as `UQ`).
+pub fn binding_supported(binding: &str) -> bool {
+    matches!(binding, "U" | "UQ")
+}
 
 pub struct Server {
     store: Store,
@@ -41,6 +49,7 @@ impl Server {
             (DISABLE_TIMEOUT, Value::Integer(86400)),
             (NOTIFICATION_STORING, Value::Boolean(true)),
             (BINDING, Value::String(binding.to_string())),
+            (MUTE_SEND, Value::Boolean(false)),
         ];
         for (r, v) in values {
             let _ = s.set(instance, r, ResourceValue::Single(v));
@@ -95,7 +104,7 @@ impl Object for Server {
                 {
                     return Err(DmError::BadRequest(format!("lifetime {n} out of range")));
                 }
-                (BINDING, ResourceValue::Single(Value::String(b))) if b != "U" => {
+                (BINDING, ResourceValue::Single(Value::String(b))) if !binding_supported(b) => {
                     return Err(DmError::BadRequest(format!("binding {b:?} not supported")));
                 }
                 _ => {}

@@ -59,4 +59,12 @@ impl Store {
         inst.insert(resource, value);
         Ok(())
     }
+
+    /// Removes a value; `false` when there was none.
+    pub fn remove(&mut self, instance: u16, resource: u16) -> bool {
+        self.instances
+            .get_mut(&instance)
+            .and_then(|inst| inst.remove(&resource))
+            .is_some()
+    }
 }
