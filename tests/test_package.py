@@ -102,6 +102,7 @@ def test_contents(deb):
         "/usr/share/bash-completion/completions/lwm2md": "-rw-r--r--",
         "/usr/share/zsh/vendor-completions/_lwm2md": "-rw-r--r--",
         "/usr/share/fish/vendor_completions.d/lwm2md.fish": "-rw-r--r--",
+        "/usr/share/lwm2md/objects/gateway-health.xml": "-rw-r--r--",
     }
     for path, mode in expected.items():
         assert path in entries, f"{path} missing from the package:\n{listing}"

@@ -14,6 +14,9 @@ use crate::codec::ContentFormat;
 pub const DEFAULT_PATH: &str = "/etc/lwm2md/lwm2md.toml";
 pub const DEFAULT_STATE_DIR: &str = "/var/lib/lwm2md";
 pub const DEFAULT_LIFETIME: u32 = 86400;
+/// Where object definitions (OMA XML) are looked for when `object_dirs` is not set:
+/// the package's own, then the integrator's.
+pub const DEFAULT_OBJECT_DIRS: [&str; 2] = ["/usr/share/lwm2md/objects", "/etc/lwm2md/objects"];
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -42,6 +45,14 @@ pub struct Config {
     pub sends: Vec<SendConfig>,
     /// Object 6; absent: no Location object.
     pub location: Option<LocationConfig>,
+    /// Directories of object definitions (OMA XML); replaces the defaults when set.
+    pub object_dirs: Option<Vec<PathBuf>>,
+    /// Resources of loaded objects bound to a file, a command or a constant.
+    #[serde(default, rename = "resource")]
+    pub resources: Vec<ResourceConfig>,
+    /// The file this configuration was read from, for errors found after parsing.
+    #[serde(skip)]
+    pub source: PathBuf,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -100,6 +111,47 @@ fn longitude<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<f64>, D::E
 fn altitude<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<f64>, D::Error> {
     // From the Dead Sea shore to above the highest airfields, with room.
     bounded(d, "altitude", -1000.0..=100_000.0)
+}
+
+/// One `[[resource]]` table: where a resource's value comes from and goes to.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ResourceConfig {
+    /// `/object/instance/resource`.
+    pub path: toml::Spanned<String>,
+    /// Read for the value; a Write writes the value into it.
+    pub file: Option<PathBuf>,
+    /// argv run for the value (stdout); a Write appends the value, an Execute its arguments.
+    pub command: Option<Vec<String>>,
+    /// Run `command` (a single string) with `sh -c`; values and arguments come as `$1`.
+    #[serde(default)]
+    pub shell: bool,
+    /// A fixed value.
+    pub value: Option<toml::Value>,
+    /// Seconds between two readings of a file or command.
+    pub interval: Option<u32>,
+    /// The shortest interval observers may bring readings down to, in seconds.
+    pub min_interval: Option<u32>,
+    /// Multiplies a numeric reading (and divides a written value).
+    pub scale: Option<f64>,
+    /// Added to a numeric reading after `scale` (and subtracted from a written value).
+    pub offset: Option<f64>,
+    /// Seconds a command may run before it is killed.
+    pub timeout: Option<u32>,
+    /// 1-based line and column of the table's `path`, for errors found later.
+    #[serde(skip)]
+    pub position: Option<(usize, usize)>,
+}
+
+impl ResourceConfig {
+    /// A configuration error about this table, pointing at its `path`.
+    pub fn error(&self, file: &Path, message: String) -> ConfigError {
+        ConfigError {
+            file: file.to_path_buf(),
+            position: self.position,
+            message: format!("resource {}: {message}", self.path.get_ref()),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -395,13 +447,22 @@ impl Config {
             position: None,
             message,
         })?;
+        for (n, r) in config.resources.iter().enumerate() {
+            validate_resource(r).map_err(|m| r.error(path, m))?;
+            if config.resources[..n]
+                .iter()
+                .any(|o| o.path.get_ref() == r.path.get_ref())
+            {
+                return Err(r.error(path, "bound twice".into()));
+            }
+        }
         Ok(config)
     }
 
     /// Syntax, keys and types only: no value checked and no key file read (`lwm2md
     /// check` looks at those one by one).
     pub fn parse_unchecked(path: &Path, text: &str) -> Result<Config, ConfigError> {
-        toml::from_str(text).map_err(|e| {
+        let mut config: Config = toml::from_str(text).map_err(|e| {
             let mut message = e.message().trim_end().to_string();
             if message.starts_with("unknown field `psk_key`") {
                 message = "psk_key: a key is not accepted inline; put it in a file only root \
@@ -413,7 +474,12 @@ impl Config {
                 position: e.span().map(|s| line_col(text, s.start)),
                 message,
             }
-        })
+        })?;
+        config.source = path.to_path_buf();
+        for r in &mut config.resources {
+            r.position = Some(line_col(text, r.path.span().start));
+        }
+        Ok(config)
     }
 
     fn validate(&self) -> Result<(), String> {
@@ -611,6 +677,14 @@ impl Config {
             });
         }
         Ok(out)
+    }
+
+    /// The directories object definitions are loaded from.
+    pub fn object_dirs(&self) -> Vec<PathBuf> {
+        match &self.object_dirs {
+            Some(dirs) => dirs.clone(),
+            None => DEFAULT_OBJECT_DIRS.iter().map(PathBuf::from).collect(),
+        }
     }
 
     pub fn limits(&self) -> crate::engine::Limits {
@@ -847,6 +921,54 @@ fn parse_psk_key(bytes: &[u8]) -> Vec<u8> {
         .collect()
 }
 
+/// What a `[[resource]]` table must say whatever the object definitions are.
+fn validate_resource(r: &ResourceConfig) -> Result<(), String> {
+    let path: crate::path::Path = r.path.get_ref().parse().map_err(|e| format!("{e}"))?;
+    if path.len() != 3 {
+        return Err("path must name a resource: /object/instance/resource".into());
+    }
+    let kinds = [r.file.is_some(), r.command.is_some(), r.value.is_some()];
+    if kinds.iter().filter(|k| **k).count() != 1 {
+        return Err("needs exactly one of file, command, value".into());
+    }
+    if let Some(argv) = &r.command {
+        if argv.first().is_none_or(String::is_empty) {
+            return Err("command must name a program".into());
+        }
+        if r.shell && argv.len() != 1 {
+            return Err("with shell = true, command is one string for sh -c".into());
+        }
+    } else if r.shell {
+        return Err("shell only applies to command".into());
+    }
+    if r.value.is_some()
+        && (r.interval.is_some()
+            || r.min_interval.is_some()
+            || r.scale.is_some()
+            || r.offset.is_some())
+    {
+        return Err(
+            "interval, min_interval, scale and offset do not apply to a constant value".into(),
+        );
+    }
+    if r.timeout.is_some() && r.command.is_none() {
+        return Err("timeout only applies to command".into());
+    }
+    if r.interval == Some(0) || r.min_interval == Some(0) {
+        return Err("interval and min_interval must be at least 1 second".into());
+    }
+    if r.timeout == Some(0) {
+        return Err("timeout must be at least 1 second".into());
+    }
+    if r.scale.is_some_and(|s| !s.is_finite() || s == 0.0) {
+        return Err("scale must be a finite number other than 0".into());
+    }
+    if r.offset.is_some_and(|o| !o.is_finite()) {
+        return Err("offset must be a finite number".into());
+    }
+    Ok(())
+}
+
 fn line_col(text: &str, offset: usize) -> (usize, usize) {
     // A span that is not on a character boundary would be a parser bug; fall back to the whole text.
     let before = text.get(..offset).unwrap_or(text);
@@ -911,6 +1033,68 @@ mod tests {
         ] {
             assert!(parse(bad).is_err(), "accepted: {bad}");
         }
+    }
+
+    #[test]
+    fn resource_bindings_are_checked_with_their_line() {
+        let base = "[[server]]\nuri = \"coap://h\"\n";
+        let ok = format!(
+            "object_dirs = [\"/tmp/o\"]\n{base}[[resource]]\npath = \"/33000/0/1\"\nfile = \"/sys/x\"\nscale = 0.001\n\
+             [[resource]]\npath = \"/33000/0/2\"\ncommand = [\"echo 1\"]\nshell = true\ntimeout = 3\n\
+             [[resource]]\npath = \"/33000/0/3\"\nvalue = 7\n"
+        );
+        let c = parse(&ok).unwrap();
+        assert_eq!(c.object_dirs(), vec![PathBuf::from("/tmp/o")]);
+        assert_eq!(c.resources.len(), 3);
+        assert_eq!(c.resources[1].position, Some((9, 8)));
+        assert_eq!(
+            parse(base).unwrap().object_dirs(),
+            vec![
+                PathBuf::from("/usr/share/lwm2md/objects"),
+                PathBuf::from("/etc/lwm2md/objects")
+            ]
+        );
+        let cases = [
+            ("path = \"/33000/0\"\nvalue = 1", "must name a resource"),
+            ("path = \"/33000/x/1\"\nvalue = 1", "65534"),
+            ("path = \"/33000/0/1\"", "exactly one of"),
+            (
+                "path = \"/33000/0/1\"\nvalue = 1\nfile = \"/f\"",
+                "exactly one of",
+            ),
+            ("path = \"/33000/0/1\"\ncommand = []", "name a program"),
+            (
+                "path = \"/33000/0/1\"\ncommand = [\"a\", \"b\"]\nshell = true",
+                "sh -c",
+            ),
+            (
+                "path = \"/33000/0/1\"\nfile = \"/f\"\nshell = true",
+                "only applies",
+            ),
+            (
+                "path = \"/33000/0/1\"\nfile = \"/f\"\ntimeout = 1",
+                "only applies",
+            ),
+            ("path = \"/33000/0/1\"\nvalue = 1\ninterval = 5", "constant"),
+            (
+                "path = \"/33000/0/1\"\nfile = \"/f\"\ninterval = 0",
+                "at least 1",
+            ),
+            ("path = \"/33000/0/1\"\nfile = \"/f\"\nscale = 0.0", "scale"),
+        ];
+        for (table, wanted) in cases {
+            let e = parse(&format!("{base}[[resource]]\n{table}\n")).unwrap_err();
+            let s = e.to_string();
+            assert!(s.contains(wanted), "{table}: {s}");
+            assert!(s.starts_with("/etc/lwm2md/lwm2md.toml:4:"), "{table}: {s}");
+        }
+        let twice = format!(
+            "{base}[[resource]]\npath = \"/33000/0/1\"\nvalue = 1\n[[resource]]\npath = \"/33000/0/1\"\nvalue = 2\n"
+        );
+        let s = parse(&twice).unwrap_err().to_string();
+        assert!(s.contains(":7:") && s.contains("bound twice"), "{s}");
+        let unknown = format!("{base}[[resource]]\npath = \"/33000/0/1\"\nfiel = \"/f\"\n");
+        assert!(parse(&unknown).unwrap_err().to_string().contains("fiel"));
     }
 
     #[test]

@@ -40,6 +40,8 @@ const DTLS_RETRY_MAX: Duration = Duration::from_secs(300);
 
 #[derive(Debug)]
 pub enum DaemonError {
+    /// Found while building the objects (object definitions, resource bindings): exit 78.
+    Config(crate::config::ConfigError),
     /// A server's host name did not resolve.
     Resolve { uri: String, error: String },
     Io {
@@ -51,6 +53,7 @@ pub enum DaemonError {
 impl std::fmt::Display for DaemonError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
+            DaemonError::Config(e) => write!(f, "configuration error: {e}"),
             DaemonError::Resolve { uri, error } => {
                 write!(f, "cannot resolve server {uri}: {error}")
             }
@@ -168,6 +171,9 @@ pub async fn run(config: Config) -> Result<(), DaemonError> {
     if config.location.is_some() {
         objects.push(Box::new(Location::new()));
     }
+    let built_in: Vec<(u16, &str)> = objects.iter().map(|o| (o.def().id, o.def().name)).collect();
+    let custom = crate::binding::setup(&config, &built_in).map_err(DaemonError::Config)?;
+    objects.extend(custom.objects);
     let engine_config = EngineConfig {
         endpoint: endpoint_name(&config),
         preferred_format: config.content_format.content_format(),
@@ -189,6 +195,12 @@ pub async fn run(config: Config) -> Result<(), DaemonError> {
     // Backend tasks get clones of the sender; the loop keeps one so the channel never
     // closes while the daemon runs.
     let (feed_tx, mut feed_rx) = feed::channel();
+    for (path, value) in custom.constants {
+        if let Err(e) = engine.set_value(path, ResourceValue::Single(value)) {
+            tracing::warn!("setting {path}: {e}");
+        }
+    }
+    let bindings = crate::binding::Bindings::spawn(custom.bindings, &feed_tx);
     let connectivity = connectivity::spawn(
         config.connectivity.clone(),
         StateDir::new(&config.state_dir),
@@ -230,6 +242,12 @@ pub async fn run(config: Config) -> Result<(), DaemonError> {
         flush(&mut engine, &mut dtls, v4.as_ref(), v6.as_ref()).await;
         while let Some(action) = engine.poll_action() {
             match action {
+                Action::Bound(request) => {
+                    let ticket = request.ticket;
+                    if let Err(e) = bindings.dispatch(request) {
+                        engine.complete_action(Instant::now(), ticket, Err(e));
+                    }
+                }
                 Action::Connectivity(action) => {
                     if let Err(e) = connectivity.try_send(action) {
                         tracing::warn!("connectivity action dropped: {e}");
@@ -254,6 +272,7 @@ pub async fn run(config: Config) -> Result<(), DaemonError> {
             }
         }
         flush(&mut engine, &mut dtls, v4.as_ref(), v6.as_ref()).await;
+        bindings.observe(|path| engine.observed_pmin(path));
         if let Some(deadline) = stop_by {
             if engine.is_stopped() || Instant::now() >= deadline {
                 break;
@@ -618,6 +637,7 @@ fn apply_feed(engine: &mut Engine, report: Feed) {
                 tracing::warn!("setting {path}: {e}");
             }
         }
+        Feed::Done { ticket, result } => engine.complete_action(Instant::now(), ticket, result),
         Feed::Absent(path) => {
             if let Err(e) = engine.clear_value(path) {
                 tracing::warn!("clearing {path}: {e}");
@@ -655,6 +675,7 @@ fn run_action(action: Action, config: &Config) {
             Action::SetTimezone(tz) => bus.set_timezone(&tz).await,
             Action::UpdateRegistration { .. }
             | Action::DisableServer { .. }
+            | Action::Bound(_)
             | Action::Connectivity(_) => Ok(()),
         };
         if let Err(e) = result {

@@ -4,6 +4,7 @@
 
 use tokio::sync::mpsc;
 
+use crate::model::DmError;
 use crate::path::Path;
 use crate::value::ResourceValue;
 
@@ -15,6 +16,11 @@ pub const FEED_CAPACITY: usize = 256;
 pub enum Feed {
     /// A new value of a resource (written with `by_server = false`).
     Value(Path, ResourceValue),
+    /// The outcome of a bound Write or Execute (`Action::Bound` with this ticket).
+    Done {
+        ticket: u64,
+        result: Result<(), DmError>,
+    },
     /// A resource whose value the backend no longer knows.
     Absent(Path),
 }

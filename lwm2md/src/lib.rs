@@ -1,5 +1,6 @@
 //! lwm2md: an OMA LwM2M client engine (sans-IO) and the daemon around it.
 
+pub mod binding;
 pub mod check;
 pub mod cli;
 pub mod coap;

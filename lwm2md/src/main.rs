@@ -42,6 +42,10 @@ fn run(config_path: &Path) -> ExitCode {
     };
     match runtime.block_on(lwm2md::daemon::run(config)) {
         Ok(()) => ExitCode::SUCCESS,
+        Err(lwm2md::daemon::DaemonError::Config(e)) => {
+            eprintln!("lwm2md: configuration error: {e}");
+            ExitCode::from(EX_CONFIG)
+        }
         Err(e) => {
             tracing::error!("{e}");
             ExitCode::FAILURE

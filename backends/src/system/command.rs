@@ -69,6 +69,111 @@ pub async fn run_command(argv: &[String]) -> Result<(), SystemError> {
     }
 }
 
+/// Runs `argv` (no shell) with stdin from /dev/null and returns what it printed on
+/// stdout. Bounded in time and size: a program still running after `timeout` is killed,
+/// one printing more than `max_stdout` bytes is killed too; both are errors, as are a
+/// non-zero exit and a death by signal (with the end of stderr).
+pub async fn capture(
+    argv: &[String],
+    timeout: Duration,
+    max_stdout: usize,
+) -> Result<Vec<u8>, SystemError> {
+    let (program, args) = argv.split_first().ok_or(SystemError::EmptyCommand)?;
+    // kill_on_drop: when the timeout drops the work below, the child goes with it.
+    let mut child = Command::new(program)
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .map_err(|source| SystemError::Spawn {
+            program: program.clone(),
+            source,
+        })?;
+    let work = async move {
+        let mut stdout = child.stdout.take();
+        let mut stderr = child.stderr.take();
+        let mut out = Vec::new();
+        let mut tail = Tail::default();
+        let mut obuf = [0u8; 1024];
+        let mut ebuf = [0u8; 1024];
+        let mut status = None;
+        while status.is_none() || stdout.is_some() {
+            // After the exit, a background process it started may hold the pipes open
+            // for ever: what is left is read for a moment only.
+            let drain = async {
+                match status {
+                    Some(_) => tokio::time::sleep(DRAIN_TIMEOUT).await,
+                    None => std::future::pending().await,
+                }
+            };
+            tokio::select! {
+                s = child.wait(), if status.is_none() => status = Some(s),
+                r = read_some(&mut stdout, &mut obuf) => match r {
+                    Ok(n) if n > 0 => {
+                        let chunk = obuf.get(..n).unwrap_or_default();
+                        if out.len().saturating_add(n) > max_stdout {
+                            return Err(SystemError::OutputTooLong {
+                                program: program.clone(),
+                                limit: max_stdout,
+                            });
+                        }
+                        out.extend_from_slice(chunk);
+                    }
+                    _ => stdout = None,
+                },
+                r = read_some(&mut stderr, &mut ebuf) => match r {
+                    Ok(n) if n > 0 => tail.push(ebuf.get(..n).unwrap_or_default()),
+                    _ => stderr = None,
+                },
+                _ = drain => break,
+            }
+        }
+        if let Some(pipe) = stderr.as_mut() {
+            while let Ok(Ok(n)) = tokio::time::timeout(DRAIN_TIMEOUT, pipe.read(&mut ebuf)).await {
+                if n == 0 {
+                    break;
+                }
+                tail.push(ebuf.get(..n).unwrap_or_default());
+            }
+        }
+        // The loop ends only once the status is in (the drain needs it).
+        let status = status
+            .unwrap_or_else(|| Err(std::io::Error::other("no exit status")))
+            .map_err(|source| SystemError::Wait {
+                program: program.clone(),
+                source,
+            })?;
+        if status.success() {
+            Ok(out)
+        } else {
+            Err(SystemError::CommandFailed {
+                program: program.clone(),
+                status,
+                stderr_tail: tail.text(),
+            })
+        }
+    };
+    match tokio::time::timeout(timeout, work).await {
+        Ok(result) => result,
+        Err(_) => Err(SystemError::TimedOut {
+            program: program.clone(),
+            after: timeout,
+        }),
+    }
+}
+
+async fn read_some<R: tokio::io::AsyncRead + Unpin>(
+    pipe: &mut Option<R>,
+    buf: &mut [u8],
+) -> std::io::Result<usize> {
+    match pipe.as_mut() {
+        Some(p) => p.read(buf).await,
+        None => std::future::pending().await,
+    }
+}
+
 /// The last [`TAIL_BYTES`] of a stream.
 #[derive(Default)]
 struct Tail(Vec<u8>);
@@ -153,6 +258,50 @@ mod tests {
             panic!("unexpected {err:?}");
         };
         assert_eq!(status.code(), None);
+    }
+
+    #[tokio::test]
+    async fn capture_returns_stdout() {
+        let out = capture(
+            &argv(&["sh", "-c", "echo 42; echo noise >&2"]),
+            Duration::from_secs(30),
+            100,
+        )
+        .await
+        .unwrap();
+        assert_eq!(out, b"42\n");
+        // A background child holding stdout does not hold the answer.
+        let out = capture(
+            &argv(&["sh", "-c", "sleep 5 & echo 7"]),
+            Duration::from_secs(30),
+            100,
+        )
+        .await
+        .unwrap();
+        assert_eq!(out, b"7\n");
+    }
+
+    #[tokio::test]
+    async fn capture_is_bounded() {
+        let err = capture(&argv(&["sleep", "30"]), Duration::from_millis(300), 100)
+            .await
+            .unwrap_err();
+        assert!(matches!(err, SystemError::TimedOut { .. }), "{err}");
+        let err = capture(&argv(&["yes"]), Duration::from_secs(30), 4096)
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(err, SystemError::OutputTooLong { limit: 4096, .. }),
+            "{err}"
+        );
+        let err = capture(
+            &argv(&["sh", "-c", "echo half; echo broken >&2; exit 4"]),
+            Duration::from_secs(30),
+            100,
+        )
+        .await
+        .unwrap_err();
+        assert_eq!(err.to_string(), "sh failed (exit status: 4): broken");
     }
 
     #[tokio::test]

@@ -20,6 +20,13 @@ pub enum SystemError {
     Spawn { program: String, source: io::Error },
     /// Waiting for the program failed.
     Wait { program: String, source: io::Error },
+    /// The program ran longer than it was allowed to, and was killed.
+    TimedOut {
+        program: String,
+        after: std::time::Duration,
+    },
+    /// The program printed more than it was allowed to, and was killed.
+    OutputTooLong { program: String, limit: usize },
     /// The program ran and failed; `stderr_tail` holds the end of what it wrote to stderr.
     CommandFailed {
         program: String,
@@ -43,6 +50,12 @@ impl fmt::Display for SystemError {
             Self::EmptyCommand => f.write_str("empty command"),
             Self::Spawn { program, source } => write!(f, "cannot start {program}: {source}"),
             Self::Wait { program, source } => write!(f, "cannot wait for {program}: {source}"),
+            Self::TimedOut { program, after } => {
+                write!(f, "{program} still running after {after:?}: killed")
+            }
+            Self::OutputTooLong { program, limit } => {
+                write!(f, "{program} printed more than {limit} bytes: killed")
+            }
             Self::CommandFailed {
                 program,
                 status,

@@ -9,7 +9,7 @@ mod command;
 mod error;
 
 pub use bus::{RebootMethod, SystemBus};
-pub use command::run_command;
+pub use command::{capture, run_command};
 pub use error::SystemError;
 
 /// Reboots through the system bus of the environment; see [`SystemBus::reboot`].

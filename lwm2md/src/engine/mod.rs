@@ -127,8 +127,22 @@ pub struct Engine {
     send_due: Vec<Instant>,
     /// Sends awaiting an answer, with the server they went to.
     sends_in_flight: Vec<(crate::coap::RequestId, u16)>,
+    /// Requests whose response waits for bound actions (`Action::Bound`).
+    deferred: Vec<Deferred>,
+    next_ticket: u64,
     /// The time of the latest input, for what `poll_transmit` records.
     now: Instant,
+}
+
+/// A response held until the bound actions of its request are done.
+struct Deferred {
+    request: IncomingRequest,
+    response: Packet,
+    waiting: Vec<u64>,
+    error: Option<DmError>,
+    /// When the server has stopped retransmitting (MAX_TRANSMIT_SPAN): a backend that
+    /// has not answered by then gets 5.00 said for it, and its late answer is ignored.
+    deadline: Instant,
 }
 
 impl Engine {
@@ -158,6 +172,8 @@ impl Engine {
             observations: Vec::new(),
             send_due: config.send.iter().map(|s| now + s.interval).collect(),
             sends_in_flight: Vec::new(),
+            deferred: Vec::new(),
+            next_ticket: 0,
             now,
             config,
         }
@@ -184,6 +200,7 @@ impl Engine {
     pub fn handle_timeout(&mut self, now: Instant) {
         self.now = now;
         self.coap.handle_timeout(now);
+        self.expire_deferred(now);
         self.process(now);
     }
 
@@ -209,6 +226,7 @@ impl Engine {
             .chain(self.coap.poll_timeout())
             .chain(self.observation_deadline())
             .chain(self.send_deadline())
+            .chain(self.deferred.iter().map(|d| d.deadline))
             .min()
     }
 
@@ -560,11 +578,74 @@ impl Engine {
 
     fn handle_request(&mut self, now: Instant, request: IncomingRequest) {
         let response = self.dm_response(now, &request);
-        self.coap.respond(now, &request, response);
-        let actions: Vec<Action> = std::mem::take(&mut self.pending_actions);
+        let mut actions: Vec<Action> = std::mem::take(&mut self.pending_actions);
+        let mut waiting = Vec::new();
+        for action in &mut actions {
+            if let Action::Bound(b) = action {
+                self.next_ticket = self.next_ticket.wrapping_add(1);
+                b.ticket = self.next_ticket;
+                waiting.push(b.ticket);
+            }
+        }
+        if waiting.is_empty() {
+            self.coap.respond(now, &request, response);
+        } else {
+            // Duplicates of the request are ignored meanwhile (the message layer has no
+            // reply to replay yet), and the server keeps retransmitting, so the answer
+            // arrives piggybacked as long as the backend's own timeout is shorter than
+            // the server's MAX_TRANSMIT_SPAN.
+            self.deferred.push(Deferred {
+                request,
+                response,
+                waiting,
+                error: None,
+                deadline: now + self.config.coap.max_transmit_span(),
+            });
+        }
         for action in actions {
             self.apply(now, action);
         }
+    }
+
+    fn expire_deferred(&mut self, now: Instant) {
+        while let Some(idx) = self.deferred.iter().position(|d| d.deadline <= now) {
+            let d = self.deferred.swap_remove(idx);
+            tracing::warn!(tickets = ?d.waiting, "no outcome from the backend in time: 5.00");
+            self.finish_deferred(now, d, Some(DmError::Internal("no outcome in time".into())));
+        }
+    }
+
+    fn finish_deferred(&mut self, now: Instant, mut d: Deferred, error: Option<DmError>) {
+        if let Some(e) = error.or(d.error.take()) {
+            d.response.clear_all_options();
+            d.response.payload.clear();
+            d.response.header.code = MessageClass::Response(dm::error_code(&e));
+        }
+        self.coap.respond(now, &d.request, d.response);
+    }
+
+    /// The outcome of an `Action::Bound`: once every bound action of a request is done,
+    /// its response goes out, with the first error's code if one failed.
+    pub fn complete_action(&mut self, now: Instant, ticket: u64, result: Result<(), DmError>) {
+        let Some(idx) = self
+            .deferred
+            .iter()
+            .position(|d| d.waiting.contains(&ticket))
+        else {
+            return;
+        };
+        let Some(d) = self.deferred.get_mut(idx) else {
+            return;
+        };
+        d.waiting.retain(|t| *t != ticket);
+        if let Err(e) = result {
+            d.error.get_or_insert(e);
+        }
+        if !d.waiting.is_empty() {
+            return;
+        }
+        let d = self.deferred.swap_remove(idx);
+        self.finish_deferred(now, d, None);
     }
 
     /// Engine-level actions are carried out here; the rest go to the daemon.

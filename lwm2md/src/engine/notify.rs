@@ -177,6 +177,19 @@ impl Engine {
         (secs(server::DEFAULT_PMIN), secs(server::DEFAULT_PMAX))
     }
 
+    /// The shortest pmin among the observations a change at `path` concerns (zero when
+    /// one wants every change at once); `None` when nobody observes it. Backends that
+    /// sample on a schedule read faster while someone listens.
+    pub fn observed_pmin(&self, path: &crate::path::Path) -> Option<std::time::Duration> {
+        self.observations
+            .iter()
+            .filter(|o| o.covers(path))
+            .map(|o| {
+                std::time::Duration::from_secs(self.attributes_for(o).pmin.unwrap_or(0).into())
+            })
+            .min()
+    }
+
     pub(super) fn observation_deadline(&self) -> Option<Instant> {
         self.observations
             .iter()

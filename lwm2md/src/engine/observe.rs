@@ -49,6 +49,16 @@ pub struct Observation {
 }
 
 impl Observation {
+    /// Whether a change at `path` concerns this observation.
+    pub fn covers(&self, path: &Path) -> bool {
+        let overlaps = |p: &Path| p.contains(path) || path.contains(p);
+        if self.composite.is_empty() {
+            overlaps(&self.path)
+        } else {
+            self.composite.iter().any(overlaps)
+        }
+    }
+
     /// Notes a change at `changed` if it concerns this observation.
     pub fn note_change(&mut self, changed: &Path) {
         let overlaps = |p: &Path| p.contains(changed) || changed.contains(p);

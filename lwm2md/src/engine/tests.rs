@@ -61,6 +61,17 @@ impl Sim {
         send: Vec<SendSpec>,
         binding: &str,
     ) -> Sim {
+        Sim::make_with(lifetime, block_size, max_upload, send, binding, Vec::new())
+    }
+
+    fn make_with(
+        lifetime: u32,
+        block_size: usize,
+        max_upload: usize,
+        send: Vec<SendSpec>,
+        binding: &str,
+        extra: Vec<Box<dyn Object>>,
+    ) -> Sim {
         let now = Instant::now();
         let server: SocketAddr = SERVER.parse().unwrap();
         let mut security = Security::new();
@@ -83,12 +94,10 @@ impl Sim {
             wall_clock: clock,
             limits: Default::default(),
         };
-        let mut engine = Engine::new(
-            config,
-            vec![Box::new(security), Box::new(srv), Box::new(device)],
-            7,
-            now,
-        );
+        let mut objects: Vec<Box<dyn Object>> =
+            vec![Box::new(security), Box::new(srv), Box::new(device)];
+        objects.extend(extra);
+        let mut engine = Engine::new(config, objects, 7, now);
         engine
             .set_value(
                 Path::resource(3, 0, 0),
@@ -1178,6 +1187,145 @@ fn con_and_edge_attributes() {
     let n = sim.sent();
     assert_eq!(n.payload, b"1");
     assert_eq!(n.header.get_type(), MessageType::Confirmable, "con=1");
+}
+
+/// An object of our own (`Custom`) with resource 1 bound to a backend, resource 2 free.
+fn sim_with_bound_resource() -> Sim {
+    use crate::objects::custom::{BoundKind, Custom};
+    let xml = r#"<LWM2M><Object ObjectType="MODefinition"><Name>Gadget</Name>
+      <ObjectID>33000</ObjectID><ObjectVersion>1.1</ObjectVersion>
+      <MultipleInstances>Single</MultipleInstances><Mandatory>Optional</Mandatory><Resources>
+      <Item ID="1"><Name>Mode</Name><Operations>RW</Operations><MultipleInstances>Single</MultipleInstances>
+        <Mandatory>Optional</Mandatory><Type>String</Type></Item>
+      <Item ID="2"><Name>Note</Name><Operations>RW</Operations><MultipleInstances>Single</MultipleInstances>
+        <Mandatory>Optional</Mandatory><Type>String</Type></Item>
+      <Item ID="3"><Name>Go</Name><Operations>E</Operations><MultipleInstances>Single</MultipleInstances>
+        <Mandatory>Optional</Mandatory><Type></Type></Item>
+      </Resources></Object></LWM2M>"#;
+    let def = crate::model::ddf::parse(xml).unwrap().remove(0).leak();
+    let bound = [((0, 1), BoundKind::Backend), ((0, 3), BoundKind::Backend)].into();
+    let custom = Custom::new(def, bound, None);
+    Sim::make_with(300, 1024, 65536, Vec::new(), "U", vec![Box::new(custom)])
+}
+
+#[test]
+fn object_list_carries_the_version_of_a_loaded_object() {
+    let mut sim = sim_with_bound_resource();
+    let reg = sim.register();
+    let list = String::from_utf8(reg.payload).unwrap();
+    assert!(list.contains("</33000>;ver=1.1,</33000/0>"), "{list}");
+}
+
+#[test]
+fn bound_write_is_answered_when_the_backend_is_done() {
+    let mut sim = sim_with_bound_resource();
+    sim.register();
+    let write = |sim: &mut Sim, mid: u16, value: &str| {
+        let mut req = packet(
+            MessageClass::Request(RequestType::Put),
+            MessageType::Confirmable,
+            mid,
+            &[5, mid as u8],
+        );
+        add_string_options(&mut req, CoapOption::UriPath, ["33000", "0", "1"]);
+        req.add_option(CoapOption::ContentFormat, encode_uint(0));
+        req.payload = value.as_bytes().to_vec();
+        sim.deliver(&req);
+        req
+    };
+    let req = write(&mut sim, 700, "eco");
+    assert!(
+        sim.engine.poll_transmit().is_none(),
+        "answered before the backend"
+    );
+    let Some(Action::Bound(b)) = sim.engine.poll_action() else {
+        panic!("no bound action")
+    };
+    assert_eq!(b.path, Path::resource(33000, 0, 1));
+    assert_eq!(
+        b.op,
+        crate::model::BoundOp::Write(Value::String("eco".into()))
+    );
+    // A retransmission meanwhile is neither answered nor run twice.
+    sim.deliver(&req);
+    assert!(sim.engine.poll_transmit().is_none());
+    assert_eq!(sim.engine.poll_action(), None);
+    sim.engine.complete_action(sim.now, b.ticket, Ok(()));
+    let resp = sim.sent();
+    assert_eq!(code(&resp), ResponseType::Changed);
+    assert_eq!(resp.header.message_id, 700);
+    // The answer is replayed for a later duplicate.
+    sim.deliver(&req);
+    assert_eq!(code(&sim.sent()), ResponseType::Changed);
+
+    write(&mut sim, 701, "turbo");
+    let Some(Action::Bound(b)) = sim.engine.poll_action() else {
+        panic!("no bound action")
+    };
+    sim.engine
+        .complete_action(sim.now, b.ticket, Err(DmError::Internal("exit 1".into())));
+    let resp = sim.sent();
+    assert_eq!(code(&resp), ResponseType::InternalServerError);
+    assert_eq!(resp.header.message_id, 701);
+    // Unknown or repeated tickets change nothing.
+    sim.engine.complete_action(sim.now, b.ticket, Ok(()));
+    assert!(sim.engine.poll_transmit().is_none());
+
+    // Unbound resources answer at once.
+    let resp = sim.request(RequestType::Put, "/33000/0/2", |p| {
+        p.add_option(CoapOption::ContentFormat, encode_uint(0));
+        p.payload = b"hello".to_vec();
+    });
+    assert_eq!(code(&resp), ResponseType::Changed);
+    assert_eq!(sim.engine.poll_action(), None);
+}
+
+#[test]
+fn observed_pmin_tells_backends_how_soon_changes_are_wanted() {
+    let mut sim = Sim::new(300);
+    sim.register();
+    sim.set(TZ, Value::String("UTC".into()));
+    assert_eq!(sim.engine.observed_pmin(&TZ), None);
+    assert_eq!(code(&sim.observe("/3/0", &[1])), ResponseType::Content);
+    assert_eq!(sim.engine.observed_pmin(&TZ), Some(Duration::ZERO));
+    assert_eq!(sim.engine.observed_pmin(&Path::resource(1, 0, 1)), None);
+    assert_eq!(
+        sim.write_attributes("/3/0", &["pmin=30"]),
+        ResponseType::Changed
+    );
+    assert_eq!(sim.engine.observed_pmin(&TZ), Some(Duration::from_secs(30)));
+    // The tightest of several observations counts.
+    assert_eq!(
+        sim.write_attributes("/3/0/15", &["pmin=5"]),
+        ResponseType::Changed
+    );
+    assert_eq!(code(&sim.observe("/3/0/15", &[2])), ResponseType::Content);
+    assert_eq!(sim.engine.observed_pmin(&TZ), Some(Duration::from_secs(5)));
+}
+
+#[test]
+fn bound_action_without_an_outcome_is_answered_when_the_server_gives_up() {
+    let mut sim = sim_with_bound_resource();
+    sim.register();
+    let mut req = packet(
+        MessageClass::Request(RequestType::Post),
+        MessageType::Confirmable,
+        800,
+        &[8],
+    );
+    add_string_options(&mut req, CoapOption::UriPath, ["33000", "0", "3"]);
+    sim.deliver(&req);
+    let Some(Action::Bound(b)) = sim.engine.poll_action() else {
+        panic!("no bound action")
+    };
+    let resp = sim
+        .run_until_transmit(Duration::from_secs(120))
+        .expect("an answer once MAX_TRANSMIT_SPAN is over");
+    assert_eq!(code(&resp), ResponseType::InternalServerError);
+    assert_eq!(resp.header.message_id, 800);
+    // The late outcome changes nothing.
+    sim.engine.complete_action(sim.now, b.ticket, Ok(()));
+    assert!(sim.engine.poll_transmit().is_none());
 }
 
 #[test]

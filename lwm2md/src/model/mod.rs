@@ -1,10 +1,12 @@
 //! The object model: object and resource definitions, and the `Object` trait that
 //! object modules implement.
 
+pub mod ddf;
 pub mod registry;
 pub mod registry_connectivity;
 
-use crate::value::{ResourceType, ResourceValue};
+use crate::path::Path;
+use crate::value::{ResourceType, ResourceValue, Value};
 
 /// Operations a resource allows, as in the registry's `Operations` element.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -109,8 +111,28 @@ pub enum Action {
     UpdateRegistration { short_server_id: u16 },
     /// Execute /1/x/4. Consumed by the engine: de-registers for the Disable Timeout.
     DisableServer { short_server_id: u16 },
+    /// A Write or Execute of a resource bound to something outside the daemon (a file,
+    /// a command). Its outcome is the response: the engine holds the response until
+    /// `Engine::complete_action` reports it.
+    Bound(BoundRequest),
     /// Objects 7, 10, 11: for the connectivity backend task.
     Connectivity(ConnectivityAction),
+}
+
+/// What a server asked of a bound resource.
+#[derive(Debug, Clone, PartialEq)]
+pub struct BoundRequest {
+    /// Set by the engine when it holds the response; objects leave it 0.
+    pub ticket: u64,
+    pub path: Path,
+    pub op: BoundOp,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum BoundOp {
+    Write(Value),
+    /// Execute with its arguments (Core TS 5.4.5 syntax, checked).
+    Execute(String),
 }
 
 /// Work for the connectivity backend.

@@ -3,6 +3,7 @@
 pub mod apn;
 pub mod cellular;
 pub mod connectivity;
+pub mod custom;
 pub mod device;
 pub mod location;
 pub mod security;
