@@ -4,6 +4,8 @@
 //!   takes the filesystem root so that tests can point it at a fixture tree.
 //! - [`system`]: actions on the operating system (reboot, clock, time zone, commands),
 //!   through systemd's D-Bus services on the system bus.
+//! - [`sensor`]: I2C sensors sampled by one thread per bus.
 
 pub mod host;
+pub mod sensor;
 pub mod system;

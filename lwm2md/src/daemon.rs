@@ -19,6 +19,8 @@ use crate::objects::device::{self, Device};
 use crate::objects::security::{Security, SecurityMode};
 use crate::objects::server::Server;
 use crate::path::Path;
+use crate::sensors::{self, Sensors};
+use crate::state::StateDir;
 use crate::value::{ResourceValue, Value};
 
 /// How long SIGTERM waits for De-register answers before exiting anyway.
@@ -131,8 +133,10 @@ pub async fn run(config: Config) -> Result<(), DaemonError> {
     );
     // Backend-fed objects join this list; their tasks start once the engine exists and
     // report through the feed channel.
-    let objects: Vec<Box<dyn Object>> =
+    let mut objects: Vec<Box<dyn Object>> =
         vec![Box::new(security), Box::new(server), Box::new(device)];
+    let state = StateDir::new(&config.state_dir);
+    objects.extend(sensors::objects(&config, device::system_clock, &state));
     let engine_config = EngineConfig {
         endpoint: endpoint_name(&config),
         preferred_format: config.content_format.content_format(),
@@ -153,7 +157,7 @@ pub async fn run(config: Config) -> Result<(), DaemonError> {
     // Backend tasks get clones of the sender; the loop keeps one so the channel never
     // closes while the daemon runs.
     let (feed_tx, mut feed_rx) = feed::channel();
-    let _feed_tx = feed_tx;
+    let mut sensors = Sensors::start(&config, &feed_tx);
 
     let mut sigterm = signal(SignalKind::terminate()).map_err(|error| DaemonError::Io {
         what: "SIGTERM handler",
@@ -197,6 +201,7 @@ pub async fn run(config: Config) -> Result<(), DaemonError> {
                 break;
             }
         }
+        sensors.follow_observers(&engine);
         let wake = engine.poll_timeout().into_iter().chain(stop_by).min();
         let dtls_wake = dtls.iter().filter_map(DtlsPeer::poll_timeout).min();
         tokio::select! {

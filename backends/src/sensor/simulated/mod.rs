@@ -1,0 +1,14 @@
+//! Register-level simulations of the supported chips behind embedded-hal's `I2c`, built
+//! from their datasheets (register maps, conversion formulas, CRC, NACK on a wrong
+//! address), so that the real drivers can be exercised without hardware.
+
+mod bme280;
+mod bus;
+mod sht4x;
+mod tests;
+mod tmp102;
+
+pub use bme280::{Bme280Calibration, SimBme280};
+pub use bus::SimBus;
+pub use sht4x::SimSht4x;
+pub use tmp102::SimTmp102;
