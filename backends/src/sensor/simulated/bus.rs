@@ -43,10 +43,7 @@ impl SimBus {
     }
 
     /// Runs `f` on the chip at `address` (to change what it measures).
-    pub fn with<T: 'static, R>(&self, address: u8, f: impl FnOnce(&mut T) -> R) -> R
-    where
-        T: SimChip,
-    {
+    pub fn with<T: SimChip, R>(&self, address: u8, f: impl FnOnce(&mut T) -> R) -> R {
         let mut chips = self.chips.lock().unwrap();
         let chip = chips.get_mut(&address).expect("no chip at that address");
         let chip: &mut dyn Any = chip.as_mut();

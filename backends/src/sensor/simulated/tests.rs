@@ -37,7 +37,7 @@ const ADC_H: u16 = 30000;
 fn datasheet_humidity(cal: &Bme280Calibration, adc_t: i64, adc_h: i64) -> f64 {
     let (t1, t2, t3) = (i64::from(cal.t1), i64::from(cal.t2), i64::from(cal.t3));
     let var1 = (((adc_t >> 3) - (t1 << 1)) * t2) >> 11;
-    let var2 = ((((adc_t >> 4) - t1) * ((adc_t >> 4) - t1)) >> 12) * t3 >> 14;
+    let var2 = (((((adc_t >> 4) - t1) * ((adc_t >> 4) - t1)) >> 12) * t3) >> 14;
     let t_fine = var1 + var2;
     let (h1, h2, h3) = (i64::from(cal.h1), i64::from(cal.h2), i64::from(cal.h3));
     let (h4, h5, h6) = (i64::from(cal.h4), i64::from(cal.h5), i64::from(cal.h6));
