@@ -73,6 +73,7 @@ pub enum SensorModel {
     Bme280,
     Sht4x,
     Tmp102,
+    Bh1750,
     Sim,
 }
 
@@ -83,6 +84,7 @@ impl SensorModel {
             SensorModel::Bme280 => Model::Bme280,
             SensorModel::Sht4x => Model::Sht4x,
             SensorModel::Tmp102 => Model::Tmp102,
+            SensorModel::Bh1750 => Model::Bh1750,
             SensorModel::Sim => Model::Sim,
         }
     }

@@ -4,6 +4,7 @@
 //! Readings are in the quantity's own unit (degrees Celsius, %RH, pascals, lux, m/s²,
 //! volts, amperes, watts, ppm); the mapping to LwM2M objects lives in `lwm2md`.
 
+mod bh1750;
 mod bme280;
 mod chip;
 mod sampler;
@@ -74,6 +75,8 @@ const BME280_SPANS: &[Span] = &[
 ];
 // SHT4x datasheet, tables 1 and 2: specified ranges.
 const SHT4X_SPANS: &[Span] = &[span(Temperature, -40.0, 125.0), span(Humidity, 0.0, 100.0)];
+// BH1750FVI datasheet, page 1: measurement range.
+const BH1750_SPANS: &[Span] = &[span(Illuminance, 0.0, 65_535.0)];
 // TMP102 datasheet 7.3: operating range.
 const TMP102_SPANS: &[Span] = &[span(Temperature, -55.0, 150.0)];
 const SIM_SPANS: &[Span] = &[
@@ -99,6 +102,8 @@ pub enum Model {
     Sht4x,
     /// TI TMP102 (and TMP112): temperature.
     Tmp102,
+    /// ROHM BH1750FVI: illuminance.
+    Bh1750,
     /// No chip: a deterministic waveform on every quantity, for demos and tests.
     Sim,
 }
@@ -109,6 +114,7 @@ impl Model {
             Model::Bme280 => "bme280",
             Model::Sht4x => "sht4x",
             Model::Tmp102 => "tmp102",
+            Model::Bh1750 => "bh1750",
             Model::Sim => "sim",
         }
     }
@@ -119,6 +125,7 @@ impl Model {
             Model::Bme280 => BME280_SPANS,
             Model::Sht4x => SHT4X_SPANS,
             Model::Tmp102 => TMP102_SPANS,
+            Model::Bh1750 => BH1750_SPANS,
             Model::Sim => SIM_SPANS,
         }
     }
@@ -129,6 +136,7 @@ impl Model {
             Model::Bme280 => &[0x76, 0x77],
             Model::Sht4x => &[0x44, 0x45, 0x46],
             Model::Tmp102 => &[0x48, 0x49, 0x4a, 0x4b],
+            Model::Bh1750 => &[0x23, 0x5c],
             Model::Sim => &[],
         }
     }

@@ -2,12 +2,14 @@
 //! from their datasheets (register maps, conversion formulas, CRC, NACK on a wrong
 //! address), so that the real drivers can be exercised without hardware.
 
+mod bh1750;
 mod bme280;
 mod bus;
 mod sht4x;
 mod tests;
 mod tmp102;
 
+pub use bh1750::SimBh1750;
 pub use bme280::{Bme280Calibration, SimBme280};
 pub use bus::SimBus;
 pub use sht4x::SimSht4x;

@@ -171,6 +171,28 @@ fn tmp102_follows_the_datasheet_table() {
     }
 }
 
+#[test]
+fn bh1750_gives_the_datasheet_example() {
+    // Datasheet page 7: a count of 1000_0011_1001_0000 is (2^15 + 2^9 + 2^8 + 2^7 + 2^4)
+    // / 1.2 = 28067 lx.
+    let bus = SimBus::default();
+    bus.attach(0x5c, SimBh1750::new(0b1000_0011_1001_0000));
+    let slot = RefCell::new(Some(bus.clone()));
+    let mut d = driver(Model::Bh1750, 0x5c, &slot);
+    d.init().unwrap();
+    let r = d.measure().unwrap();
+    assert!(
+        (value(&r, Quantity::Illuminance) - 28067.0).abs() < 1.0,
+        "{r:?}"
+    );
+    assert_eq!(bus.with(0x5c, |c: &mut SimBh1750| c.conversions), 1);
+    // Darkness is a measurement, not a fault.
+    bus.with(0x5c, |c: &mut SimBh1750| c.count = 0);
+    assert_eq!(value(&d.measure().unwrap(), Quantity::Illuminance), 0.0);
+    let mut absent = driver(Model::Bh1750, 0x23, &slot);
+    assert!(matches!(absent.init(), Err(SensorError::Bus(_))));
+}
+
 /// Runs a sampler over `bus` in a thread; reports arrive on the returned receiver.
 fn sampler(
     bus: SimBus,
