@@ -74,6 +74,7 @@ pub enum SensorModel {
     Sht4x,
     Tmp102,
     Bh1750,
+    Scd4x,
     Sim,
 }
 
@@ -85,6 +86,7 @@ impl SensorModel {
             SensorModel::Sht4x => Model::Sht4x,
             SensorModel::Tmp102 => Model::Tmp102,
             SensorModel::Bh1750 => Model::Bh1750,
+            SensorModel::Scd4x => Model::Scd4x,
             SensorModel::Sim => Model::Sim,
         }
     }

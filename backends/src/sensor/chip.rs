@@ -22,6 +22,7 @@ pub fn driver<'a, B: I2c + 'a>(model: Model, address: u8, bus: &'a Slot<B>) -> B
         Model::Sht4x => Box::new(super::sht4x::Sht4x::new(i2c, address)),
         Model::Tmp102 => Box::new(super::tmp102::Tmp102::new(i2c, address)),
         Model::Bh1750 => Box::new(super::bh1750::Bh1750::new(i2c, address)),
+        Model::Scd4x => Box::new(super::scd4x::Scd4x::new(i2c)),
         Model::Sim => Box::new(super::sim::Sim::new(address)),
     }
 }

@@ -8,6 +8,7 @@ mod bh1750;
 mod bme280;
 mod chip;
 mod sampler;
+mod scd4x;
 mod shared;
 mod sht4x;
 mod sim;
@@ -77,6 +78,12 @@ const BME280_SPANS: &[Span] = &[
 const SHT4X_SPANS: &[Span] = &[span(Temperature, -40.0, 125.0), span(Humidity, 0.0, 100.0)];
 // BH1750FVI datasheet, page 1: measurement range.
 const BH1750_SPANS: &[Span] = &[span(Illuminance, 0.0, 65_535.0)];
+// SCD4x datasheet 1.1 to 1.3: output range of CO2, specified T and RH ranges.
+const SCD4X_SPANS: &[Span] = &[
+    span(Co2, 0.0, 40_000.0),
+    span(Temperature, -10.0, 60.0),
+    span(Humidity, 0.0, 100.0),
+];
 // TMP102 datasheet 7.3: operating range.
 const TMP102_SPANS: &[Span] = &[span(Temperature, -55.0, 150.0)];
 const SIM_SPANS: &[Span] = &[
@@ -104,6 +111,8 @@ pub enum Model {
     Tmp102,
     /// ROHM BH1750FVI: illuminance.
     Bh1750,
+    /// Sensirion SCD40/SCD41: CO2, temperature, humidity.
+    Scd4x,
     /// No chip: a deterministic waveform on every quantity, for demos and tests.
     Sim,
 }
@@ -115,6 +124,7 @@ impl Model {
             Model::Sht4x => "sht4x",
             Model::Tmp102 => "tmp102",
             Model::Bh1750 => "bh1750",
+            Model::Scd4x => "scd4x",
             Model::Sim => "sim",
         }
     }
@@ -126,6 +136,7 @@ impl Model {
             Model::Sht4x => SHT4X_SPANS,
             Model::Tmp102 => TMP102_SPANS,
             Model::Bh1750 => BH1750_SPANS,
+            Model::Scd4x => SCD4X_SPANS,
             Model::Sim => SIM_SPANS,
         }
     }
@@ -137,6 +148,7 @@ impl Model {
             Model::Sht4x => &[0x44, 0x45, 0x46],
             Model::Tmp102 => &[0x48, 0x49, 0x4a, 0x4b],
             Model::Bh1750 => &[0x23, 0x5c],
+            Model::Scd4x => &[0x62],
             Model::Sim => &[],
         }
     }

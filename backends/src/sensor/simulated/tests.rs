@@ -193,6 +193,33 @@ fn bh1750_gives_the_datasheet_example() {
     assert!(matches!(absent.init(), Err(SensorError::Bus(_))));
 }
 
+#[test]
+fn scd4x_gives_the_datasheet_example() {
+    // Datasheet 3.6.2: the read_measurement answer 01 F4 33 66 67 A2 5E B9 3C is
+    // 500 ppm, 25 °C and 37 %RH, with those CRC bytes.
+    assert_eq!(crc8(&[0x01, 0xf4]), 0x33);
+    assert_eq!(crc8(&[0x66, 0x67]), 0xa2);
+    assert_eq!(crc8(&[0x5e, 0xb9]), 0x3c);
+    let bus = SimBus::default();
+    bus.attach(0x62, SimScd4x::new([0x01f4, 0x6667, 0x5eb9]));
+    let slot = RefCell::new(Some(bus.clone()));
+    let mut d = driver(Model::Scd4x, 0x62, &slot);
+    d.init().unwrap();
+    // Started, but the first measurement is not in yet: nothing rather than old values.
+    assert_eq!(d.measure().unwrap(), vec![]);
+    bus.with(0x62, |c: &mut SimScd4x| c.tick());
+    let r = d.measure().unwrap();
+    assert_eq!(value(&r, Quantity::Co2), 500.0);
+    assert!(
+        (value(&r, Quantity::Temperature) - 25.0).abs() < 0.01,
+        "{r:?}"
+    );
+    assert!((value(&r, Quantity::Humidity) - 37.0).abs() < 0.01, "{r:?}");
+    assert_eq!(d.measure().unwrap(), vec![]);
+    // Restarting the driver while the chip measures stops it first.
+    d.init().unwrap();
+}
+
 /// Runs a sampler over `bus` in a thread; reports arrive on the returned receiver.
 fn sampler(
     bus: SimBus,
