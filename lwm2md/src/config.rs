@@ -75,6 +75,7 @@ pub enum SensorModel {
     Tmp102,
     Bh1750,
     Scd4x,
+    Ina219,
     Sim,
 }
 
@@ -87,6 +88,7 @@ impl SensorModel {
             SensorModel::Tmp102 => Model::Tmp102,
             SensorModel::Bh1750 => Model::Bh1750,
             SensorModel::Scd4x => Model::Scd4x,
+            SensorModel::Ina219 => Model::Ina219,
             SensorModel::Sim => Model::Sim,
         }
     }

@@ -23,6 +23,7 @@ pub fn driver<'a, B: I2c + 'a>(model: Model, address: u8, bus: &'a Slot<B>) -> B
         Model::Tmp102 => Box::new(super::tmp102::Tmp102::new(i2c, address)),
         Model::Bh1750 => Box::new(super::bh1750::Bh1750::new(i2c, address)),
         Model::Scd4x => Box::new(super::scd4x::Scd4x::new(i2c)),
+        Model::Ina219 => Box::new(super::ina219::Ina219::new(i2c, address)),
         Model::Sim => Box::new(super::sim::Sim::new(address)),
     }
 }

@@ -7,6 +7,7 @@
 mod bh1750;
 mod bme280;
 mod chip;
+mod ina219;
 mod sampler;
 mod scd4x;
 mod shared;
@@ -84,6 +85,12 @@ const SCD4X_SPANS: &[Span] = &[
     span(Temperature, -10.0, 60.0),
     span(Humidity, 0.0, 100.0),
 ];
+// INA219 datasheet 1 and 8.5: bus 0 to 26 V; ±320 mV across the 0.1 Ω shunt.
+const INA219_SPANS: &[Span] = &[
+    span(Voltage, 0.0, 26.0),
+    span(Current, -3.2, 3.2),
+    span(Power, -83.2, 83.2),
+];
 // TMP102 datasheet 7.3: operating range.
 const TMP102_SPANS: &[Span] = &[span(Temperature, -55.0, 150.0)];
 const SIM_SPANS: &[Span] = &[
@@ -113,6 +120,8 @@ pub enum Model {
     Bh1750,
     /// Sensirion SCD40/SCD41: CO2, temperature, humidity.
     Scd4x,
+    /// TI INA219: voltage, current, power.
+    Ina219,
     /// No chip: a deterministic waveform on every quantity, for demos and tests.
     Sim,
 }
@@ -125,6 +134,7 @@ impl Model {
             Model::Tmp102 => "tmp102",
             Model::Bh1750 => "bh1750",
             Model::Scd4x => "scd4x",
+            Model::Ina219 => "ina219",
             Model::Sim => "sim",
         }
     }
@@ -137,6 +147,7 @@ impl Model {
             Model::Tmp102 => TMP102_SPANS,
             Model::Bh1750 => BH1750_SPANS,
             Model::Scd4x => SCD4X_SPANS,
+            Model::Ina219 => INA219_SPANS,
             Model::Sim => SIM_SPANS,
         }
     }
@@ -149,6 +160,10 @@ impl Model {
             Model::Tmp102 => &[0x48, 0x49, 0x4a, 0x4b],
             Model::Bh1750 => &[0x23, 0x5c],
             Model::Scd4x => &[0x62],
+            Model::Ina219 => &[
+                0x40, 0x41, 0x42, 0x43, 0x44, 0x45, 0x46, 0x47, 0x48, 0x49, 0x4a, 0x4b, 0x4c, 0x4d,
+                0x4e, 0x4f,
+            ],
             Model::Sim => &[],
         }
     }

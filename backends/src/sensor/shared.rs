@@ -14,6 +14,15 @@ pub struct Shared<'a, B> {
     bus: &'a Slot<B>,
 }
 
+// Not derived: a handle is copyable whatever the bus type.
+impl<B> Clone for Shared<'_, B> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+
+impl<B> Copy for Shared<'_, B> {}
+
 impl<'a, B> Shared<'a, B> {
     pub fn new(bus: &'a Slot<B>) -> Shared<'a, B> {
         Shared { bus }

@@ -5,6 +5,7 @@
 mod bh1750;
 mod bme280;
 mod bus;
+mod ina219;
 mod scd4x;
 mod sht4x;
 mod tests;
@@ -13,6 +14,7 @@ mod tmp102;
 pub use bh1750::SimBh1750;
 pub use bme280::{Bme280Calibration, SimBme280};
 pub use bus::SimBus;
+pub use ina219::SimIna219;
 pub use scd4x::SimScd4x;
 pub use sht4x::SimSht4x;
 pub use tmp102::SimTmp102;

@@ -220,6 +220,26 @@ fn scd4x_gives_the_datasheet_example() {
     d.init().unwrap();
 }
 
+#[test]
+fn ina219_reads_voltage_current_and_power() {
+    // 12.5 V on the bus, 87.5 mV across the 0.1 Ω shunt: 0.875 A, 10.9375 W.
+    let bus = SimBus::default();
+    bus.attach(0x41, SimIna219::new(8750, 12_500));
+    let slot = RefCell::new(Some(bus.clone()));
+    let mut d = driver(Model::Ina219, 0x41, &slot);
+    d.init().unwrap();
+    let r = d.measure().unwrap();
+    assert_eq!(value(&r, Quantity::Voltage), 12.5);
+    assert!((value(&r, Quantity::Current) - 0.875).abs() < 1e-9, "{r:?}");
+    assert!((value(&r, Quantity::Power) - 10.9375).abs() < 1e-9, "{r:?}");
+    // Current flowing backwards through the shunt.
+    bus.with(0x41, |c: &mut SimIna219| c.shunt_10uv = -2000);
+    let r = d.measure().unwrap();
+    assert!((value(&r, Quantity::Current) + 0.2).abs() < 1e-9, "{r:?}");
+    let mut absent = driver(Model::Ina219, 0x40, &slot);
+    assert!(matches!(absent.init(), Err(SensorError::Bus(_))));
+}
+
 /// Runs a sampler over `bus` in a thread; reports arrive on the returned receiver.
 fn sampler(
     bus: SimBus,
