@@ -1,7 +1,8 @@
 //! I2C sensors as IPSO objects: which object and resource each measured quantity goes
 //! to, the objects built from `[[sensor]]` tables, and the bus threads feeding them.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use backends::sensor::{self, BusHandle, ChipSpec, Model, Quantity, Report};
@@ -10,7 +11,7 @@ use crate::config::Config;
 use crate::engine::Engine;
 use crate::feed::{Feed, FeedSender};
 use crate::model::{Object, ObjectDef};
-use crate::objects::device::Clock;
+use crate::objects::device::{self, Clock};
 use crate::objects::ipso::{self, defs, InstanceSpec, IpsoSensor};
 use crate::path::Path;
 use crate::state::StateDir;
@@ -73,6 +74,94 @@ pub fn objects(config: &Config, clock: Clock, state: &StateDir) -> Vec<Box<dyn O
         .collect()
 }
 
+/// Device Error Code (3/0/11) "peripheral malfunction".
+const PERIPHERAL_MALFUNCTION: i64 = 8;
+
+/// A chip as its bus thread's reports are turned into values.
+struct SinkChip {
+    /// (bus, chip) across all buses.
+    key: (usize, usize),
+    instance: u16,
+    objects: Vec<u16>,
+    scale: f64,
+    offset: f64,
+    /// Whether the chip failed at its last sample; `None` before the first.
+    failing: Option<bool>,
+}
+
+/// Turns a bus thread's reports into feed values: readings (calibrated) into the measured
+/// resources, faults into the Measurement Quality Indicator of the chip's instances and
+/// Device Error Code 8 while any chip fails. `faults` is shared by all buses. Returns
+/// false once the daemon is gone.
+fn sink(
+    mut chips: Vec<SinkChip>,
+    faults: Arc<Mutex<BTreeSet<(usize, usize)>>>,
+    tx: FeedSender,
+) -> impl FnMut(Report) -> bool + Send + 'static {
+    move |report: Report| {
+        let (index, failed) = match &report {
+            Report::Readings { chip, .. } => (*chip, false),
+            Report::Failed { chip, .. } => (*chip, true),
+        };
+        let Some(chip) = chips.get_mut(index) else {
+            return true;
+        };
+        let mut out = Vec::new();
+        if let Report::Readings { readings, .. } = &report {
+            if readings.is_empty() {
+                return true;
+            }
+        }
+        if chip.failing != Some(failed) {
+            chip.failing = Some(failed);
+            let quality = if failed {
+                ipso::QUALITY_REJECTED
+            } else {
+                ipso::QUALITY_ACCEPTED
+            };
+            for o in &chip.objects {
+                out.push(Feed::Value(
+                    Path::resource(*o, chip.instance, ipso::QUALITY_INDICATOR),
+                    ResourceValue::Single(Value::Integer(quality)),
+                ));
+            }
+        }
+        if let Report::Readings { readings, .. } = &report {
+            for r in readings {
+                let (def, resource, _) = placement(r.quantity);
+                let value = r.value * chip.scale + chip.offset;
+                out.push(Feed::Value(
+                    Path::resource(def.id, chip.instance, resource),
+                    ResourceValue::Single(Value::Float(value)),
+                ));
+            }
+        }
+        // The lock is held while sending so that Error Code updates from several buses
+        // reach the daemon in the order the set changed.
+        let Ok(mut set) = faults.lock() else {
+            return false;
+        };
+        let before = set.is_empty();
+        if failed {
+            set.insert(chip.key);
+        } else {
+            set.remove(&chip.key);
+        }
+        if set.is_empty() != before {
+            let code = if set.is_empty() {
+                0
+            } else {
+                PERIPHERAL_MALFUNCTION
+            };
+            out.push(Feed::Value(
+                Path::resource(3, 0, device::ERROR_CODE),
+                ResourceValue::Multiple(BTreeMap::from([(0, Value::Integer(code))])),
+            ));
+        }
+        out.into_iter().all(|f| tx.blocking_send(f).is_ok())
+    }
+}
+
 /// A sensor as the daemon follows it.
 struct Fed {
     instance: u16,
@@ -102,7 +191,8 @@ impl Sensors {
             by_bus.entry(s.bus.as_str()).or_default().push(s);
         }
         let mut buses = Vec::new();
-        for (name, sensors) in by_bus {
+        let faults = Arc::new(Mutex::new(BTreeSet::new()));
+        for (bus_index, (name, sensors)) in by_bus.into_iter().enumerate() {
             let specs: Vec<ChipSpec> = sensors
                 .iter()
                 .filter_map(|s| {
@@ -115,30 +205,19 @@ impl Sensors {
                     })
                 })
                 .collect();
-            let calibration: Vec<(u16, f64, f64)> = sensors
+            let chips: Vec<SinkChip> = sensors
                 .iter()
-                .map(|s| (s.instance, s.scale, s.offset))
+                .enumerate()
+                .map(|(index, s)| SinkChip {
+                    key: (bus_index, index),
+                    instance: s.instance,
+                    objects: objects_fed(s.model.backend()),
+                    scale: s.scale,
+                    offset: s.offset,
+                    failing: None,
+                })
                 .collect();
-            let tx = feed.clone();
-            let sink = move |report: Report| match report {
-                Report::Readings { chip, readings } => {
-                    let Some(&(instance, scale, offset)) = calibration.get(chip) else {
-                        return true;
-                    };
-                    readings.iter().all(|r| {
-                        let (def, resource, _) = placement(r.quantity);
-                        let value = r.value * scale + offset;
-                        let path = Path::resource(def.id, instance, resource);
-                        tx.blocking_send(Feed::Value(
-                            path,
-                            ResourceValue::Single(Value::Float(value)),
-                        ))
-                        .is_ok()
-                    })
-                }
-                // The bus thread has logged it with bus, address and cause.
-                Report::Failed { .. } => !tx.is_closed(),
-            };
+            let sink = sink(chips, faults.clone(), feed.clone());
             match sensor::spawn(name.to_string(), specs, sink) {
                 Ok(handle) => buses.push(Bus {
                     handle,
@@ -188,5 +267,83 @@ impl Sensors {
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use backends::sensor::{Quantity, Reading, SensorError};
+
+    use super::*;
+
+    fn drain(rx: &mut crate::feed::FeedReceiver) -> Vec<Feed> {
+        let mut out = Vec::new();
+        while let Ok(f) = rx.try_recv() {
+            out.push(f);
+        }
+        out
+    }
+
+    fn chip(key: (usize, usize), instance: u16) -> SinkChip {
+        SinkChip {
+            key,
+            instance,
+            objects: objects_fed(Model::Tmp102),
+            scale: 2.0,
+            offset: -1.0,
+            failing: None,
+        }
+    }
+
+    fn quality(instance: u16, q: i64) -> Feed {
+        Feed::Value(
+            Path::resource(3303, instance, ipso::QUALITY_INDICATOR),
+            ResourceValue::Single(Value::Integer(q)),
+        )
+    }
+
+    fn error_code(code: i64) -> Feed {
+        Feed::Value(
+            Path::resource(3, 0, 11),
+            ResourceValue::Multiple(BTreeMap::from([(0, Value::Integer(code))])),
+        )
+    }
+
+    #[test]
+    fn faults_show_in_quality_and_device_error_code_until_every_chip_recovers() {
+        let (tx, mut rx) = crate::feed::channel();
+        let faults = Arc::new(Mutex::new(BTreeSet::new()));
+        let mut bus_a = sink(vec![chip((0, 0), 5)], faults.clone(), tx.clone());
+        let mut bus_b = sink(vec![chip((1, 0), 6)], faults, tx);
+        let t = |v| Report::Readings {
+            chip: 0,
+            readings: vec![Reading {
+                quantity: Quantity::Temperature,
+                value: v,
+            }],
+        };
+        let failed = || Report::Failed {
+            chip: 0,
+            error: SensorError::Crc,
+        };
+        assert!(bus_a(t(10.0)));
+        let value = Feed::Value(
+            Path::resource(3303, 5, 5700),
+            ResourceValue::Single(Value::Float(19.0)),
+        );
+        assert_eq!(drain(&mut rx), vec![quality(5, 4), value]);
+        assert!(bus_a(failed()));
+        assert_eq!(drain(&mut rx), vec![quality(5, 1), error_code(8)]);
+        assert!(bus_b(failed()));
+        assert_eq!(drain(&mut rx), vec![quality(6, 1)]);
+        assert!(bus_a(t(10.0)));
+        assert_eq!(drain(&mut rx).first(), Some(&quality(5, 4)));
+        assert!(bus_b(Report::Readings {
+            chip: 0,
+            readings: vec![]
+        }));
+        assert_eq!(drain(&mut rx), vec![]);
+        assert!(bus_b(t(1.0)));
+        assert_eq!(drain(&mut rx).last(), Some(&error_code(0)));
     }
 }

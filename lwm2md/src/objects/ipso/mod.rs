@@ -26,6 +26,11 @@ pub const X_VALUE: u16 = 5702;
 pub const Y_VALUE: u16 = 5703;
 pub const Z_VALUE: u16 = 5704;
 pub const APPLICATION_TYPE: u16 = 5750;
+pub const QUALITY_INDICATOR: u16 = 6042;
+
+/// Measurement Quality Indicator values (6042).
+pub const QUALITY_REJECTED: i64 = 1;
+pub const QUALITY_ACCEPTED: i64 = 4;
 
 /// Longest Application Type accepted from a server.
 const MAX_APPLICATION_TYPE: usize = 255;
@@ -71,6 +76,8 @@ struct Instance {
     max: Option<f64>,
     /// When the latest value was measured (Unix seconds).
     timestamp: Option<i64>,
+    /// The Measurement Quality Indicator the backend reported last.
+    quality: Option<i64>,
 }
 
 pub struct IpsoSensor {
@@ -118,6 +125,7 @@ impl IpsoSensor {
                 min: None,
                 max: None,
                 timestamp: None,
+                quality: None,
             },
         );
     }
@@ -153,7 +161,11 @@ impl Object for IpsoSensor {
         if !self.has(resource) {
             return None;
         }
+        // A failing chip's last values are not presented as current: they read as absent
+        // until it answers again.
+        let rejected = i.quality == Some(QUALITY_REJECTED);
         match resource {
+            SENSOR_VALUE | X_VALUE | Y_VALUE | Z_VALUE if rejected => None,
             SENSOR_VALUE | X_VALUE | Y_VALUE | Z_VALUE => {
                 i.values.get(&resource).copied().and_then(float)
             }
@@ -166,6 +178,7 @@ impl Object for IpsoSensor {
                 i.application_type.clone(),
             ))),
             TIMESTAMP => i.timestamp.map(|t| ResourceValue::Single(Value::Time(t))),
+            QUALITY_INDICATOR => i.quality.map(|q| ResourceValue::Single(Value::Integer(q))),
             _ => None,
         }
     }
@@ -197,6 +210,10 @@ impl Object for IpsoSensor {
                     i.min = Some(i.min.map_or(v, |m| m.min(v)));
                     i.max = Some(i.max.map_or(v, |m| m.max(v)));
                 }
+                Ok(Vec::new())
+            }
+            (QUALITY_INDICATOR, ResourceValue::Single(Value::Integer(q))) if !by_server => {
+                i.quality = Some(q);
                 Ok(Vec::new())
             }
             (APPLICATION_TYPE, ResourceValue::Single(Value::String(s))) => {
@@ -305,6 +322,24 @@ mod tests {
                 true
             )
             .is_err());
+    }
+
+    #[test]
+    fn a_rejected_measurement_is_not_presented_as_current() {
+        let mut s = sensor(None);
+        reading(&mut s, 21.0);
+        let quality = |q| ResourceValue::Single(Value::Integer(q));
+        s.write(4, QUALITY_INDICATOR, quality(QUALITY_REJECTED), false)
+            .unwrap();
+        assert_eq!(get(&s, SENSOR_VALUE), None);
+        assert_eq!(get(&s, QUALITY_INDICATOR), Some(Value::Integer(1)));
+        // What is known about the past stays readable.
+        assert_eq!(get(&s, MAX_MEASURED), Some(Value::Float(21.0)));
+        s.write(4, QUALITY_INDICATOR, quality(QUALITY_ACCEPTED), false)
+            .unwrap();
+        reading(&mut s, 22.0);
+        assert_eq!(get(&s, SENSOR_VALUE), Some(Value::Float(22.0)));
+        assert!(s.write(4, QUALITY_INDICATOR, quality(4), true).is_err());
     }
 
     #[test]
