@@ -76,6 +76,7 @@ pub enum SensorModel {
     Bh1750,
     Scd4x,
     Ina219,
+    Lis3dh,
     Sim,
 }
 
@@ -89,6 +90,7 @@ impl SensorModel {
             SensorModel::Bh1750 => Model::Bh1750,
             SensorModel::Scd4x => Model::Scd4x,
             SensorModel::Ina219 => Model::Ina219,
+            SensorModel::Lis3dh => Model::Lis3dh,
             SensorModel::Sim => Model::Sim,
         }
     }

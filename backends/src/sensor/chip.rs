@@ -24,6 +24,7 @@ pub fn driver<'a, B: I2c + 'a>(model: Model, address: u8, bus: &'a Slot<B>) -> B
         Model::Bh1750 => Box::new(super::bh1750::Bh1750::new(i2c, address)),
         Model::Scd4x => Box::new(super::scd4x::Scd4x::new(i2c)),
         Model::Ina219 => Box::new(super::ina219::Ina219::new(i2c, address)),
+        Model::Lis3dh => Box::new(super::lis3dh::Lis3dh::new(i2c, address)),
         Model::Sim => Box::new(super::sim::Sim::new(address)),
     }
 }

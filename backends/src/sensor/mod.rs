@@ -8,6 +8,7 @@ mod bh1750;
 mod bme280;
 mod chip;
 mod ina219;
+mod lis3dh;
 mod sampler;
 mod scd4x;
 mod shared;
@@ -91,6 +92,12 @@ const INA219_SPANS: &[Span] = &[
     span(Current, -3.2, 3.2),
     span(Power, -83.2, 83.2),
 ];
+// LIS3DH datasheet table 4: ±2 g full scale (12 bits: -2048 to +2047 mg).
+const LIS3DH_SPANS: &[Span] = &[
+    span(AccelerationX, -20.09, 20.09),
+    span(AccelerationY, -20.09, 20.09),
+    span(AccelerationZ, -20.09, 20.09),
+];
 // TMP102 datasheet 7.3: operating range.
 const TMP102_SPANS: &[Span] = &[span(Temperature, -55.0, 150.0)];
 const SIM_SPANS: &[Span] = &[
@@ -122,6 +129,8 @@ pub enum Model {
     Scd4x,
     /// TI INA219: voltage, current, power.
     Ina219,
+    /// ST LIS3DH: acceleration on three axes.
+    Lis3dh,
     /// No chip: a deterministic waveform on every quantity, for demos and tests.
     Sim,
 }
@@ -135,6 +144,7 @@ impl Model {
             Model::Bh1750 => "bh1750",
             Model::Scd4x => "scd4x",
             Model::Ina219 => "ina219",
+            Model::Lis3dh => "lis3dh",
             Model::Sim => "sim",
         }
     }
@@ -148,6 +158,7 @@ impl Model {
             Model::Bh1750 => BH1750_SPANS,
             Model::Scd4x => SCD4X_SPANS,
             Model::Ina219 => INA219_SPANS,
+            Model::Lis3dh => LIS3DH_SPANS,
             Model::Sim => SIM_SPANS,
         }
     }
@@ -160,6 +171,7 @@ impl Model {
             Model::Tmp102 => &[0x48, 0x49, 0x4a, 0x4b],
             Model::Bh1750 => &[0x23, 0x5c],
             Model::Scd4x => &[0x62],
+            Model::Lis3dh => &[0x18, 0x19],
             Model::Ina219 => &[
                 0x40, 0x41, 0x42, 0x43, 0x44, 0x45, 0x46, 0x47, 0x48, 0x49, 0x4a, 0x4b, 0x4c, 0x4d,
                 0x4e, 0x4f,

@@ -240,6 +240,31 @@ fn ina219_reads_voltage_current_and_power() {
     assert!(matches!(absent.init(), Err(SensorError::Bus(_))));
 }
 
+#[test]
+fn lis3dh_reads_gravity_in_high_resolution() {
+    // Flat on a table: 1 g on Z; tilted a little on X and Y.
+    let bus = SimBus::default();
+    bus.attach(0x19, SimLis3dh::new([-250, 125, 1000]));
+    let slot = RefCell::new(Some(bus.clone()));
+    let mut d = driver(Model::Lis3dh, 0x19, &slot);
+    d.init().unwrap();
+    let r = d.measure().unwrap();
+    // High resolution at ±2 g: 1 mg/digit (table 4).
+    let g = 9.80665;
+    for (q, want) in [
+        (Quantity::AccelerationX, -0.25 * g),
+        (Quantity::AccelerationY, 0.125 * g),
+        (Quantity::AccelerationZ, g),
+    ] {
+        assert!((value(&r, q) - want).abs() < 1e-4, "{q:?}: {r:?}");
+    }
+    // Another chip at the address (a TMP102 NACKs the WHO_AM_I pointer) is refused.
+    let other = SimBus::default();
+    other.attach(0x18, SimTmp102::new(0));
+    let slot = RefCell::new(Some(other));
+    assert!(driver(Model::Lis3dh, 0x18, &slot).init().is_err());
+}
+
 /// Runs a sampler over `bus` in a thread; reports arrive on the returned receiver.
 fn sampler(
     bus: SimBus,
