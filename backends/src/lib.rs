@@ -7,8 +7,10 @@
 //!   connectivity backend reports it; the ModemManager and AT command backends.
 //! - [`system`]: actions on the operating system (reboot, clock, time zone, commands),
 //!   through systemd's D-Bus services on the system bus.
+//! - [`sensor`]: I2C sensors sampled by one thread per bus.
 
 pub mod host;
 pub mod location;
 pub mod modem;
+pub mod sensor;
 pub mod system;

@@ -35,6 +35,8 @@ const OBSERVED: [&[&str]; 5] = [
     &["3", "0", "3"],
     &["1", "0", "1"],
 ];
+/// Simulated sensors in the last run, for the RSS they cost.
+const SENSORS: usize = 10;
 
 fn main() -> ExitCode {
     let binary = std::env::args_os()
@@ -58,6 +60,8 @@ struct Figures {
     wakeups_observed: Option<(u64, Duration)>,
     throughput: Vec<(usize, f64, u32, u32)>,
     rss_loaded: Option<Memory>,
+    /// RSS registered and idle with `SENSORS` simulated sensors sampling.
+    rss_sensors: Option<Memory>,
 }
 
 fn run(binary: &Path) -> Result<(), String> {
@@ -75,11 +79,12 @@ fn run(binary: &Path) -> Result<(), String> {
         wakeups_observed: None,
         throughput: Vec::new(),
         rss_loaded: None,
+        rss_sensors: None,
     };
     for n in 0..STARTS {
         let last = n + 1 == STARTS;
         let mut server = FakeServer::bind()?;
-        let mut daemon = Daemon::spawn(binary, &dir.path, server.port(), n)?;
+        let mut daemon = Daemon::spawn(binary, &dir.path, server.port(), n, 0)?;
         let result = server
             .await_register()
             .map(|at| {
@@ -99,6 +104,21 @@ fn run(binary: &Path) -> Result<(), String> {
             daemon.kill();
             return Err(format!("{e} (daemon log: {})", daemon.log.display()));
         }
+    }
+    // Sensor threads and the IPSO objects: the same daemon with sensors configured.
+    let mut server = FakeServer::bind()?;
+    let mut daemon = Daemon::spawn(binary, &dir.path, server.port(), STARTS, SENSORS)?;
+    let result = server
+        .await_register()
+        .and_then(|_| {
+            std::thread::sleep(SETTLE);
+            figures.rss_sensors = Some(Memory::read(daemon.pid)?);
+            Ok(())
+        })
+        .and_then(|()| server.stop(&mut daemon));
+    if let Err(e) = result {
+        daemon.kill();
+        return Err(format!("{e} (daemon log: {})", daemon.log.display()));
     }
     print_table(&figures, binary);
     Ok(())
@@ -212,6 +232,13 @@ fn print_table(f: &Figures, binary: &Path) {
             "",
         );
     }
+    if let Some(m) = &f.rss_sensors {
+        row(
+            &format!("RSS with {SENSORS} sensors, 2 buses (VmRSS)"),
+            format!("{:.2} MB", mb(m.rss_kib)),
+            "",
+        );
+    }
     row("De-register on SIGTERM, exit 0", "yes".into(), "yes");
     row(
         "release binary size",
@@ -246,14 +273,28 @@ struct Daemon {
 }
 
 impl Daemon {
-    fn spawn(binary: &Path, dir: &Path, port: u16, n: usize) -> Result<Daemon, String> {
+    /// `sensors`: how many simulated sensors, sampled every second on two buses.
+    fn spawn(
+        binary: &Path,
+        dir: &Path,
+        port: u16,
+        n: usize,
+        sensors: usize,
+    ) -> Result<Daemon, String> {
         let config = dir.join(format!("lwm2md-{n}.toml"));
         let state = dir.join(format!("state-{n}"));
-        let text = format!(
+        let mut text = format!(
             "endpoint = \"{ENDPOINT}\"\nstate_dir = \"{}\"\n\n[device]\nreboot = \"none\"\n\n\
              [[server]]\nuri = \"coap://127.0.0.1:{port}\"\nlifetime = 3600\n",
             state.display()
         );
+        for i in 0..sensors {
+            text.push_str(&format!(
+                "\n[[sensor]]\nmodel = \"sim\"\nbus = \"sim-{}\"\naddress = {i}\n\
+                 interval = 1\ninstance = {i}\n",
+                i % 2
+            ));
+        }
         fs::write(&config, text).map_err(|e| format!("writing {}: {e}", config.display()))?;
         let log = dir.join(format!("lwm2md-{n}.log"));
         let stderr =

@@ -53,6 +53,14 @@ pub struct Config {
     /// The file this configuration was read from, for errors found after parsing.
     #[serde(skip)]
     pub source: PathBuf,
+    /// The shortest sampling interval an observer's pmin can bring a sensor down to,
+    /// in seconds.
+    #[serde(default = "default_sensor_interval_floor")]
+    pub sensor_interval_floor: u32,
+    /// I2C sensors, each shown as IPSO objects. Spanned so that errors found after
+    /// parsing still name the line.
+    #[serde(default, rename = "sensor")]
+    pub sensors: Vec<toml::Spanned<SensorConfig>>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -150,6 +158,56 @@ impl ResourceConfig {
             file: file.to_path_buf(),
             position: self.position,
             message: format!("resource {}: {message}", self.path.get_ref()),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SensorConfig {
+    pub model: SensorModel,
+    /// The bus device (`/dev/i2c-1`); only a name for the simulated model.
+    pub bus: String,
+    /// 7-bit I2C address (`0x76`).
+    pub address: u16,
+    /// Seconds between two samples.
+    pub interval: u32,
+    /// Instance ID of the chip in each object it feeds.
+    pub instance: u16,
+    /// Initial Application Type (5750), until a server writes one.
+    pub application_type: Option<String>,
+    /// Calibration: reported = measured * scale + offset.
+    #[serde(default)]
+    pub offset: f64,
+    #[serde(default = "default_scale")]
+    pub scale: f64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SensorModel {
+    Bme280,
+    Sht4x,
+    Tmp102,
+    Bh1750,
+    Scd4x,
+    Ina219,
+    Lis3dh,
+    Sim,
+}
+
+impl SensorModel {
+    pub fn backend(self) -> backends::sensor::Model {
+        use backends::sensor::Model;
+        match self {
+            SensorModel::Bme280 => Model::Bme280,
+            SensorModel::Sht4x => Model::Sht4x,
+            SensorModel::Tmp102 => Model::Tmp102,
+            SensorModel::Bh1750 => Model::Bh1750,
+            SensorModel::Scd4x => Model::Scd4x,
+            SensorModel::Ina219 => Model::Ina219,
+            SensorModel::Lis3dh => Model::Lis3dh,
+            SensorModel::Sim => Model::Sim,
         }
     }
 }
@@ -359,6 +417,12 @@ pub enum SecurityMode {
 fn default_state_dir() -> PathBuf {
     PathBuf::from(DEFAULT_STATE_DIR)
 }
+fn default_sensor_interval_floor() -> u32 {
+    1
+}
+fn default_scale() -> f64 {
+    1.0
+}
 fn default_lifetime() -> u32 {
     DEFAULT_LIFETIME
 }
@@ -447,6 +511,13 @@ impl Config {
             position: None,
             message,
         })?;
+        config
+            .validate_sensors()
+            .map_err(|(offset, message)| ConfigError {
+                file: path.to_path_buf(),
+                position: Some(line_col(text, offset)),
+                message,
+            })?;
         for (n, r) in config.resources.iter().enumerate() {
             validate_resource(r).map_err(|m| r.error(path, m))?;
             if config.resources[..n]
@@ -588,6 +659,69 @@ impl Config {
         if let Some(cmd) = &self.device.factory_reset_command {
             if cmd.is_empty() || cmd[0].is_empty() {
                 return Err("device.factory_reset_command must name a program".into());
+            }
+        }
+        Ok(())
+    }
+
+    /// Sensor checks that need more than one table: errors carry the byte offset of the
+    /// offending `[[sensor]]`.
+    fn validate_sensors(&self) -> Result<(), (usize, String)> {
+        if self.sensor_interval_floor == 0 {
+            return Err((0, "sensor_interval_floor must be at least 1 second".into()));
+        }
+        let mut addresses: Vec<(&str, u8)> = Vec::new();
+        let mut instances: Vec<(u16, u16)> = Vec::new();
+        for spanned in &self.sensors {
+            let at = spanned.span().start;
+            let s = spanned.get_ref();
+            let model = s.model.backend();
+            let name = model.name();
+            let address = model
+                .check_address(s.address)
+                .map_err(|e| (at, format!("sensor {name}: {e}")))?;
+            if s.bus.is_empty() {
+                return Err((at, format!("sensor {name}: bus is empty")));
+            }
+            if s.interval == 0 {
+                return Err((
+                    at,
+                    format!("sensor {name}: interval must be at least 1 second"),
+                ));
+            }
+            if !(s.scale.is_finite() && s.scale != 0.0 && s.offset.is_finite()) {
+                return Err((
+                    at,
+                    format!("sensor {name}: scale must be a non-zero number and offset a number"),
+                ));
+            }
+            if addresses.contains(&(s.bus.as_str(), address)) {
+                return Err((
+                    at,
+                    format!(
+                        "sensor {name}: another sensor is configured at {address:#04x} on {}",
+                        s.bus
+                    ),
+                ));
+            }
+            addresses.push((s.bus.as_str(), address));
+            for object in crate::sensors::objects_fed(model) {
+                if instances.contains(&(object, s.instance)) {
+                    return Err((
+                        at,
+                        format!(
+                            "sensor {name}: instance /{object}/{} is fed by another sensor",
+                            s.instance
+                        ),
+                    ));
+                }
+                instances.push((object, s.instance));
+            }
+            if s.application_type.as_ref().is_some_and(|a| a.len() > 255) {
+                return Err((
+                    at,
+                    format!("sensor {name}: application_type is over 255 bytes"),
+                ));
             }
         }
         Ok(())
@@ -1032,6 +1166,91 @@ mod tests {
             "[[server]]\nuri = \"coap://h\"\nshort_server_id = 1\n[[server]]\nuri = \"coap://g\"\nshort_server_id = 1",
         ] {
             assert!(parse(bad).is_err(), "accepted: {bad}");
+        }
+    }
+
+    const SERVER: &str = "[[server]]\nuri = \"coap://h\"\n";
+
+    #[test]
+    fn sensors_parse_with_defaults() {
+        let c = parse(&format!(
+            "{SERVER}[[sensor]]\nmodel = \"bme280\"\nbus = \"/dev/i2c-1\"\naddress = 0x76\ninterval = 30\ninstance = 0\n\
+             [[sensor]]\nmodel = \"sim\"\nbus = \"sim\"\naddress = 1\ninterval = 5\ninstance = 1\noffset = -0.5\nscale = 2.0\napplication_type = \"demo\"\n"
+        ))
+        .unwrap();
+        assert_eq!(c.sensors.len(), 2);
+        let s = c.sensors[0].get_ref();
+        assert_eq!(
+            (s.model, s.address, s.interval, s.instance),
+            (SensorModel::Bme280, 0x76, 30, 0)
+        );
+        assert_eq!((s.offset, s.scale), (0.0, 1.0));
+        assert_eq!(
+            c.sensors[1].get_ref().application_type.as_deref(),
+            Some("demo")
+        );
+        assert_eq!(c.sensor_interval_floor, 1);
+    }
+
+    #[test]
+    fn sensor_errors_name_the_line() {
+        let sensor = |model: &str, address: &str, instance: u16| {
+            format!("[[sensor]]\nmodel = \"{model}\"\nbus = \"/dev/i2c-1\"\naddress = {address}\ninterval = 10\ninstance = {instance}\n")
+        };
+        // Lines: the server takes 2, each sensor 6.
+        let cases = [
+            (
+                format!("{SERVER}{}", sensor("bme281", "0x76", 0)),
+                "4:",
+                "unknown variant",
+            ),
+            (
+                format!(
+                    "{SERVER}{}{}",
+                    sensor("bme280", "0x76", 0),
+                    sensor("sim", "0x76", 1)
+                ),
+                "9:",
+                "another sensor is configured at 0x76 on /dev/i2c-1",
+            ),
+            (
+                format!(
+                    "{SERVER}{}{}",
+                    sensor("bme280", "0x76", 0),
+                    sensor("sht4x", "0x44", 0)
+                ),
+                "9:",
+                "/3303/0",
+            ),
+            (
+                format!("{SERVER}{}", sensor("bme280", "0x40", 0)),
+                "3:",
+                "0x76, 0x77",
+            ),
+            (
+                format!("{SERVER}{}", sensor("sim", "0x80", 0)),
+                "3:",
+                "7-bit",
+            ),
+            (
+                format!(
+                    "{SERVER}{}",
+                    sensor("sim", "1", 0).replace("interval = 10", "interval = 0")
+                ),
+                "3:",
+                "interval",
+            ),
+            (
+                format!("{SERVER}{}unit = \"C\"\n", sensor("sim", "1", 0)),
+                "9:",
+                "unit",
+            ),
+        ];
+        for (text, line, wanted) in cases {
+            let e = parse(&text).unwrap_err().to_string();
+            let prefix = format!("/etc/lwm2md/lwm2md.toml:{line}");
+            assert!(e.starts_with(&prefix), "{e} (wanted line {line})\n{text}");
+            assert!(e.contains(wanted), "{e}");
         }
     }
 

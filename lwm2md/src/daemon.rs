@@ -26,6 +26,7 @@ use crate::objects::security::{Security, SecurityMode};
 use crate::objects::server::Server;
 use crate::objects::statistics::ConnectivityStatistics;
 use crate::path::Path;
+use crate::sensors::{self, Sensors};
 use crate::state::StateDir;
 use crate::tasks;
 use crate::value::{ResourceValue, Value};
@@ -171,6 +172,8 @@ pub async fn run(config: Config) -> Result<(), DaemonError> {
     if config.location.is_some() {
         objects.push(Box::new(Location::new()));
     }
+    let state = StateDir::new(&config.state_dir);
+    objects.extend(sensors::objects(&config, device::system_clock, &state));
     let built_in: Vec<(u16, &str)> = objects.iter().map(|o| (o.def().id, o.def().name)).collect();
     let custom = crate::binding::setup(&config, &built_in).map_err(DaemonError::Config)?;
     objects.extend(custom.objects);
@@ -214,6 +217,7 @@ pub async fn run(config: Config) -> Result<(), DaemonError> {
             device::system_clock,
         ));
     }
+    let mut sensors = Sensors::start(&config, &feed_tx);
     let _feed_tx = feed_tx;
     let mut status_book = StatusBook::default();
     let mut api_rx = dbus_api::serve(
@@ -278,6 +282,7 @@ pub async fn run(config: Config) -> Result<(), DaemonError> {
                 break;
             }
         }
+        sensors.follow_observers(&engine);
         let wake = engine.poll_timeout().into_iter().chain(stop_by).min();
         let dtls_wake = dtls.iter().filter_map(DtlsPeer::poll_timeout).min();
         tokio::select! {

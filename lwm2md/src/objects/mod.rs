@@ -5,6 +5,7 @@ pub mod cellular;
 pub mod connectivity;
 pub mod custom;
 pub mod device;
+pub mod ipso;
 pub mod location;
 pub mod security;
 pub mod server;

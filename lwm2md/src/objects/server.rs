@@ -100,7 +100,7 @@ impl Object for Server {
         if by_server {
             match (resource, &value) {
                 (LIFETIME, ResourceValue::Single(Value::Integer(n)))
-                    if *n < 1 || *n > u32::MAX.into() =>
+                    if *n < 1 || *n > i64::from(u32::MAX) =>
                 {
                     return Err(DmError::BadRequest(format!("lifetime {n} out of range")));
                 }
