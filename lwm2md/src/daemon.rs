@@ -18,10 +18,10 @@ use crate::engine::{Engine, EngineConfig, Event, ServerSpec};
 use crate::feed::{self, Feed};
 use crate::model::{Action, Object};
 use crate::objects::apn::ApnProfiles;
-use crate::objects::cellular::CellularConnectivity;
-use crate::objects::connectivity::ConnectivityMonitoring;
+use crate::objects::cellular;
+use crate::objects::connectivity as monitoring;
 use crate::objects::device::{self, Device};
-use crate::objects::location::Location;
+use crate::objects::location;
 use crate::objects::security::{Security, SecurityMode};
 use crate::objects::server::Server;
 use crate::objects::statistics::ConnectivityStatistics;
@@ -162,15 +162,15 @@ pub async fn run(config: Config) -> Result<(), DaemonError> {
         Box::new(security),
         Box::new(server),
         Box::new(device),
-        Box::new(ConnectivityMonitoring::new()),
+        Box::new(monitoring::new()),
         Box::new(ConnectivityStatistics::new()),
     ];
     if config.connectivity.backend == ConnectivityBackend::Modemmanager {
-        objects.push(Box::new(CellularConnectivity::new()));
+        objects.push(Box::new(cellular::new()));
         objects.push(Box::new(ApnProfiles::new()));
     }
     if config.location.is_some() {
-        objects.push(Box::new(Location::new()));
+        objects.push(Box::new(location::new()));
     }
     let state = StateDir::new(&config.state_dir);
     objects.extend(sensors::objects(&config, device::system_clock, &state));

@@ -248,12 +248,10 @@ impl Sensors {
                 let pmin = chip
                     .objects
                     .iter()
-                    .filter_map(|o| engine.tightest_pmin(&Path::instance(*o, chip.instance)))
+                    .filter_map(|o| engine.observed_pmin(&Path::instance(*o, chip.instance)))
                     .min();
                 let wanted = match pmin {
-                    Some(p) => chip
-                        .interval
-                        .min(Duration::from_secs(p.into()).max(self.floor)),
+                    Some(p) => chip.interval.min(p.max(self.floor)),
                     None => chip.interval,
                 };
                 if wanted != chip.current {

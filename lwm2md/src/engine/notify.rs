@@ -80,16 +80,6 @@ impl Engine {
         }
     }
 
-    /// The smallest pmin among the observations that cover `path` and have one, so that
-    /// a backend can sample as often as an observer asked for and no more often.
-    pub fn tightest_pmin(&self, path: &Path) -> Option<u32> {
-        self.observations
-            .iter()
-            .filter(|o| o.covers(path))
-            .filter_map(|o| self.attributes_for(o).pmin)
-            .min()
-    }
-
     /// A RST or a lost confirmable notification ends the observation (RFC 7641 §3.6,
     /// §4.5). Returns whether `id` was a notification.
     pub(super) fn notification_failed(&mut self, id: RequestId) -> bool {

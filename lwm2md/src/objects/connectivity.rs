@@ -7,8 +7,7 @@ use std::collections::BTreeMap;
 use backends::modem::{Bearer, ConnectivitySnapshot};
 
 use crate::model::registry_connectivity::CONNECTIVITY_MONITORING;
-use crate::model::{Action, DmError, Object, ObjectDef};
-use crate::objects::store::Store;
+use crate::objects::reported::Reported;
 use crate::value::{ResourceValue, Value};
 
 pub const OBJECT_ID: u16 = 4;
@@ -143,60 +142,15 @@ pub fn values(s: &ConnectivitySnapshot) -> Vec<(u16, Option<ResourceValue>)> {
     ]
 }
 
-pub struct ConnectivityMonitoring {
-    store: Store,
-}
-
-impl ConnectivityMonitoring {
-    pub fn new() -> ConnectivityMonitoring {
-        let mut store = Store::new(&CONNECTIVITY_MONITORING);
-        store.add_instance(0);
-        ConnectivityMonitoring { store }
-    }
-}
-
-impl Default for ConnectivityMonitoring {
-    fn default() -> Self {
-        ConnectivityMonitoring::new()
-    }
-}
-
-impl Object for ConnectivityMonitoring {
-    fn def(&self) -> &'static ObjectDef {
-        self.store.def()
-    }
-    fn instances(&self) -> Vec<u16> {
-        self.store.instance_ids()
-    }
-    fn read(&self, instance: u16, resource: u16) -> Option<ResourceValue> {
-        self.store.get(instance, resource).cloned()
-    }
-    fn write(
-        &mut self,
-        instance: u16,
-        resource: u16,
-        value: ResourceValue,
-        by_server: bool,
-    ) -> Result<Vec<Action>, DmError> {
-        // Every resource is read-only for servers; the engine refuses such writes first.
-        if by_server {
-            return Err(DmError::MethodNotAllowed);
-        }
-        self.store.set(instance, resource, value)?;
-        Ok(Vec::new())
-    }
-    fn remove_value(&mut self, instance: u16, resource: u16) -> Result<(), DmError> {
-        if !self.store.has_instance(instance) {
-            return Err(DmError::NotFound);
-        }
-        self.store.remove(instance, resource);
-        Ok(())
-    }
+/// Object 4 as the device reports it.
+pub fn new() -> Reported {
+    Reported::new(&CONNECTIVITY_MONITORING)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::model::{DmError, Object};
     use backends::modem::Radio;
 
     fn value(values: &[(u16, Option<ResourceValue>)], id: u16) -> Option<ResourceValue> {
@@ -309,7 +263,7 @@ mod tests {
 
     #[test]
     fn values_come_and_go() {
-        let mut o = ConnectivityMonitoring::new();
+        let mut o = new();
         assert_eq!(o.instances(), vec![0]);
         let v = ResourceValue::Single(Value::Integer(41));
         o.write(0, NETWORK_BEARER, v.clone(), false).unwrap();

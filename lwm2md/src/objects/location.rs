@@ -1,9 +1,9 @@
 //! Object 6, Location. Fixes come from gpsd or from the configuration through the feed;
 //! the object only holds the latest values, all read-only for servers.
 
-use crate::model::{registry, Action, DmError, Object, ObjectDef};
-use crate::objects::store::Store;
-use crate::value::{ResourceValue, Value};
+use crate::model::registry;
+use crate::objects::reported::Reported;
+use crate::value::Value;
 
 pub const LATITUDE: u16 = 0;
 pub const LONGITUDE: u16 = 1;
@@ -13,49 +13,9 @@ pub const VELOCITY: u16 = 4;
 pub const TIMESTAMP: u16 = 5;
 pub const SPEED: u16 = 6;
 
-pub struct Location {
-    store: Store,
-}
-
-impl Location {
-    /// The single instance 0; its resources appear with the first position.
-    pub fn new() -> Location {
-        let mut store = Store::new(&registry::LOCATION);
-        store.add_instance(0);
-        Location { store }
-    }
-}
-
-impl Default for Location {
-    fn default() -> Self {
-        Location::new()
-    }
-}
-
-impl Object for Location {
-    fn def(&self) -> &'static ObjectDef {
-        self.store.def()
-    }
-    fn instances(&self) -> Vec<u16> {
-        self.store.instance_ids()
-    }
-    fn read(&self, instance: u16, resource: u16) -> Option<ResourceValue> {
-        self.store.get(instance, resource).cloned()
-    }
-    fn write(
-        &mut self,
-        instance: u16,
-        resource: u16,
-        value: ResourceValue,
-        by_server: bool,
-    ) -> Result<Vec<Action>, DmError> {
-        // Every resource is R: the engine refuses server writes before they get here.
-        if by_server {
-            return Err(DmError::MethodNotAllowed);
-        }
-        self.store.set(instance, resource, value)?;
-        Ok(Vec::new())
-    }
+/// Object 6 as the device reports it; its resources appear with the first position.
+pub fn new() -> Reported {
+    Reported::new(&registry::LOCATION)
 }
 
 /// A position as the object's resources, ready for the feed. Absent optional values are
@@ -144,6 +104,8 @@ fn km_per_hour_code(mps: f64, max: u32) -> u32 {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::model::{DmError, Object};
+    use crate::value::ResourceValue;
 
     #[test]
     fn horizontal_velocity() {
@@ -189,7 +151,7 @@ mod tests {
 
     #[test]
     fn servers_cannot_write() {
-        let mut l = Location::new();
+        let mut l = new();
         let v = ResourceValue::Single(Value::Float(1.0));
         assert!(l.write(0, LATITUDE, v.clone(), false).is_ok());
         assert_eq!(

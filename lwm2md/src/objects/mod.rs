@@ -7,6 +7,7 @@ pub mod custom;
 pub mod device;
 pub mod ipso;
 pub mod location;
+pub mod reported;
 pub mod security;
 pub mod server;
 pub mod statistics;
