@@ -40,6 +40,7 @@ fn engine(server: SocketAddr, now: Instant) -> Engine {
         }],
         send: Vec::new(),
         wall_clock: device::system_clock,
+        resolve: lwm2md::engine::bootstrap::resolve_literal,
     };
     let objects: Vec<Box<dyn lwm2md::model::Object>> = vec![
         Box::new(security),

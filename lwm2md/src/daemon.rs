@@ -19,6 +19,8 @@ use crate::objects::device::{self, Device};
 use crate::objects::security::{Security, SecurityMode};
 use crate::objects::server::Server;
 use crate::path::Path;
+use crate::provisioning;
+use crate::state::StateDir;
 use crate::value::{ResourceValue, Value};
 
 /// How long SIGTERM waits for De-register answers before exiting anyway.
@@ -78,10 +80,8 @@ pub async fn run(config: Config) -> Result<(), DaemonError> {
         what: "config",
         error: std::io::Error::other(e),
     })?;
-    let config_coap = config.coap_params();
     let mut servers = Vec::new();
-    let mut dtls = Vec::new();
-    for a in &accounts {
+    for a in accounts.iter().filter(|a| !a.bootstrap) {
         let addr = resolve(&a.host, a.port)
             .await
             .map_err(|error| DaemonError::Resolve {
@@ -93,23 +93,17 @@ pub async fn run(config: Config) -> Result<(), DaemonError> {
             addr,
             uri: a.uri.clone(),
         });
-        if let AccountSecurity::Psk(psk) = &a.security {
-            let mut config = DtlsConfig::psk(psk.identity.as_bytes().to_vec(), psk.key.clone());
-            // A handshake gets as long as a confirmable message would (RFC 7252
-            // MAX_TRANSMIT_WAIT): a wrong key shows only as silence, and OpenSSL's own
-            // retransmissions would go on for minutes.
-            config.handshake_timeout = config_coap.max_transmit_wait();
-            dtls.push(DtlsPeer::new(
-                addr,
-                a.uri.clone(),
-                a.short_server_id,
-                config,
-                Instant::now(),
-            ));
-        }
     }
-    let v4 = bind(servers.iter().any(|s| s.addr.is_ipv4()), "0.0.0.0:0").await?;
-    let v6 = bind(servers.iter().any(|s| s.addr.is_ipv6()), "[::]:0").await?;
+    // Accounts a bootstrap server provisions may use either address family.
+    let v4 = bind(true, "0.0.0.0:0").await?;
+    let v6 = match bind(true, "[::]:0").await {
+        Ok(s) => s,
+        Err(e) if servers.iter().any(|s| s.addr.is_ipv6()) => return Err(e),
+        Err(e) => {
+            tracing::debug!("no IPv6: {e}");
+            None
+        }
+    };
 
     let mut security = Security::new();
     let mut server = Server::new();
@@ -122,6 +116,10 @@ pub async fn run(config: Config) -> Result<(), DaemonError> {
             },
             AccountSecurity::NoSec => SecurityMode::NoSec,
         };
+        if a.bootstrap {
+            security.add_bootstrap_account(instance, &a.uri, mode);
+            continue;
+        }
         security.add_account(instance, &a.uri, a.short_server_id, mode);
         server.add_account(instance, a.short_server_id, a.lifetime, &a.binding);
     }
@@ -145,9 +143,14 @@ pub async fn run(config: Config) -> Result<(), DaemonError> {
             error: std::io::Error::other(e),
         })?,
         wall_clock: device::system_clock,
+        resolve: resolve_blocking,
     };
     tracing::info!(endpoint = %engine_config.endpoint, "starting");
+    let state = StateDir::new(&config.state_dir);
     let mut engine = Engine::new(engine_config, objects, rand::random(), Instant::now());
+    restore_provisioning(&mut engine, &state);
+    let mut dtls = Vec::new();
+    sync_dtls(&engine, &mut dtls, &config);
     set_device_facts(&mut engine, &config);
     sample(&mut engine);
     // Backend tasks get clones of the sender; the loop keeps one so the channel never
@@ -179,6 +182,10 @@ pub async fn run(config: Config) -> Result<(), DaemonError> {
         }
         while let Some(event) = engine.poll_event() {
             report(&engine, &event);
+            if event == Event::Provisioned {
+                save_provisioning(&engine, &state);
+                sync_dtls(&engine, &mut dtls, &config);
+            }
             if let Event::RegistrationFailed {
                 short_server_id, ..
             } = event
@@ -227,6 +234,100 @@ fn begin_shutdown(engine: &mut Engine) -> Instant {
     let now = Instant::now();
     engine.shutdown(now);
     now + SHUTDOWN_GRACE
+}
+
+/// The provisioning a bootstrap server left in the state directory replaces the
+/// configuration's accounts. A file that cannot be used is moved aside.
+fn restore_provisioning(engine: &mut Engine, state: &StateDir) {
+    let data = match state.read(provisioning::FILE) {
+        Ok(Some(data)) => data,
+        Ok(None) => return,
+        Err(e) => {
+            tracing::error!(
+                "reading {}: {e}; using the configured accounts",
+                state.path(provisioning::FILE).display()
+            );
+            return;
+        }
+    };
+    let records = provisioning::decode(&data, &|p| engine.resource_type(p))
+        .map_err(|e| e.to_string())
+        .and_then(|records| {
+            engine
+                .restore(Instant::now(), records)
+                .map_err(|e| e.to_string())
+        });
+    match records {
+        Ok(()) => tracing::info!(
+            "accounts restored from {}",
+            state.path(provisioning::FILE).display()
+        ),
+        Err(why) => {
+            let aside = state.move_aside(provisioning::FILE);
+            tracing::error!(
+                "{} is unusable ({why}); moved aside to {}; using the configured accounts",
+                state.path(provisioning::FILE).display(),
+                aside.map_or_else(|e| format!("<failed: {e}>"), |p| p.display().to_string())
+            );
+        }
+    }
+}
+
+fn save_provisioning(engine: &Engine, state: &StateDir) {
+    let data = provisioning::encode(&engine.provisioning());
+    match state.write(provisioning::FILE, &data) {
+        Ok(()) => tracing::info!(
+            "provisioned accounts saved to {}",
+            state.path(provisioning::FILE).display()
+        ),
+        Err(e) => tracing::error!(
+            "saving the provisioned accounts to {}: {e}; they last until the daemon stops",
+            state.path(provisioning::FILE).display()
+        ),
+    }
+}
+
+/// One DTLS session per `coaps://` account (the bootstrap account included); sessions of
+/// accounts that are gone end, unchanged ones are kept.
+fn sync_dtls(engine: &Engine, dtls: &mut Vec<DtlsPeer>, config: &Config) {
+    let wanted: Vec<_> = engine
+        .accounts()
+        .into_iter()
+        .filter_map(|(a, addr)| Some((a.psk.clone()?, a, addr)))
+        .collect();
+    dtls.retain(|p| {
+        wanted.iter().any(|((id, key), _, addr)| {
+            p.addr == *addr && p.config.identity == *id && p.config.key == *key
+        })
+    });
+    for ((identity, key), a, addr) in wanted {
+        if dtls.iter().any(|p| p.addr == addr) {
+            continue;
+        }
+        let mut dtls_config = DtlsConfig::psk(identity, key);
+        // A handshake gets as long as a confirmable message would (RFC 7252
+        // MAX_TRANSMIT_WAIT): a wrong key shows only as silence, and OpenSSL's own
+        // retransmissions would go on for minutes.
+        dtls_config.handshake_timeout = config.coap_params().max_transmit_wait();
+        dtls.push(DtlsPeer::new(
+            addr,
+            a.uri,
+            a.short_server_id,
+            dtls_config,
+            Instant::now(),
+        ));
+    }
+}
+
+/// Resolves an account's URI. Blocking, but only run when accounts change (start,
+/// Bootstrap-Finish); IP literals never touch DNS.
+fn resolve_blocking(uri: &str) -> Option<SocketAddr> {
+    use std::net::ToSocketAddrs;
+    if let Some(addr) = crate::engine::bootstrap::resolve_literal(uri) {
+        return Some(addr);
+    }
+    let (_, host, port) = crate::config::parse_server_uri(uri).ok()?;
+    (host.as_str(), port).to_socket_addrs().ok()?.next()
 }
 
 async fn resolve(host: &str, port: u16) -> Result<SocketAddr, String> {
@@ -571,7 +672,9 @@ fn run_action(action: Action, config: &Config) {
             },
             Action::SetTime(t) => bus.set_time(t).await,
             Action::SetTimezone(tz) => bus.set_timezone(&tz).await,
-            Action::UpdateRegistration { .. } | Action::DisableServer { .. } => Ok(()),
+            Action::UpdateRegistration { .. }
+            | Action::DisableServer { .. }
+            | Action::RequestBootstrap => Ok(()),
         };
         if let Err(e) = result {
             tracing::error!("action failed: {e}");

@@ -11,5 +11,6 @@ pub mod logging;
 pub mod model;
 pub mod objects;
 pub mod path;
+pub mod provisioning;
 pub mod state;
 pub mod value;

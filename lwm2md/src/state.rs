@@ -2,8 +2,9 @@
 //! `kill -9` or a power cut at any instant leaves either the old or the new content,
 //! never a torn file.
 
-use std::fs::{self, File};
+use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write};
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
 #[derive(Debug, Clone)]
@@ -35,18 +36,33 @@ impl StateDir {
     }
 
     /// Replaces a state file: temporary file, fsync, rename over the old one, fsync the
-    /// directory so that the rename itself survives a power cut.
+    /// directory so that the rename itself survives a power cut. Mode 0600: state files
+    /// may hold credentials.
     pub fn write(&self, name: &str, data: &[u8]) -> io::Result<()> {
         fs::create_dir_all(&self.root)?;
         let target = self.path(name);
         let tmp = self.path(&format!(".{name}.tmp"));
         {
-            let mut f = File::create(&tmp)?;
+            let mut f = OpenOptions::new()
+                .write(true)
+                .create(true)
+                .truncate(true)
+                .mode(0o600)
+                .open(&tmp)?;
             f.write_all(data)?;
             f.sync_all()?;
         }
         fs::rename(&tmp, &target)?;
         File::open(&self.root)?.sync_all()
+    }
+
+    /// Renames a state file that could not be used to `NAME.corrupt` (replacing an older
+    /// one), so that it is kept for inspection but no longer read.
+    pub fn move_aside(&self, name: &str) -> io::Result<PathBuf> {
+        let aside = self.path(&format!("{name}.corrupt"));
+        fs::rename(self.path(name), &aside)?;
+        File::open(&self.root)?.sync_all()?;
+        Ok(aside)
     }
 
     pub fn remove(&self, name: &str) -> io::Result<()> {

@@ -3,13 +3,17 @@
 //! (or a test) feeds datagrams and time in and takes datagrams, deadlines and actions out.
 
 pub mod attributes;
+pub mod bootstrap;
 pub mod dm;
 mod notify;
 pub mod observe;
 pub mod options;
 pub mod registration;
+pub mod retry;
 mod send;
 
+#[cfg(test)]
+mod bootstrap_tests;
 #[cfg(test)]
 mod tests;
 
@@ -65,6 +69,8 @@ pub struct EngineConfig {
     pub send: Vec<SendSpec>,
     /// Unix seconds now: the base time of Sent values.
     pub wall_clock: fn() -> i64,
+    /// The address of a `coap://` or `coaps://` URI of an account provisioned at run time.
+    pub resolve: fn(&str) -> Option<SocketAddr>,
 }
 
 /// Registration changes, for the daemon's status line and logs.
@@ -84,6 +90,11 @@ pub enum Event {
     Deregistered {
         short_server_id: u16,
     },
+    /// A bootstrap server changed the accounts (Bootstrap-Finish accepted), or the
+    /// bootstrap account was purged: what `Engine::provisioning` returns is new.
+    Provisioned,
+    /// A bootstrap attempt failed; another follows.
+    BootstrapFailed,
 }
 
 pub struct Engine {
@@ -106,6 +117,7 @@ pub struct Engine {
     send_due: Vec<Instant>,
     /// Sends awaiting an answer, with the server they went to.
     sends_in_flight: Vec<(crate::coap::RequestId, u16)>,
+    bootstrap: bootstrap::Bootstrap,
 }
 
 impl Engine {
@@ -121,7 +133,7 @@ impl Engine {
             .iter()
             .map(|s| Session::new(s.short_server_id, s.addr, s.uri.clone(), now))
             .collect();
-        Engine {
+        let mut engine = Engine {
             coap: MessageLayer::new(config.coap.clone(), seed),
             block1: Block1Assembler::new(config.max_upload, config.coap.exchange_lifetime()),
             objects: objects.into_iter().map(|o| (o.def().id, o)).collect(),
@@ -135,8 +147,14 @@ impl Engine {
             observations: Vec::new(),
             send_due: config.send.iter().map(|s| now + s.interval).collect(),
             sends_in_flight: Vec::new(),
+            bootstrap: Default::default(),
             config,
+        };
+        if engine.sessions.is_empty() {
+            let delay = engine.bootstrap_hold_off();
+            engine.start_bootstrap(now, delay, "no server account");
         }
+        engine
     }
 
     pub fn handle_datagram(&mut self, now: Instant, from: SocketAddr, data: &[u8]) {
@@ -162,6 +180,7 @@ impl Engine {
             .chain(self.coap.poll_timeout())
             .chain(self.observation_deadline())
             .chain(self.send_deadline())
+            .chain(self.bootstrap.deadline())
             .min()
     }
 
@@ -232,7 +251,14 @@ impl Engine {
         while let Some(ev) = self.coap.poll_event() {
             self.handle_coap_event(now, ev);
         }
-        for idx in 0..self.sessions.len() {
+        self.bootstrap_step(now);
+        // While a bootstrap server provisions us, no server is contacted.
+        let sessions = if self.bootstrap.is_active() && !self.stopping {
+            0
+        } else {
+            self.sessions.len()
+        };
+        for idx in 0..sessions {
             let s = &self.sessions[idx];
             let wanted = match s.state {
                 State::Unregistered { retry_at } => retry_at <= now,
@@ -293,10 +319,16 @@ impl Engine {
         if self.send_answered(id, response.as_ref().map(|r| r.header.code)) {
             return;
         }
+        if self.bootstrap_answered(now, id, response.as_ref().map(|r| r.header.code)) {
+            return;
+        }
         let max_wait = self.config.coap.max_transmit_wait();
-        let Some(s) = self.sessions.iter_mut().find(|s| matches!(s.state, State::Registering(r) | State::Updating(r) | State::Deregistering(r) if r == id)) else {
+        let Some(idx) = self.sessions.iter().position(|s| matches!(s.state, State::Registering(r) | State::Updating(r) | State::Deregistering(r) if r == id)) else {
             return;
         };
+        let rules = self.retry_rules(self.sessions[idx].short_server_id);
+        let mut exhausted = false;
+        let s = &mut self.sessions[idx];
         let code = response.as_ref().map(|r| r.header.code);
         let ssid = s.short_server_id;
         match s.state {
@@ -312,7 +344,7 @@ impl Engine {
                         .as_ref()
                         .map_or(crate::config::DEFAULT_LIFETIME, |a| a.lifetime);
                     s.state = State::Registered;
-                    s.retry_delay = registration::FIRST_RETRY;
+                    s.retry = Default::default();
                     // A new registration ends the server's observations (Core TS §6.2.1).
                     self.observations.retain(|o| o.server != ssid);
                     s.schedule_update(now, lifetime, max_wait);
@@ -334,12 +366,36 @@ impl Engine {
                         || "no answer".to_string(),
                         |c| format!("server answered {c}"),
                     );
-                    tracing::warn!(server = %s.uri, "registration failed: {reason}; retrying in {:?}", s.retry_delay);
-                    s.retry_later(now);
+                    let delay = match rules.next(&mut s.retry) {
+                        retry::Retry::Attempt(d) => {
+                            tracing::warn!(server = %s.uri, "registration failed: {reason}; attempt {} of {} in {d:?}", s.retry.attempts + 1, rules.retry_count);
+                            d
+                        }
+                        retry::Retry::Sequence(d) => {
+                            tracing::warn!(server = %s.uri, "registration failed: {reason}; communication sequence {} failed, sequence {} of {} in {d:?}", s.retry.sequences, s.retry.sequences + 1, rules.sequence_retry_count);
+                            d
+                        }
+                        retry::Retry::Exhausted => {
+                            tracing::warn!(server = %s.uri, "registration failed: {reason}; every communication sequence failed");
+                            exhausted = true;
+                            rules.sequence_delay
+                        }
+                    };
+                    s.retry_later(now, delay);
                     self.events.push_back(Event::RegistrationFailed {
                         short_server_id: ssid,
                         reason,
                     });
+                    if exhausted {
+                        let bootstrapping = rules.bootstrap_on_failure
+                            && self.start_bootstrap(now, Duration::ZERO, "registration failed");
+                        if !bootstrapping {
+                            tracing::warn!(
+                                "trying that server again after the sequence delay ({:?})",
+                                rules.sequence_delay
+                            );
+                        }
+                    }
                 }
             },
             State::Updating(_) => match code {
@@ -441,6 +497,10 @@ impl Engine {
     }
 
     fn handle_request(&mut self, now: Instant, request: IncomingRequest) {
+        if self.is_bootstrap_server(request.peer) {
+            self.bootstrap_request(now, &request);
+            return;
+        }
         let response = self.dm_response(now, &request);
         self.coap.respond(now, &request, response);
         let actions: Vec<Action> = std::mem::take(&mut self.pending_actions);
@@ -484,8 +544,25 @@ impl Engine {
                     }
                 }
             }
+            Action::RequestBootstrap => {
+                self.start_bootstrap(now, Duration::ZERO, "Bootstrap-Request Trigger executed");
+            }
             other => self.actions.push_back(other),
         }
+    }
+
+    /// The retry rules (/1/x/16–20) of a server account.
+    fn retry_rules(&self, short_server_id: u16) -> retry::RetryRules {
+        let Some(obj) = self.objects.get(&1) else {
+            return Default::default();
+        };
+        let me = Some(ResourceValue::Single(Value::Integer(
+            short_server_id.into(),
+        )));
+        obj.instances()
+            .into_iter()
+            .find(|&i| obj.read(i, server::SHORT_SERVER_ID) == me)
+            .map_or_else(Default::default, |i| retry::RetryRules::of(obj.as_ref(), i))
     }
 
     fn disable_timeout(&self, short_server_id: u16) -> Duration {

@@ -52,12 +52,9 @@ pub struct Session {
     /// The lifetime, binding or object list may have changed: compare before the next
     /// exchange (kept until the session is Registered again).
     pub recheck: bool,
-    /// Delay before the next Register after a failure; doubles up to `MAX_RETRY`.
-    pub retry_delay: Duration,
+    /// Where the session is in the retry schedule of /1/x/17–20.
+    pub retry: super::retry::RetryState,
 }
-
-pub const FIRST_RETRY: Duration = Duration::from_secs(30);
-pub const MAX_RETRY: Duration = Duration::from_secs(3600);
 
 impl Session {
     pub fn new(short_server_id: u16, addr: SocketAddr, uri: String, now: Instant) -> Session {
@@ -71,7 +68,7 @@ impl Session {
             update_at: None,
             update_pending: false,
             recheck: false,
-            retry_delay: FIRST_RETRY,
+            retry: Default::default(),
         }
     }
 
@@ -98,12 +95,11 @@ impl Session {
         self.update_at = Some(now + (lifetime - margin));
     }
 
-    /// After a failed Register: retry later, backing off.
-    pub fn retry_later(&mut self, now: Instant) {
+    /// After a failed Register: retry after `delay`.
+    pub fn retry_later(&mut self, now: Instant, delay: Duration) {
         self.state = State::Unregistered {
-            retry_at: now + self.retry_delay,
+            retry_at: now + delay,
         };
-        self.retry_delay = (self.retry_delay * 2).min(MAX_RETRY);
         self.advertised = None;
         self.update_at = None;
     }

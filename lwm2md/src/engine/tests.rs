@@ -71,6 +71,7 @@ impl Sim {
             }],
             send,
             wall_clock: clock,
+            resolve: super::bootstrap::resolve_literal,
         };
         let mut engine = Engine::new(
             config,

@@ -108,6 +108,8 @@ pub enum Action {
     UpdateRegistration { short_server_id: u16 },
     /// Execute /1/x/4. Consumed by the engine: de-registers for the Disable Timeout.
     DisableServer { short_server_id: u16 },
+    /// Execute /1/x/9. Consumed by the engine: starts a client-initiated bootstrap.
+    RequestBootstrap,
 }
 
 /// An LwM2M object: its definition and its instances. The engine checks operations,
