@@ -109,3 +109,38 @@ async def test_bootstrap_request_trigger_reprovisions(server, start_daemon, tmp_
         assert (await server.execute("/1/0/9")).code == "2.04"
         await expect_event(server, daemon, "register", after=mark, timeout=30)
         assert len(bs.requests) == 2
+
+
+async def test_provisioned_access_control_is_enforced(server, start_daemon, tmp_path, endpoint):
+    from bench import tlv
+    from bench.server import LwM2MServer
+
+    async with LwM2MServer() as second:
+        async def script(bs, remote):
+            assert (await bs.delete(remote, "/")).code == "2.02"
+            accounts = security_instance(1, server.uri, 5) + security_instance(2, second.uri, 6)
+            assert (await bs.write(remote, "/0", accounts)).code == "2.04"
+            servers = server_instance(0, 5, 300) + server_instance(1, 6, 300)
+            assert (await bs.write(remote, "/1", servers)).code == "2.04"
+            # /3/0 belongs to server 5; server 6 may only read it.
+            acl = tlv.object_instance(0, [
+                tlv.resource(0, tlv.enc_int(3)),
+                tlv.resource(1, tlv.enc_int(0)),
+                tlv.multiple_resource(2, {6: tlv.enc_int(1)}),
+                tlv.resource(3, tlv.enc_int(5)),
+            ])
+            assert (await bs.write(remote, "/2", acl)).code == "2.04"
+            read = await bs.read(remote, "/2/0")
+            assert read.code == "2.05"
+            assert tlv.decode(read.payload, "/2/0")["/2/0/3"] == tlv.enc_int(5)
+            assert (await bs.finish(remote)).code == "2.04"
+
+        async with BootstrapServer(script) as bs:
+            daemon = start_daemon(config=bootstrap_config(tmp_path, bs.uri, endpoint))
+            await expect_event(server, daemon, "register", timeout=30)
+            await expect_event(second, daemon, "register", timeout=30)
+            assert not bs.errors, bs.errors
+            assert (await second.read("/3/0/16")).code == "2.05"
+            assert (await second.execute("/3/0/4")).code == "4.01"
+            assert (await second.write("/2/0/2/6", b"31", 0)).code == "4.01"
+            assert (await server.execute("/3/0/4")).code == "2.04"

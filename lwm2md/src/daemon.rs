@@ -15,6 +15,7 @@ use crate::dtls::{DtlsConfig, DtlsError, DtlsSession};
 use crate::engine::{Engine, EngineConfig, Event, ServerSpec};
 use crate::feed::{self, Feed};
 use crate::model::{Action, Object};
+use crate::objects::access_control::AccessControl;
 use crate::objects::device::{self, Device};
 use crate::objects::security::{Security, SecurityMode};
 use crate::objects::server::Server;
@@ -129,8 +130,12 @@ pub async fn run(config: Config) -> Result<(), DaemonError> {
     );
     // Backend-fed objects join this list; their tasks start once the engine exists and
     // report through the feed channel.
-    let objects: Vec<Box<dyn Object>> =
-        vec![Box::new(security), Box::new(server), Box::new(device)];
+    let objects: Vec<Box<dyn Object>> = vec![
+        Box::new(security),
+        Box::new(server),
+        Box::new(AccessControl::new()),
+        Box::new(device),
+    ];
     let engine_config = EngineConfig {
         endpoint: endpoint_name(&config),
         preferred_format: config.content_format.content_format(),

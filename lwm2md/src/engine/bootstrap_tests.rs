@@ -523,3 +523,110 @@ fn restore_replaces_accounts_and_rejects_bad_records() {
         .unwrap()
         .contains(&"lt=77".to_string()));
 }
+
+const DM2: &str = "192.0.2.30:5683";
+
+/// Two servers (SSID 7 and 8), each registered, with the given Access Control object.
+fn two_servers(acl: crate::objects::access_control::AccessControl) -> Net {
+    let now = Instant::now();
+    let mut security = Security::new();
+    security.add_nosec_account(0, "coap://192.0.2.20", 7);
+    security.add_nosec_account(1, "coap://192.0.2.30", 8);
+    let mut srv = Server::new();
+    srv.add_account(0, 7, 300, "U");
+    srv.add_account(1, 8, 300, "U");
+    let spec = |ssid, addr: &str, uri: &str| ServerSpec {
+        short_server_id: ssid,
+        addr: addr.parse().unwrap(),
+        uri: uri.into(),
+    };
+    let config = EngineConfig {
+        endpoint: "acl-ep".into(),
+        preferred_format: ContentFormat::Tlv,
+        coap: CoapParams::default(),
+        block_size: 1024,
+        max_upload: 65536,
+        servers: vec![
+            spec(7, DM, "coap://192.0.2.20"),
+            spec(8, DM2, "coap://192.0.2.30"),
+        ],
+        send: Vec::new(),
+        wall_clock: clock,
+        resolve: bootstrap::resolve_literal,
+    };
+    let objects: Vec<Box<dyn Object>> = vec![
+        Box::new(security),
+        Box::new(srv),
+        Box::new(acl),
+        Box::new(Device::new(clock, false)),
+    ];
+    let mut engine = Engine::new(config, objects, 5, now);
+    engine.handle_timeout(now);
+    let mut net = Net {
+        engine,
+        now,
+        mid: 2000,
+    };
+    for _ in 0..2 {
+        let (peer, reg) = net.next(Duration::ZERO).unwrap();
+        let from = if peer == DM.parse::<SocketAddr>().unwrap() {
+            DM
+        } else {
+            DM2
+        };
+        net.answer(from, &reg, ResponseType::Created, &["rd", "r"]);
+    }
+    assert!(net.engine.registrations().iter().all(|r| r.2));
+    net
+}
+
+/// `/3/0` owned by server 7, server 8 may only read.
+fn device_acl() -> crate::objects::access_control::AccessControl {
+    use crate::objects::access_control as ac;
+    let mut acl = ac::AccessControl::new();
+    acl.create(0).unwrap();
+    for (r, v) in [(ac::OBJECT_ID, 3), (ac::INSTANCE_ID, 0), (ac::OWNER, 7)] {
+        acl.write(0, r, ResourceValue::Single(Value::Integer(v)), false)
+            .unwrap();
+    }
+    let entries = [(8, Value::Integer(ac::READ.into()))].into_iter().collect();
+    acl.write(0, ac::ACL, ResourceValue::Multiple(entries), false)
+        .unwrap();
+    acl
+}
+
+#[test]
+fn access_control_grants_per_server() {
+    let mut net = two_servers(device_acl());
+    let get = |net: &mut Net, from| code(&net.request(from, RequestType::Get, "/3/0/16", |_| {}));
+    let exec = |net: &mut Net, from| code(&net.request(from, RequestType::Post, "/3/0/4", |_| {}));
+    assert_eq!(get(&mut net, DM2), ResponseType::Content);
+    assert_eq!(exec(&mut net, DM2), ResponseType::Unauthorized);
+    // The owner, without an entry of its own, has every right but Create.
+    assert_eq!(get(&mut net, DM), ResponseType::Content);
+    assert_eq!(exec(&mut net, DM), ResponseType::Changed);
+    // Only the owner changes the ACL.
+    let write_acl = |net: &mut Net, from| {
+        let f = ContentFormat::SenmlCbor;
+        let r = [rec(Path::resource_instance(2, 0, 2, 8), Value::Integer(5))];
+        let payload = encode(f, Path::resource(2, 0, 2), &r);
+        code(&net.request(from, RequestType::Post, "/2/0/2", |p| {
+            p.add_option(CoapOption::ContentFormat, encode_uint(f.code().into()));
+            p.payload = payload;
+        }))
+    };
+    assert_eq!(write_acl(&mut net, DM2), ResponseType::Unauthorized);
+    assert_eq!(write_acl(&mut net, DM), ResponseType::Changed);
+    // Now server 8 may read and execute.
+    assert_eq!(exec(&mut net, DM2), ResponseType::Changed);
+    // Nobody deletes the ACL instances.
+    let del = net.request(DM, RequestType::Delete, "/2/0", |_| {});
+    assert_eq!(code(&del), ResponseType::Unauthorized);
+}
+
+#[test]
+fn without_access_control_instances_every_server_has_access() {
+    let mut net = two_servers(crate::objects::access_control::AccessControl::new());
+    let r = net.request(DM2, RequestType::Post, "/3/0/4", |_| {});
+    assert_eq!(code(&r), ResponseType::Changed);
+}

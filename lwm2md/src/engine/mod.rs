@@ -2,6 +2,7 @@
 //! management over the CoAP message layer. No sockets, no clock, no threads: the daemon
 //! (or a test) feeds datagrams and time in and takes datagrams, deadlines and actions out.
 
+mod access;
 pub mod attributes;
 pub mod bootstrap;
 pub mod dm;
@@ -647,6 +648,10 @@ impl Engine {
                 s.recheck = true;
             }
         }
+        if self.access_denied(&req) {
+            response.header.code = MessageClass::Response(ResponseType::Unauthorized);
+            return response;
+        }
         let mut actions = Vec::new();
         let result: DmResponse = dm::dispatch(
             &mut self.objects,
@@ -656,6 +661,11 @@ impl Engine {
             &mut actions,
         );
         self.pending_actions.extend(actions);
+        match (result.code, result.location) {
+            (ResponseType::Created, Some(created)) => self.access_created(dm.server, created),
+            (ResponseType::Deleted, _) => self.access_deleted(dm.path),
+            _ => {}
+        }
         response.header.code = MessageClass::Response(result.code);
         let succeeded = matches!(
             result.code,
