@@ -144,3 +144,35 @@ async def test_provisioned_access_control_is_enforced(server, start_daemon, tmp_
             assert (await second.execute("/3/0/4")).code == "4.01"
             assert (await second.write("/2/0/2/6", b"31", 0)).code == "4.01"
             assert (await server.execute("/3/0/4")).code == "2.04"
+
+
+async def test_kill_9_during_bootstrap_leaves_no_or_complete_provisioning(server, start_daemon, tmp_path, endpoint):
+    import random
+
+    from bench import senml
+
+    rng = random.Random(20261125)
+    header = b"lwm2md provisioning 1\n"
+    state = tmp_path / "state" / "provisioning"
+    async with BootstrapServer(provision_script(server.uri)) as bs:
+        config = bootstrap_config(tmp_path, bs.uri, endpoint)
+        for n in range(8):
+            if state.exists():
+                state.unlink()
+            d = start_daemon(config=config, name=f"killed{n}")
+            await asyncio.sleep(rng.uniform(0.0, 0.4))
+            d.signal(signal.SIGKILL)
+            await d.wait()
+            leftovers = [p.name for p in state.parent.iterdir() if p.name not in ("provisioning",)]
+            assert all(name.startswith(".") for name in leftovers), leftovers
+            if state.exists():
+                data = state.read_bytes()
+                assert data.startswith(header)
+                values = senml.decode_cbor(data[len(header):])
+                assert values["/0/1/0"] == server.uri
+                assert values["/1/0/0"] == 5 and values["/1/0/1"] == 120
+            mark = server.mark()
+            again = start_daemon(config=config, name=f"restarted{n}")
+            reg = await expect_event(server, again, "register", after=mark, timeout=30)
+            assert reg.query["lt"] == "120"
+            await again.stop()

@@ -424,11 +424,18 @@ impl Engine {
     }
 
     fn bootstrap_failed(&mut self, now: Instant) {
+        self.events.push_back(Event::BootstrapFailed);
+        if !self.sessions.is_empty() {
+            // The accounts we have keep working (their registrations go on, with their
+            // own retry schedule) rather than waiting on a bootstrap server that fails.
+            tracing::warn!("bootstrap failed; continuing with the existing server accounts");
+            self.bootstrap.phase = Phase::Idle;
+            return;
+        }
         let delay = self.bootstrap.retry_delay;
         tracing::warn!("bootstrap failed; trying again in {delay:?}");
         self.bootstrap.phase = Phase::Due(now + delay);
         self.bootstrap.retry_delay = (delay * 2).min(MAX_RETRY);
-        self.events.push_back(Event::BootstrapFailed);
     }
 
     /// The answer to the Bootstrap-Request, if `id` is it.

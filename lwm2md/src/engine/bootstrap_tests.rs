@@ -630,3 +630,19 @@ fn without_access_control_instances_every_server_has_access() {
     let r = net.request(DM2, RequestType::Post, "/3/0/4", |_| {});
     assert_eq!(code(&r), ResponseType::Changed);
 }
+
+#[test]
+fn a_failed_server_initiated_bootstrap_keeps_the_registration() {
+    let mut net = engine(Some(server_with(&[])));
+    let reg = net.sent_to(DM);
+    net.answer(DM, &reg, ResponseType::Created, &["rd", "x"]);
+    let r = net.request(DM, RequestType::Post, "/1/0/9", |_| {});
+    assert_eq!(code(&r), ResponseType::Changed);
+    let req = net.bootstrap_request();
+    net.answer(BS, &req, ResponseType::Forbidden, &[]);
+    assert!(std::iter::from_fn(|| net.engine.poll_event()).any(|e| e == Event::BootstrapFailed));
+    // The registration is updated as before, and no further Bootstrap-Request is sent.
+    let (peer, upd) = net.next(Duration::from_secs(300)).expect("an Update");
+    assert_eq!(peer, DM.parse::<SocketAddr>().unwrap());
+    assert_eq!(path_of(&upd), "rd/x");
+}
