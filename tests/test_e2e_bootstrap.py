@@ -7,7 +7,7 @@ import signal
 from aiocoap import Code
 
 from bench.bootstrap_server import BootstrapServer, security_instance, server_instance
-from bench.daemon import base_config, expect_event
+from bench.daemon import NotifySocket, base_config, expect_event
 
 
 def provision_script(dm_uri, ssid=5, lifetime=120):
@@ -92,13 +92,18 @@ async def test_finish_without_a_server_account_is_refused(server, start_daemon, 
         fin = await bs.finish(remote)
         results.append(fin)
 
+    notify = NotifySocket(tmp_path / "notify.sock")
     async with BootstrapServer(script) as bs:
-        daemon = start_daemon(config=bootstrap_config(tmp_path, bs.uri, endpoint))
+        daemon = start_daemon(
+            config=bootstrap_config(tmp_path, bs.uri, endpoint), env={"NOTIFY_SOCKET": str(notify.path)}
+        )
+        await notify.wait_for(lambda line: line == "STATUS=bootstrapping", daemon)
         await asyncio.wait_for(bs.finished.wait(), 30)
         assert results[0].code == "4.06"
         assert b"no usable LwM2M server account" in results[0].payload
         assert daemon.alive()
         assert not (tmp_path / "state" / "provisioning").exists()
+    notify.close()
 
 
 async def test_bootstrap_request_trigger_reprovisions(server, start_daemon, tmp_path, endpoint):

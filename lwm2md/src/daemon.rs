@@ -559,7 +559,9 @@ fn report(engine: &Engine, event: &Event) {
         .filter(|(_, _, r)| *r)
         .map(|(_, uri, _)| *uri)
         .collect();
-    let mut status = if registered.is_empty() {
+    let mut status = if engine.is_bootstrapping() {
+        "bootstrapping".to_string()
+    } else if registered.is_empty() {
         "not registered".to_string()
     } else {
         format!("registered with {}", registered.join(", "))

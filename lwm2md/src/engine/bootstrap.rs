@@ -362,6 +362,7 @@ impl Engine {
         }
         tracing::info!("{why}: bootstrapping in {delay:?}");
         self.bootstrap.phase = super::bootstrap::Phase::Due(now + delay);
+        self.events.push_back(Event::BootstrapStarted);
         true
     }
 
@@ -758,6 +759,11 @@ impl Engine {
             let delay = self.bootstrap_hold_off();
             self.start_bootstrap(now, delay, "no usable server account");
         }
+    }
+
+    /// A bootstrap is under way (or scheduled).
+    pub fn is_bootstrapping(&self) -> bool {
+        self.bootstrap.is_active()
     }
 
     /// The accounts with their addresses, for the daemon's DTLS sessions.

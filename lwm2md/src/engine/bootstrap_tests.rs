@@ -233,7 +233,8 @@ fn bootstraps_then_registers_with_the_provisioned_account() {
     ] {
         let mut net = engine(None);
         provision(&mut net, format);
-        assert_eq!(net.engine.poll_event(), Some(Event::Provisioned));
+        let events: Vec<Event> = std::iter::from_fn(|| net.engine.poll_event()).collect();
+        assert_eq!(events, [Event::BootstrapStarted, Event::Provisioned]);
         let reg = net.sent_to(DM);
         assert_eq!(path_of(&reg), "rd");
         let queries = string_options(&reg, CoapOption::UriQuery).unwrap();

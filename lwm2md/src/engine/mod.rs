@@ -94,7 +94,9 @@ pub enum Event {
     /// A bootstrap server changed the accounts (Bootstrap-Finish accepted), or the
     /// bootstrap account was purged: what `Engine::provisioning` returns is new.
     Provisioned,
-    /// A bootstrap attempt failed; another follows.
+    /// A client-initiated bootstrap is starting (or scheduled, after a hold-off).
+    BootstrapStarted,
+    /// A bootstrap attempt failed.
     BootstrapFailed,
 }
 
@@ -367,21 +369,37 @@ impl Engine {
                         || "no answer".to_string(),
                         |c| format!("server answered {c}"),
                     );
-                    let delay = match rules.next(&mut s.retry) {
-                        retry::Retry::Attempt(d) => {
-                            tracing::warn!(server = %s.uri, "registration failed: {reason}; attempt {} of {} in {d:?}", s.retry.attempts + 1, rules.retry_count);
-                            d
-                        }
-                        retry::Retry::Sequence(d) => {
-                            tracing::warn!(server = %s.uri, "registration failed: {reason}; communication sequence {} failed, sequence {} of {} in {d:?}", s.retry.sequences, s.retry.sequences + 1, rules.sequence_retry_count);
-                            d
-                        }
+                    let (delay, schedule) = match rules.next(&mut s.retry) {
+                        retry::Retry::Attempt(d) => (
+                            d,
+                            format!(
+                                "attempt {} of {} in {} s",
+                                s.retry.attempts + 1,
+                                rules.retry_count,
+                                d.as_secs()
+                            ),
+                        ),
+                        retry::Retry::Sequence(d) => (
+                            d,
+                            format!(
+                                "communication sequence {} of {} failed; the next in {} s",
+                                s.retry.sequences,
+                                rules.sequence_retry_count,
+                                d.as_secs()
+                            ),
+                        ),
                         retry::Retry::Exhausted => {
-                            tracing::warn!(server = %s.uri, "registration failed: {reason}; every communication sequence failed");
                             exhausted = true;
-                            rules.sequence_delay
+                            let d = rules.sequence_delay;
+                            let then = match rules.bootstrap_on_failure {
+                                true => "bootstrapping",
+                                false => "starting over",
+                            };
+                            (d, format!("every communication sequence failed; {then}"))
                         }
                     };
+                    tracing::warn!(server = %s.uri, "registration failed: {reason}; {schedule}");
+                    let reason = format!("{reason}; {schedule}");
                     s.retry_later(now, delay);
                     self.events.push_back(Event::RegistrationFailed {
                         short_server_id: ssid,
