@@ -181,3 +181,27 @@ async def test_kill_9_during_bootstrap_leaves_no_or_complete_provisioning(server
             reg = await expect_event(server, again, "register", after=mark, timeout=30)
             assert reg.query["lt"] == "120"
             await again.stop()
+
+
+async def test_bootstrap_provisions_a_psk_account_used_over_dtls(start_daemon, tmp_path, endpoint):
+    from bench.dtls_server import DtlsLwM2MServer
+
+    identity = b"provisioned-7"
+    key = bytes.fromhex("00112233445566778899aabbccddeeff")
+    async with DtlsLwM2MServer(identity, key) as dtls:
+        async def script(bs, remote):
+            assert (await bs.delete(remote, "/")).code == "2.02"
+            account = security_instance(1, dtls.uri, 7, mode=0, identity=identity, key=key)
+            assert (await bs.write(remote, "/0", account)).code == "2.04"
+            assert (await bs.write(remote, "/1", server_instance(0, 7, 300))).code == "2.04"
+            assert (await bs.finish(remote)).code == "2.04"
+
+        async with BootstrapServer(script) as bs:
+            config = bootstrap_config(tmp_path, bs.uri, endpoint)
+            daemon = start_daemon(config=config)
+            await expect_event(dtls, daemon, "register", timeout=60)
+            assert not bs.errors, bs.errors
+            assert (await dtls.read("/3/0/16")).code == "2.05"
+            # The key is persisted (mode 0600) but never logged.
+            assert key in (tmp_path / "state" / "provisioning").read_bytes()
+            assert key.hex() not in daemon.log().lower()
