@@ -378,7 +378,7 @@ impl Engine {
                 security::CLIENT_HOLD_OFF_TIME,
             )
         });
-        Duration::from_secs(secs.and_then(|s| u64::try_from(s).ok()).unwrap_or(0))
+        super::retry::delay_secs(secs.and_then(|s| u64::try_from(s).ok()).unwrap_or(0))
     }
 
     /// Sends the Bootstrap-Request when due, gives up on a silent bootstrap server,
@@ -719,7 +719,7 @@ impl Engine {
             })
             .and_then(|s| u64::try_from(s).ok())
             .filter(|&s| s > 0);
-        self.bootstrap.purge_at = timeout.map(|s| now + Duration::from_secs(s));
+        self.bootstrap.purge_at = timeout.map(|s| now + super::retry::delay_secs(s));
         self.reload_accounts(now);
         self.events.push_back(Event::Provisioned);
     }

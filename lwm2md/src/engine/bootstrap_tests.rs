@@ -647,3 +647,39 @@ fn a_failed_server_initiated_bootstrap_keeps_the_registration() {
     assert_eq!(peer, DM.parse::<SocketAddr>().unwrap());
     assert_eq!(path_of(&upd), "rd/x");
 }
+
+#[test]
+fn huge_timers_from_servers_do_not_overflow_the_clock() {
+    let max = Value::Integer(i64::MAX);
+    let mut net = engine(Some(server_with(&[
+        (server::COMMUNICATION_RETRY_TIMER, max.clone()),
+        (server::SEQUENCE_DELAY_TIMER, max.clone()),
+        (server::DISABLE_TIMEOUT, max.clone()),
+    ])));
+    let reg = net.sent_to(DM);
+    net.answer(DM, &reg, ResponseType::Forbidden, &[]);
+    assert!(net.engine.poll_timeout().is_some());
+    let mut net = engine(Some(server_with(&[(server::DISABLE_TIMEOUT, max.clone())])));
+    let reg = net.sent_to(DM);
+    net.answer(DM, &reg, ResponseType::Created, &["rd", "x"]);
+    let r = net.request(DM, RequestType::Post, "/1/0/4", |_| {});
+    assert_eq!(code(&r), ResponseType::Changed);
+    // The bootstrap account's timers too.
+    let mut net = engine(None);
+    let req = net.bootstrap_request();
+    net.answer(BS, &req, ResponseType::Changed, &[]);
+    let f = ContentFormat::SenmlCbor;
+    let timers = [
+        rec(Path::resource(0, 0, 11), max.clone()),
+        rec(Path::resource(0, 0, 12), max),
+    ];
+    assert_eq!(
+        net.write("/0/0", f, encode(f, Path::instance(0, 0), &timers)),
+        ResponseType::Changed
+    );
+    let (security, server) = account_records(60);
+    net.write("/0", f, encode(f, Path::object(0), &security));
+    net.write("/1", f, encode(f, Path::object(1), &server));
+    let fin = net.request(BS, RequestType::Post, "/bs", |_| {});
+    assert_eq!(code(&fin), ResponseType::Changed);
+}

@@ -589,7 +589,7 @@ impl Engine {
             Some(Value::Integer(n)) => u64::try_from(n).ok(),
             _ => None,
         };
-        Duration::from_secs(secs.unwrap_or(86400))
+        retry::delay_secs(secs.unwrap_or(86400))
     }
 
     /// Builds the response to a request from a server, running the DM operation.

@@ -10,6 +10,15 @@ use crate::model::Object;
 use crate::objects::server;
 use crate::value::{ResourceValue, Value};
 
+/// The longest delay taken from a resource: values a server writes must not overflow
+/// the clock (about 136 years).
+pub const MAX_DELAY: Duration = Duration::from_secs(u32::MAX as u64);
+
+/// A delay of `secs` seconds, capped at `MAX_DELAY`.
+pub fn delay_secs(secs: u64) -> Duration {
+    Duration::from_secs(secs).min(MAX_DELAY)
+}
+
 /// The resources /1/x/16–20, with the spec's defaults where absent.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct RetryRules {
@@ -68,10 +77,8 @@ impl RetryRules {
         };
         RetryRules {
             retry_count: count(server::COMMUNICATION_RETRY_COUNT, d.retry_count),
-            retry_timer: int(server::COMMUNICATION_RETRY_TIMER)
-                .map_or(d.retry_timer, Duration::from_secs),
-            sequence_delay: int(server::SEQUENCE_DELAY_TIMER)
-                .map_or(d.sequence_delay, Duration::from_secs),
+            retry_timer: int(server::COMMUNICATION_RETRY_TIMER).map_or(d.retry_timer, delay_secs),
+            sequence_delay: int(server::SEQUENCE_DELAY_TIMER).map_or(d.sequence_delay, delay_secs),
             sequence_retry_count: count(server::SEQUENCE_RETRY_COUNT, d.sequence_retry_count),
             bootstrap_on_failure: match obj
                 .read(instance, server::BOOTSTRAP_ON_REGISTRATION_FAILURE)
@@ -88,7 +95,7 @@ impl RetryRules {
         if state.attempts < self.retry_count {
             // retry timer × 2^(attempt − 1)
             let factor = 1u32.checked_shl(state.attempts - 1).unwrap_or(u32::MAX);
-            return Retry::Attempt(self.retry_timer.saturating_mul(factor));
+            return Retry::Attempt(self.retry_timer.saturating_mul(factor).min(MAX_DELAY));
         }
         state.attempts = 0;
         state.sequences = state.sequences.saturating_add(1);
@@ -142,7 +149,7 @@ mod tests {
         };
         let mut s = RetryState::default();
         for _ in 0..100 {
-            assert!(matches!(rules.next(&mut s), Retry::Attempt(_)));
+            assert!(matches!(rules.next(&mut s), Retry::Attempt(d) if d <= MAX_DELAY));
         }
     }
 }
