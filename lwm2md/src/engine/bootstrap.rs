@@ -48,6 +48,9 @@ pub struct Bootstrap {
     retry_delay: Duration,
     /// When the bootstrap account is purged (Bootstrap-Server Account Timeout, /0/x/12).
     purge_at: Option<Instant>,
+    /// Objects 0, 1 and 2 as they were before the bootstrap server started writing:
+    /// put back when the bootstrap fails, so that no partial provisioning stays.
+    snapshot: Option<Vec<Record>>,
 }
 
 impl Default for Bootstrap {
@@ -56,6 +59,7 @@ impl Default for Bootstrap {
             phase: Phase::Idle,
             retry_delay: FIRST_RETRY,
             purge_at: None,
+            snapshot: None,
         }
     }
 }
@@ -415,6 +419,9 @@ impl Engine {
                 tracing::info!(server = %a.uri, "Bootstrap-Request");
                 let id = self.coap.send_request(now, peer, req, true);
                 self.bootstrap.phase = Phase::Requesting { id, peer };
+                if self.bootstrap.snapshot.is_none() {
+                    self.bootstrap.snapshot = Some(provisioned_records(&self.objects));
+                }
             }
             Phase::Provisioning { deadline, .. } if deadline <= now => {
                 tracing::warn!("bootstrap: no Bootstrap-Finish in time");
@@ -426,6 +433,12 @@ impl Engine {
 
     fn bootstrap_failed(&mut self, now: Instant) {
         self.events.push_back(Event::BootstrapFailed);
+        if let Some(before) = self.bootstrap.snapshot.take() {
+            clear_provisioning(&mut self.objects);
+            if let Err(e) = write_records(&mut self.objects, before) {
+                tracing::error!("restoring the accounts after a failed bootstrap: {e}");
+            }
+        }
         if !self.sessions.is_empty() {
             // The accounts we have keep working (their registrations go on, with their
             // own retry schedule) rather than waiting on a bootstrap server that fails.
@@ -704,6 +717,7 @@ impl Engine {
     fn finish_bootstrap(&mut self, now: Instant) {
         tracing::info!("bootstrap finished");
         self.bootstrap.phase = Phase::Idle;
+        self.bootstrap.snapshot = None;
         self.bootstrap.retry_delay = FIRST_RETRY;
         let timeout = accounts(&self.objects)
             .0
@@ -791,6 +805,7 @@ impl Engine {
             let _ = write_records(&mut self.objects, before);
             return Err(e);
         }
+        self.bootstrap.snapshot = None;
         self.reload_accounts(now);
         Ok(())
     }

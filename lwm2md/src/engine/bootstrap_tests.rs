@@ -683,3 +683,24 @@ fn huge_timers_from_servers_do_not_overflow_the_clock() {
     let fin = net.request(BS, RequestType::Post, "/bs", |_| {});
     assert_eq!(code(&fin), ResponseType::Changed);
 }
+
+#[test]
+fn an_unfinished_bootstrap_leaves_the_accounts_as_they_were() {
+    let mut net = engine(Some(server_with(&[])));
+    let reg = net.sent_to(DM);
+    net.answer(DM, &reg, ResponseType::Created, &["rd", "x"]);
+    let before = net.engine.provisioning();
+    let r = net.request(DM, RequestType::Post, "/1/0/9", |_| {});
+    assert_eq!(code(&r), ResponseType::Changed);
+    let req = net.bootstrap_request();
+    net.answer(BS, &req, ResponseType::Changed, &[]);
+    // The bootstrap server wipes everything, then falls silent.
+    let del = net.request(BS, RequestType::Delete, "/", |_| {});
+    assert_eq!(code(&del), ResponseType::Deleted);
+    assert_ne!(net.engine.provisioning(), before);
+    let (peer, upd) = net.next(Duration::from_secs(400)).expect("an Update");
+    assert_eq!(peer, DM.parse::<SocketAddr>().unwrap());
+    assert_eq!(path_of(&upd), "rd/x");
+    assert_eq!(net.engine.provisioning(), before);
+    assert!(std::iter::from_fn(|| net.engine.poll_event()).any(|e| e == Event::BootstrapFailed));
+}

@@ -177,8 +177,11 @@ impl Engine {
     }
 
     pub fn poll_timeout(&self) -> Option<Instant> {
+        // Sessions wait while a bootstrap runs (see `process`).
+        let paused = self.bootstrap.is_active() && !self.stopping;
         self.sessions
             .iter()
+            .filter(|_| !paused)
             .filter_map(Session::deadline)
             .chain(self.coap.poll_timeout())
             .chain(self.observation_deadline())
