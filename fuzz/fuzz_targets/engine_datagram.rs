@@ -54,6 +54,7 @@ fn registered(now: Instant, format: ContentFormat) -> Engine {
         }],
         wall_clock: || 1_700_000_000,
         limits: Default::default(),
+        resolve: lwm2md::engine::bootstrap::resolve_literal,
     };
     let mut engine = Engine::new(
         config,

@@ -41,6 +41,7 @@ fn engine(server: SocketAddr, now: Instant) -> Engine {
         send: Vec::new(),
         wall_clock: device::system_clock,
         limits: Default::default(),
+        resolve: lwm2md::engine::bootstrap::resolve_literal,
     };
     let objects: Vec<Box<dyn lwm2md::model::Object>> = vec![
         Box::new(security),

@@ -402,6 +402,10 @@ pub struct ServerConfig {
     /// Server Name Indication and the name checked in the server's certificate; the
     /// URI's host by default.
     pub sni: Option<String>,
+    /// This is the bootstrap server's account (Security /0/x/1): the daemon bootstraps
+    /// from it when no other account is usable or registration fails for good.
+    #[serde(default)]
+    pub bootstrap: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -462,6 +466,8 @@ pub struct ServerAccount {
     pub lifetime: u32,
     pub binding: String,
     pub security: AccountSecurity,
+    /// The bootstrap server's account.
+    pub bootstrap: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -745,7 +751,17 @@ impl Config {
                     n + 1
                 ));
             }
-            if out.iter().any(|a| a.short_server_id == ssid) {
+            if s.bootstrap && out.iter().any(|a| a.bootstrap) {
+                return Err(format!(
+                    "server {}: only one server may have bootstrap = true",
+                    n + 1
+                ));
+            }
+            if !s.bootstrap
+                && out
+                    .iter()
+                    .any(|a| !a.bootstrap && a.short_server_id == ssid)
+            {
                 return Err(format!(
                     "server {}: short_server_id {ssid} is used twice",
                     n + 1
@@ -772,6 +788,7 @@ impl Config {
                 lifetime: s.lifetime,
                 binding: s.binding.clone(),
                 security,
+                bootstrap: s.bootstrap,
             });
         }
         Ok(out)
@@ -1133,6 +1150,7 @@ mod tests {
                 lifetime: 86400,
                 binding: "U".into(),
                 security: AccountSecurity::NoSec,
+                bootstrap: false,
             }
         );
         assert_eq!(c.state_dir, PathBuf::from("/var/lib/lwm2md"));

@@ -13,10 +13,11 @@ use tokio::signal::unix::{signal, SignalKind};
 use crate::config::{AccountSecurity, Config, ConnectivityBackend, RebootMethod};
 use crate::connectivity;
 use crate::dbus_api::{self, StatusBook};
-use crate::dtls::{DtlsClient, DtlsConfig, DtlsError, DtlsSession};
+use crate::dtls::{Credentials, DtlsClient, DtlsConfig, DtlsError, DtlsSession};
 use crate::engine::{Engine, EngineConfig, Event, ServerSpec};
 use crate::feed::{self, Feed};
 use crate::model::{Action, Object};
+use crate::objects::access_control::AccessControl;
 use crate::objects::apn::ApnProfiles;
 use crate::objects::cellular;
 use crate::objects::connectivity as monitoring;
@@ -26,6 +27,7 @@ use crate::objects::security::{Security, SecurityMode};
 use crate::objects::server::Server;
 use crate::objects::statistics::ConnectivityStatistics;
 use crate::path::Path;
+use crate::provisioning;
 use crate::sensors::{self, Sensors};
 use crate::state::StateDir;
 use crate::tasks;
@@ -91,10 +93,8 @@ pub async fn run(config: Config) -> Result<(), DaemonError> {
         what: "config",
         error: std::io::Error::other(e),
     })?;
-    let config_coap = config.coap_params();
     let mut servers = Vec::new();
-    let mut dtls = Vec::new();
-    for a in &accounts {
+    for a in accounts.iter().filter(|a| !a.bootstrap) {
         let addr = resolve(&a.host, a.port)
             .await
             .map_err(|error| DaemonError::Resolve {
@@ -106,30 +106,17 @@ pub async fn run(config: Config) -> Result<(), DaemonError> {
             addr,
             uri: a.uri.clone(),
         });
-        let dtls_config = match &a.security {
-            AccountSecurity::Psk(psk) => Some(DtlsConfig::psk(
-                psk.identity.as_bytes().to_vec(),
-                psk.key.clone(),
-            )),
-            AccountSecurity::Certificate(certs) => Some(DtlsConfig::certificate(certs.clone())),
-            AccountSecurity::NoSec => None,
-        };
-        if let Some(mut config) = dtls_config {
-            // A handshake gets as long as a confirmable message would (RFC 7252
-            // MAX_TRANSMIT_WAIT): a wrong key shows only as silence, and OpenSSL's own
-            // retransmissions would go on for minutes.
-            config.handshake_timeout = config_coap.max_transmit_wait();
-            dtls.push(DtlsPeer::new(
-                addr,
-                a.uri.clone(),
-                a.short_server_id,
-                config,
-                Instant::now(),
-            ));
-        }
     }
-    let v4 = bind(servers.iter().any(|s| s.addr.is_ipv4()), "0.0.0.0:0").await?;
-    let v6 = bind(servers.iter().any(|s| s.addr.is_ipv6()), "[::]:0").await?;
+    // Accounts a bootstrap server provisions may use either address family.
+    let v4 = bind(true, "0.0.0.0:0").await?;
+    let v6 = match bind(true, "[::]:0").await {
+        Ok(s) => s,
+        Err(e) if servers.iter().any(|s| s.addr.is_ipv6()) => return Err(e),
+        Err(e) => {
+            tracing::debug!("no IPv6: {e}");
+            None
+        }
+    };
 
     let mut security = Security::new();
     let mut server = Server::new();
@@ -149,6 +136,10 @@ pub async fn run(config: Config) -> Result<(), DaemonError> {
             },
             AccountSecurity::NoSec => SecurityMode::NoSec,
         };
+        if a.bootstrap {
+            security.add_bootstrap_account(instance, &a.uri, mode);
+            continue;
+        }
         security.add_account(instance, &a.uri, a.short_server_id, mode);
         server.add_account(instance, a.short_server_id, a.lifetime, &a.binding);
     }
@@ -161,6 +152,7 @@ pub async fn run(config: Config) -> Result<(), DaemonError> {
     let mut objects: Vec<Box<dyn Object>> = vec![
         Box::new(security),
         Box::new(server),
+        Box::new(AccessControl::new()),
         Box::new(device),
         Box::new(monitoring::new()),
         Box::new(ConnectivityStatistics::new()),
@@ -190,9 +182,14 @@ pub async fn run(config: Config) -> Result<(), DaemonError> {
         })?,
         wall_clock: device::system_clock,
         limits: config.limits(),
+        resolve: resolve_blocking,
     };
     tracing::info!(endpoint = %engine_config.endpoint, "starting");
+    let state = StateDir::new(&config.state_dir);
     let mut engine = Engine::new(engine_config, objects, rand::random(), Instant::now());
+    restore_provisioning(&mut engine, &state);
+    let mut dtls = Vec::new();
+    sync_dtls(&engine, &mut dtls, &config);
     set_device_facts(&mut engine, &config);
     sample(&mut engine);
     // Backend tasks get clones of the sender; the loop keeps one so the channel never
@@ -263,6 +260,10 @@ pub async fn run(config: Config) -> Result<(), DaemonError> {
         while let Some(event) = engine.poll_event() {
             report(&engine, &event);
             status_book.on_event(&event, device::system_clock());
+            if event == Event::Provisioned {
+                save_provisioning(&engine, &state);
+                sync_dtls(&engine, &mut dtls, &config);
+            }
             if let Event::RegistrationFailed {
                 short_server_id, ..
             } = event
@@ -314,6 +315,120 @@ fn begin_shutdown(engine: &mut Engine) -> Instant {
     let now = Instant::now();
     engine.shutdown(now);
     now + SHUTDOWN_GRACE
+}
+
+/// The provisioning a bootstrap server left in the state directory replaces the
+/// configuration's accounts. A file that cannot be used is moved aside.
+fn restore_provisioning(engine: &mut Engine, state: &StateDir) {
+    let data = match state.read(provisioning::FILE) {
+        Ok(Some(data)) => data,
+        Ok(None) => return,
+        Err(e) => {
+            tracing::error!(
+                "reading {}: {e}; using the configured accounts",
+                state.path(provisioning::FILE).display()
+            );
+            return;
+        }
+    };
+    let records = provisioning::decode(&data, &|p| engine.resource_type(p))
+        .map_err(|e| e.to_string())
+        .and_then(|records| {
+            engine
+                .restore(Instant::now(), records)
+                .map_err(|e| e.to_string())
+        });
+    match records {
+        Ok(()) => tracing::info!(
+            "accounts restored from {}",
+            state.path(provisioning::FILE).display()
+        ),
+        Err(why) => {
+            let aside = state.move_aside(provisioning::FILE);
+            tracing::error!(
+                "{} is unusable ({why}); moved aside to {}; using the configured accounts",
+                state.path(provisioning::FILE).display(),
+                aside.map_or_else(|e| format!("<failed: {e}>"), |p| p.display().to_string())
+            );
+        }
+    }
+}
+
+fn save_provisioning(engine: &Engine, state: &StateDir) {
+    let data = provisioning::encode(&engine.provisioning());
+    match state.write(provisioning::FILE, &data) {
+        Ok(()) => tracing::info!(
+            "provisioned accounts saved to {}",
+            state.path(provisioning::FILE).display()
+        ),
+        Err(e) => tracing::error!(
+            "saving the provisioned accounts to {}: {e}; they last until the daemon stops",
+            state.path(provisioning::FILE).display()
+        ),
+    }
+}
+
+/// One DTLS session per `coaps://` account (the bootstrap account included); sessions of
+/// accounts that are gone end, unchanged ones are kept.
+fn sync_dtls(engine: &Engine, dtls: &mut Vec<DtlsPeer>, config: &Config) {
+    let wanted: Vec<_> = engine
+        .accounts()
+        .into_iter()
+        .filter_map(|(a, addr)| {
+            let mut credentials = a.credentials.clone()?;
+            // The Security object holds no trust store: a configured account keeps its own.
+            if let Credentials::Certificate(certs) = &mut credentials {
+                certs.trust_store = configured_trust_store(config, a.short_server_id);
+            }
+            Some((credentials, a, addr))
+        })
+        .collect();
+    dtls.retain(|p| {
+        wanted
+            .iter()
+            .any(|(credentials, _, addr)| p.addr == *addr && p.credentials == *credentials)
+    });
+    for (credentials, a, addr) in wanted {
+        if dtls.iter().any(|p| p.addr == addr) {
+            continue;
+        }
+        let mut dtls_config = DtlsConfig {
+            credentials,
+            mtu: crate::dtls::DEFAULT_MTU,
+            handshake_timeout: crate::dtls::DEFAULT_HANDSHAKE_TIMEOUT,
+        };
+        // A handshake gets as long as a confirmable message would (RFC 7252
+        // MAX_TRANSMIT_WAIT): a wrong key shows only as silence, and OpenSSL's own
+        // retransmissions would go on for minutes.
+        dtls_config.handshake_timeout = config.coap_params().max_transmit_wait();
+        dtls.push(DtlsPeer::new(
+            addr,
+            a.uri,
+            a.short_server_id,
+            dtls_config,
+            Instant::now(),
+        ));
+    }
+}
+
+/// The `trust_store` of the configured certificate account with this Short Server ID.
+fn configured_trust_store(config: &Config, short_server_id: u16) -> Option<std::path::PathBuf> {
+    let accounts = config.accounts().ok()?;
+    accounts.into_iter().find_map(|a| match a.security {
+        AccountSecurity::Certificate(c) if a.short_server_id == short_server_id => c.trust_store,
+        _ => None,
+    })
+}
+
+/// Resolves an account's URI. Blocking, but only run when accounts change (start,
+/// Bootstrap-Finish); IP literals never touch DNS.
+fn resolve_blocking(uri: &str) -> Option<SocketAddr> {
+    use std::net::ToSocketAddrs;
+    if let Some(addr) = crate::engine::bootstrap::resolve_literal(uri) {
+        return Some(addr);
+    }
+    let (_, host, port) = crate::config::parse_server_uri(uri).ok()?;
+    (host.as_str(), port).to_socket_addrs().ok()?.next()
 }
 
 async fn resolve(host: &str, port: u16) -> Result<SocketAddr, String> {
@@ -412,8 +527,10 @@ struct DtlsPeer {
     addr: SocketAddr,
     uri: String,
     short_server_id: u16,
-    /// The context and the session to resume; `None` when the credentials were refused
-    /// by OpenSSL (logged, retried like a failed handshake).
+    /// What the session was made with, to notice when provisioning changes it.
+    credentials: Credentials,
+    /// The context and the session to resume; an error when OpenSSL refused the
+    /// credentials (logged, retried like a failed handshake).
     client: Result<DtlsClient, DtlsError>,
     session: Option<DtlsSession>,
     /// When the next handshake starts, while there is no session.
@@ -433,6 +550,7 @@ impl DtlsPeer {
             addr,
             uri,
             short_server_id,
+            credentials: config.credentials.clone(),
             client: DtlsClient::new(&config),
             session: None,
             retry_at: None,
@@ -554,7 +672,9 @@ fn report(engine: &Engine, event: &Event) {
         .filter(|(_, _, r)| *r)
         .map(|(_, uri, _)| *uri)
         .collect();
-    let mut status = if registered.is_empty() {
+    let mut status = if engine.is_bootstrapping() {
+        "bootstrapping".to_string()
+    } else if registered.is_empty() {
         "not registered".to_string()
     } else {
         format!("registered with {}", registered.join(", "))
@@ -681,7 +801,8 @@ fn run_action(action: Action, config: &Config) {
             Action::UpdateRegistration { .. }
             | Action::DisableServer { .. }
             | Action::Bound(_)
-            | Action::Connectivity(_) => Ok(()),
+            | Action::Connectivity(_)
+            | Action::RequestBootstrap => Ok(()),
         };
         if let Err(e) = result {
             tracing::error!("action failed: {e}");

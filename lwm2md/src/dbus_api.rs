@@ -94,7 +94,10 @@ impl StatusBook {
             } => {
                 self.servers.entry(*short_server_id).or_default().1 = reason.clone();
             }
-            Event::Deregistered { .. } => {}
+            Event::Deregistered { .. }
+            | Event::Provisioned
+            | Event::BootstrapStarted
+            | Event::BootstrapFailed => {}
         }
     }
 

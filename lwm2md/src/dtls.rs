@@ -62,7 +62,7 @@ pub struct DtlsConfig {
 }
 
 /// What the client proves itself with, and how it checks the server.
-#[derive(Clone)]
+#[derive(Clone, PartialEq, Eq)]
 pub enum Credentials {
     /// Security mode 0: PSK identity (/0/x/3) and key (/0/x/5).
     Psk { identity: Vec<u8>, key: Vec<u8> },

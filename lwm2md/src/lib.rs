@@ -18,6 +18,7 @@ pub mod modem;
 pub mod objects;
 pub mod path;
 pub mod pem;
+pub mod provisioning;
 pub mod sensors;
 pub mod state;
 pub mod status;

@@ -35,9 +35,9 @@ impl StateDir {
         }
     }
 
-    /// Replaces a state file: temporary file (mode 0600: state holds credentials),
-    /// fsync, rename over the old one, fsync the directory so that the rename itself
-    /// survives a power cut.
+    /// Replaces a state file: temporary file, fsync, rename over the old one, fsync the
+    /// directory so that the rename itself survives a power cut. Mode 0600: state files
+    /// may hold credentials.
     pub fn write(&self, name: &str, data: &[u8]) -> io::Result<()> {
         fs::create_dir_all(&self.root)?;
         let target = self.path(name);
@@ -56,9 +56,9 @@ impl StateDir {
         File::open(&self.root)?.sync_all()
     }
 
-    /// Moves a state file that cannot be used out of the way, keeping it for a human to
-    /// look at (`NAME.corrupt`, replacing an older one). Returns the new path.
-    pub fn set_aside(&self, name: &str) -> io::Result<PathBuf> {
+    /// Renames a state file that could not be used to `NAME.corrupt` (replacing an older
+    /// one), so that it is kept for inspection but no longer read.
+    pub fn move_aside(&self, name: &str) -> io::Result<PathBuf> {
         let aside = self.path(&format!("{name}.corrupt"));
         fs::rename(self.path(name), &aside)?;
         File::open(&self.root)?.sync_all()?;
@@ -100,7 +100,7 @@ mod tests {
         use std::os::unix::fs::PermissionsExt;
         let mode = fs::metadata(s.path("a")).unwrap().permissions().mode();
         assert_eq!(mode & 0o777, 0o600);
-        let aside = s.set_aside("a").unwrap();
+        let aside = s.move_aside("a").unwrap();
         assert_eq!(fs::read(&aside).unwrap(), b"two");
         s.write("a", b"three").unwrap();
         s.remove("a").unwrap();

@@ -2,14 +2,19 @@
 //! management over the CoAP message layer. No sockets, no clock, no threads: the daemon
 //! (or a test) feeds datagrams and time in and takes datagrams, deadlines and actions out.
 
+mod access;
 pub mod attributes;
+pub mod bootstrap;
 pub mod dm;
 mod notify;
 pub mod observe;
 pub mod options;
 pub mod registration;
+pub mod retry;
 mod send;
 
+#[cfg(test)]
+mod bootstrap_tests;
 #[cfg(test)]
 mod tests;
 
@@ -65,6 +70,8 @@ pub struct EngineConfig {
     pub send: Vec<SendSpec>,
     /// Unix seconds now: the base time of Sent values.
     pub wall_clock: fn() -> i64,
+    /// The address of a `coap://` or `coaps://` URI of an account provisioned at run time.
+    pub resolve: fn(&str) -> Option<SocketAddr>,
     pub limits: Limits,
 }
 
@@ -105,6 +112,13 @@ pub enum Event {
     Deregistered {
         short_server_id: u16,
     },
+    /// A bootstrap server changed the accounts (Bootstrap-Finish accepted), or the
+    /// bootstrap account was purged: what `Engine::provisioning` returns is new.
+    Provisioned,
+    /// A client-initiated bootstrap is starting (or scheduled, after a hold-off).
+    BootstrapStarted,
+    /// A bootstrap attempt failed.
+    BootstrapFailed,
 }
 
 pub struct Engine {
@@ -127,6 +141,7 @@ pub struct Engine {
     send_due: Vec<Instant>,
     /// Sends awaiting an answer, with the server they went to.
     sends_in_flight: Vec<(crate::coap::RequestId, u16)>,
+    bootstrap: bootstrap::Bootstrap,
     /// Requests whose response waits for bound actions (`Action::Bound`).
     deferred: Vec<Deferred>,
     next_ticket: u64,
@@ -158,7 +173,7 @@ impl Engine {
             .iter()
             .map(|s| Session::new(s.short_server_id, s.addr, s.uri.clone(), now))
             .collect();
-        Engine {
+        let mut engine = Engine {
             coap: MessageLayer::new(config.coap.clone(), seed),
             block1: Block1Assembler::new(config.max_upload, config.coap.exchange_lifetime()),
             objects: objects.into_iter().map(|o| (o.def().id, o)).collect(),
@@ -175,8 +190,14 @@ impl Engine {
             deferred: Vec::new(),
             next_ticket: 0,
             now,
+            bootstrap: Default::default(),
             config,
+        };
+        if engine.sessions.is_empty() {
+            let delay = engine.bootstrap_hold_off();
+            engine.start_bootstrap(now, delay, "no server account");
         }
+        engine
     }
 
     pub fn handle_datagram(&mut self, now: Instant, from: SocketAddr, data: &[u8]) {
@@ -220,13 +241,17 @@ impl Engine {
     }
 
     pub fn poll_timeout(&self) -> Option<Instant> {
+        // Sessions wait while a bootstrap runs (see `process`).
+        let paused = self.bootstrap.is_active() && !self.stopping;
         self.sessions
             .iter()
+            .filter(|_| !paused)
             .filter_map(Session::deadline)
             .chain(self.coap.poll_timeout())
             .chain(self.observation_deadline())
             .chain(self.send_deadline())
             .chain(self.deferred.iter().map(|d| d.deadline))
+            .chain(self.bootstrap.deadline())
             .min()
     }
 
@@ -342,7 +367,14 @@ impl Engine {
                 s.awake_until = None;
             }
         }
-        for idx in 0..self.sessions.len() {
+        self.bootstrap_step(now);
+        // While a bootstrap server provisions us, no server is contacted.
+        let sessions = if self.bootstrap.is_active() && !self.stopping {
+            0
+        } else {
+            self.sessions.len()
+        };
+        for idx in 0..sessions {
             let s = &self.sessions[idx];
             let wanted = match s.state {
                 State::Unregistered { retry_at } => retry_at <= now,
@@ -398,10 +430,16 @@ impl Engine {
         if self.send_answered(id, response.as_ref().map(|r| r.header.code)) {
             return;
         }
+        if self.bootstrap_answered(now, id, response.as_ref().map(|r| r.header.code)) {
+            return;
+        }
         let max_wait = self.config.coap.max_transmit_wait();
-        let Some(s) = self.sessions.iter_mut().find(|s| matches!(s.state, State::Registering(r) | State::Updating(r) | State::Deregistering(r) if r == id)) else {
+        let Some(idx) = self.sessions.iter().position(|s| matches!(s.state, State::Registering(r) | State::Updating(r) | State::Deregistering(r) if r == id)) else {
             return;
         };
+        let rules = self.retry_rules(self.sessions[idx].short_server_id);
+        let mut exhausted = false;
+        let s = &mut self.sessions[idx];
         let code = response.as_ref().map(|r| r.header.code);
         let ssid = s.short_server_id;
         match s.state {
@@ -417,7 +455,7 @@ impl Engine {
                         .as_ref()
                         .map_or(crate::config::DEFAULT_LIFETIME, |a| a.lifetime);
                     s.state = State::Registered;
-                    s.retry_delay = registration::FIRST_RETRY;
+                    s.retry = Default::default();
                     // A new registration ends the server's observations (Core TS §6.2.1).
                     self.observations.retain(|o| o.server != ssid);
                     s.schedule_update(now, lifetime, max_wait);
@@ -439,12 +477,52 @@ impl Engine {
                         || "no answer".to_string(),
                         |c| format!("server answered {c}"),
                     );
-                    tracing::warn!(server = %s.uri, "registration failed: {reason}; retrying in {:?}", s.retry_delay);
-                    s.retry_later(now);
+                    let (delay, schedule) = match rules.next(&mut s.retry) {
+                        retry::Retry::Attempt(d) => (
+                            d,
+                            format!(
+                                "attempt {} of {} in {} s",
+                                s.retry.attempts + 1,
+                                rules.retry_count,
+                                d.as_secs()
+                            ),
+                        ),
+                        retry::Retry::Sequence(d) => (
+                            d,
+                            format!(
+                                "communication sequence {} of {} failed; the next in {} s",
+                                s.retry.sequences,
+                                rules.sequence_retry_count,
+                                d.as_secs()
+                            ),
+                        ),
+                        retry::Retry::Exhausted => {
+                            exhausted = true;
+                            let d = rules.sequence_delay;
+                            let then = match rules.bootstrap_on_failure {
+                                true => "bootstrapping",
+                                false => "starting over",
+                            };
+                            (d, format!("every communication sequence failed; {then}"))
+                        }
+                    };
+                    tracing::warn!(server = %s.uri, "registration failed: {reason}; {schedule}");
+                    let reason = format!("{reason}; {schedule}");
+                    s.retry_later(now, delay);
                     self.events.push_back(Event::RegistrationFailed {
                         short_server_id: ssid,
                         reason,
                     });
+                    if exhausted {
+                        let bootstrapping = rules.bootstrap_on_failure
+                            && self.start_bootstrap(now, Duration::ZERO, "registration failed");
+                        if !bootstrapping {
+                            tracing::warn!(
+                                "trying that server again after the sequence delay ({:?})",
+                                rules.sequence_delay
+                            );
+                        }
+                    }
                 }
             },
             State::Updating(_) => match code {
@@ -464,7 +542,7 @@ impl Engine {
                 None if !self.stopping && s.update_lost(now) => {
                     // Offline (or the server lost our DTLS session): the registration
                     // stays valid until its lifetime ends; notifications are held.
-                    tracing::warn!(server = %s.uri, "update got no answer; retrying in {:?}", s.retry_delay / 2);
+                    tracing::warn!(server = %s.uri, "update got no answer; retrying in {:?}", s.update_retry / 2);
                     self.events.push_back(Event::RegistrationFailed {
                         short_server_id: ssid,
                         reason: "update got no answer".into(),
@@ -577,6 +655,10 @@ impl Engine {
     }
 
     fn handle_request(&mut self, now: Instant, request: IncomingRequest) {
+        if self.is_bootstrap_server(request.peer) {
+            self.bootstrap_request(now, &request);
+            return;
+        }
         let response = self.dm_response(now, &request);
         let mut actions: Vec<Action> = std::mem::take(&mut self.pending_actions);
         let mut waiting = Vec::new();
@@ -683,8 +765,25 @@ impl Engine {
                     }
                 }
             }
+            Action::RequestBootstrap => {
+                self.start_bootstrap(now, Duration::ZERO, "Bootstrap-Request Trigger executed");
+            }
             other => self.actions.push_back(other),
         }
+    }
+
+    /// The retry rules (/1/x/16–20) of a server account.
+    fn retry_rules(&self, short_server_id: u16) -> retry::RetryRules {
+        let Some(obj) = self.objects.get(&1) else {
+            return Default::default();
+        };
+        let me = Some(ResourceValue::Single(Value::Integer(
+            short_server_id.into(),
+        )));
+        obj.instances()
+            .into_iter()
+            .find(|&i| obj.read(i, server::SHORT_SERVER_ID) == me)
+            .map_or_else(Default::default, |i| retry::RetryRules::of(obj.as_ref(), i))
     }
 
     fn disable_timeout(&self, short_server_id: u16) -> Duration {
@@ -692,7 +791,7 @@ impl Engine {
             Some(Value::Integer(n)) => u64::try_from(n).ok(),
             _ => None,
         };
-        Duration::from_secs(secs.unwrap_or(86400))
+        retry::delay_secs(secs.unwrap_or(86400))
     }
 
     /// Builds the response to a request from a server, running the DM operation.
@@ -769,6 +868,10 @@ impl Engine {
                 s.recheck = true;
             }
         }
+        if self.access_denied(&req) {
+            response.header.code = MessageClass::Response(ResponseType::Unauthorized);
+            return response;
+        }
         let mut actions = Vec::new();
         let result: DmResponse = dm::dispatch(
             &mut self.objects,
@@ -778,6 +881,11 @@ impl Engine {
             &mut actions,
         );
         self.pending_actions.extend(actions);
+        match (result.code, result.location) {
+            (ResponseType::Created, Some(created)) => self.access_created(dm.server, created),
+            (ResponseType::Deleted, _) => self.access_deleted(dm.path),
+            _ => {}
+        }
         response.header.code = MessageClass::Response(result.code);
         let succeeded = matches!(
             result.code,

@@ -52,8 +52,11 @@ pub struct Session {
     /// The lifetime, binding or object list may have changed: compare before the next
     /// exchange (kept until the session is Registered again).
     pub recheck: bool,
-    /// Delay before the next Register after a failure; doubles up to `MAX_RETRY`.
-    pub retry_delay: Duration,
+    /// Where the session is in the retry schedule of /1/x/17–20.
+    pub retry: super::retry::RetryState,
+    /// Delay before the next Update after one went unanswered; doubles up to
+    /// `MAX_UPDATE_RETRY`.
+    pub update_retry: Duration,
     /// When the registration's lifetime ends without a successful Update.
     pub expires_at: Option<Instant>,
     /// Queue mode: when the client stops listening, counted from the last exchange.
@@ -65,8 +68,10 @@ pub struct Session {
     pub reconnecting: bool,
 }
 
-pub const FIRST_RETRY: Duration = Duration::from_secs(30);
-pub const MAX_RETRY: Duration = Duration::from_secs(3600);
+/// An unanswered Update is retried after this, doubling up to the maximum, for as long
+/// as the registration's lifetime lasts.
+pub const FIRST_UPDATE_RETRY: Duration = Duration::from_secs(30);
+pub const MAX_UPDATE_RETRY: Duration = Duration::from_secs(3600);
 
 impl Session {
     pub fn new(short_server_id: u16, addr: SocketAddr, uri: String, now: Instant) -> Session {
@@ -80,7 +85,8 @@ impl Session {
             update_at: None,
             update_pending: false,
             recheck: false,
-            retry_delay: FIRST_RETRY,
+            retry: Default::default(),
+            update_retry: FIRST_UPDATE_RETRY,
             expires_at: None,
             awake_until: None,
             asleep: false,
@@ -134,7 +140,7 @@ impl Session {
         self.update_at = Some(now + (lifetime - margin));
         self.expires_at = Some(now + lifetime);
         self.reconnecting = false;
-        self.retry_delay = FIRST_RETRY;
+        self.update_retry = FIRST_UPDATE_RETRY;
     }
 
     /// An Update went unanswered. The registration stays valid until its lifetime ends
@@ -148,17 +154,16 @@ impl Session {
         self.state = State::Registered;
         self.reconnecting = true;
         self.update_pending = false;
-        self.update_at = Some((now + self.retry_delay).min(expires));
-        self.retry_delay = (self.retry_delay * 2).min(MAX_RETRY);
+        self.update_at = Some((now + self.update_retry).min(expires));
+        self.update_retry = (self.update_retry * 2).min(MAX_UPDATE_RETRY);
         true
     }
 
-    /// After a failed Register: retry later, backing off.
-    pub fn retry_later(&mut self, now: Instant) {
+    /// After a failed Register: retry after `delay`.
+    pub fn retry_later(&mut self, now: Instant, delay: Duration) {
         self.state = State::Unregistered {
-            retry_at: now + self.retry_delay,
+            retry_at: now + delay,
         };
-        self.retry_delay = (self.retry_delay * 2).min(MAX_RETRY);
         self.advertised = None;
         self.update_at = None;
         self.forget_registration();

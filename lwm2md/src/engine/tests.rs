@@ -93,6 +93,7 @@ impl Sim {
             send,
             wall_clock: clock,
             limits: Default::default(),
+            resolve: super::bootstrap::resolve_literal,
         };
         let mut objects: Vec<Box<dyn Object>> =
             vec![Box::new(security), Box::new(srv), Box::new(device)];

@@ -111,6 +111,8 @@ pub enum Action {
     UpdateRegistration { short_server_id: u16 },
     /// Execute /1/x/4. Consumed by the engine: de-registers for the Disable Timeout.
     DisableServer { short_server_id: u16 },
+    /// Execute /1/x/9. Consumed by the engine: starts a client-initiated bootstrap.
+    RequestBootstrap,
     /// A Write or Execute of a resource bound to something outside the daemon (a file,
     /// a command). Its outcome is the response: the engine holds the response until
     /// `Engine::complete_action` reports it.

@@ -1,5 +1,6 @@
 //! The objects lwm2md implements, one module each.
 
+pub mod access_control;
 pub mod apn;
 pub mod cellular;
 pub mod connectivity;

@@ -5,6 +5,21 @@ use crate::model::{registry, Action, DmError, Object, ObjectDef};
 use crate::objects::store::Store;
 use crate::value::{ResourceValue, Value};
 
+pub const SERVER_URI: u16 = 0;
+pub const BOOTSTRAP_SERVER: u16 = 1;
+pub const SECURITY_MODE: u16 = 2;
+pub const PUBLIC_KEY_OR_IDENTITY: u16 = 3;
+pub const SERVER_PUBLIC_KEY: u16 = 4;
+pub const SECRET_KEY: u16 = 5;
+pub const SHORT_SERVER_ID: u16 = 10;
+pub const CLIENT_HOLD_OFF_TIME: u16 = 11;
+pub const BOOTSTRAP_ACCOUNT_TIMEOUT: u16 = 12;
+
+/// Security Mode codes (/0/x/2).
+pub const MODE_PSK: i64 = 0;
+pub const MODE_CERTIFICATE: i64 = 2;
+pub const MODE_NOSEC: i64 = 3;
+
 pub struct Security {
     store: Store,
 }
@@ -26,6 +41,22 @@ impl Security {
         &mut self,
         instance: u16,
         uri: &str,
+        short_server_id: u16,
+        mode: SecurityMode,
+    ) {
+        self.add(instance, uri, false, short_server_id, mode);
+    }
+
+    /// Adds the bootstrap server's account (factory bootstrap from the configuration).
+    pub fn add_bootstrap_account(&mut self, instance: u16, uri: &str, mode: SecurityMode) {
+        self.add(instance, uri, true, 0, mode);
+    }
+
+    fn add(
+        &mut self,
+        instance: u16,
+        uri: &str,
+        bootstrap: bool,
         short_server_id: u16,
         mode: SecurityMode,
     ) {
@@ -51,14 +82,19 @@ impl Security {
         s.add_instance(instance);
         let values = [
             (0, Value::String(uri.to_string())),
-            (1, Value::Boolean(false)),
+            (1, Value::Boolean(bootstrap)),
             (2, Value::Integer(code)),
             (3, Value::Opaque(identity)),
             (4, Value::Opaque(server_key)),
             (5, Value::Opaque(key)),
             (10, Value::Integer(short_server_id.into())),
         ];
-        for (r, v) in values.into_iter().chain(extra) {
+        // The bootstrap account has no Short Server ID.
+        let values = values
+            .into_iter()
+            .chain(extra)
+            .filter(|(r, _)| !(bootstrap && *r == 10));
+        for (r, v) in values {
             // The instance was added above, so this cannot fail.
             let _ = s.set(instance, r, ResourceValue::Single(v));
         }
@@ -111,5 +147,14 @@ impl Object for Security {
     ) -> Result<Vec<Action>, DmError> {
         self.store.set(instance, resource, value)?;
         Ok(Vec::new())
+    }
+
+    fn create(&mut self, instance: u16) -> Result<(), DmError> {
+        self.store.add_instance(instance);
+        Ok(())
+    }
+
+    fn delete(&mut self, instance: u16) -> Result<(), DmError> {
+        self.store.remove_instance(instance)
     }
 }

@@ -15,6 +15,12 @@ pub const DISABLE_TIMEOUT: u16 = 5;
 pub const NOTIFICATION_STORING: u16 = 6;
 pub const BINDING: u16 = 7;
 pub const REGISTRATION_UPDATE_TRIGGER: u16 = 8;
+pub const BOOTSTRAP_REQUEST_TRIGGER: u16 = 9;
+pub const BOOTSTRAP_ON_REGISTRATION_FAILURE: u16 = 16;
+pub const COMMUNICATION_RETRY_COUNT: u16 = 17;
+pub const COMMUNICATION_RETRY_TIMER: u16 = 18;
+pub const SEQUENCE_DELAY_TIMER: u16 = 19;
+pub const SEQUENCE_RETRY_COUNT: u16 = 20;
 pub const MUTE_SEND: u16 = 23;
 pub const DEFAULT_NOTIFICATION_MODE: u16 = 26;
 
@@ -85,7 +91,9 @@ impl Object for Server {
 
     fn has_resource(&self, instance: u16, resource: u16) -> bool {
         match resource {
-            DISABLE | REGISTRATION_UPDATE_TRIGGER => self.store.has_instance(instance),
+            DISABLE | REGISTRATION_UPDATE_TRIGGER | BOOTSTRAP_REQUEST_TRIGGER => {
+                self.store.has_instance(instance)
+            }
             _ => self.store.get(instance, resource).is_some(),
         }
     }
@@ -124,7 +132,17 @@ impl Object for Server {
         match resource {
             REGISTRATION_UPDATE_TRIGGER => Ok(vec![Action::UpdateRegistration { short_server_id }]),
             DISABLE => Ok(vec![Action::DisableServer { short_server_id }]),
+            BOOTSTRAP_REQUEST_TRIGGER => Ok(vec![Action::RequestBootstrap]),
             _ => Err(DmError::NotFound),
         }
+    }
+
+    fn create(&mut self, instance: u16) -> Result<(), DmError> {
+        self.store.add_instance(instance);
+        Ok(())
+    }
+
+    fn delete(&mut self, instance: u16) -> Result<(), DmError> {
+        self.store.remove_instance(instance)
     }
 }

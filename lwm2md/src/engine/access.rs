@@ -1,0 +1,211 @@
+//! Access control (Core TS §7.3.3): with several server accounts, each DM operation on an
+//! object instance needs the right its Access Control instance (object 2) grants the
+//! requesting server; Create needs the object-level instance's Create bit. A single
+//! server, or no Access Control instance at all, means no checks.
+
+use coap_lite::RequestType;
+
+use super::bootstrap::resource_type;
+use super::dm::{DmRequest, Objects};
+use super::Engine;
+use crate::codec::{self, ContentFormat};
+use crate::model::Object;
+use crate::objects::access_control::{self as ac, CREATE, DELETE, EXECUTE, READ, WRITE};
+use crate::path::Path;
+use crate::value::{ResourceValue, Value};
+
+const ACCESS_CONTROL: u16 = 2;
+
+/// Whether ACLs apply: more than one Server instance and some Access Control instance.
+fn enforced(objects: &Objects) -> bool {
+    let servers = objects.get(&1).map_or(0, |o| o.instances().len());
+    let acls = objects
+        .get(&ACCESS_CONTROL)
+        .map_or(0, |o| o.instances().len());
+    servers > 1 && acls > 0
+}
+
+/// Whether `ssid` holds `right` on `path` (an object, instance or deeper).
+fn allowed(objects: &Objects, ssid: u16, path: &Path, right: u8) -> bool {
+    let Some(o) = path.object_id() else {
+        return false;
+    };
+    let Some(acl) = objects.get(&ACCESS_CONTROL) else {
+        return true;
+    };
+    match o {
+        // Security is closed anyway; each server manages its own Server instance.
+        0 | 1 => true,
+        ACCESS_CONTROL => match (right, path.instance_id()) {
+            (READ, _) => true,
+            // Only the owner of an Access Control instance may change it.
+            (WRITE, Some(i)) => owner(acl.as_ref(), i) == Some(ssid),
+            _ => false,
+        },
+        _ => {
+            let instances = match path.instance_id() {
+                Some(i) => vec![i],
+                None if right == CREATE => vec![ac::OBJECT_LEVEL],
+                None => objects
+                    .get(&o)
+                    .map(|obj| obj.instances())
+                    .unwrap_or_default(),
+            };
+            instances.into_iter().all(|i| {
+                ac::find(acl.as_ref(), o, i)
+                    .is_some_and(|inst| ac::rights(acl.as_ref(), inst, ssid) & right != 0)
+            })
+        }
+    }
+}
+
+fn owner(acl: &dyn Object, instance: u16) -> Option<u16> {
+    match acl.read(instance, ac::OWNER)? {
+        ResourceValue::Single(Value::Integer(n)) => u16::try_from(n).ok(),
+        _ => None,
+    }
+}
+
+/// The right an operation needs, and the paths it needs it on.
+fn needed(objects: &Objects, req: &DmRequest<'_>) -> Vec<(Path, u8)> {
+    let path = req.path;
+    match req.method {
+        RequestType::Get => vec![(path, READ)],
+        RequestType::Put if req.content_format.is_none() && req.payload.is_empty() => {
+            vec![(path, READ)]
+        }
+        RequestType::Put => vec![(path, WRITE)],
+        RequestType::Post => match path.len() {
+            1 => vec![(path, CREATE)],
+            3 if objects
+                .get(&path.object_id().unwrap_or_default())
+                .and_then(|o| o.def().resource(path.resource_id()?))
+                .is_some_and(|r| r.operations.executable()) =>
+            {
+                vec![(path, EXECUTE)]
+            }
+            _ => vec![(path, WRITE)],
+        },
+        RequestType::Delete => vec![(path, DELETE)],
+        RequestType::Fetch | RequestType::IPatch => {
+            let format = req.content_format.and_then(ContentFormat::from_code);
+            let (paths, right) = match (req.method, format) {
+                (RequestType::Fetch, Some(f)) => (
+                    codec::composite::decode_paths(f, req.payload).unwrap_or_default(),
+                    READ,
+                ),
+                (_, Some(f)) => {
+                    let ty = |p: &Path| resource_type(objects, p);
+                    let records =
+                        codec::decode(f, &Path::ROOT, req.payload, &ty).unwrap_or_default();
+                    (records.into_iter().map(|r| r.path).collect(), WRITE)
+                }
+                (_, None) => (Vec::new(), READ),
+            };
+            paths.into_iter().map(|p| (p, right)).collect()
+        }
+        _ => vec![(path, READ)],
+    }
+}
+
+impl Engine {
+    /// Whether the server lacks a right the request needs (then 4.01).
+    pub(super) fn access_denied(&self, req: &DmRequest<'_>) -> bool {
+        if !enforced(&self.objects) {
+            return false;
+        }
+        let denied = needed(&self.objects, req)
+            .iter()
+            .any(|(p, right)| !allowed(&self.objects, req.server, p, *right));
+        if denied {
+            tracing::debug!(server = req.server, method = ?req.method, path = %req.path, "access control: denied");
+        }
+        denied
+    }
+
+    /// A server created `/o/i`: it owns the new instance's Access Control instance.
+    pub(super) fn access_created(&mut self, ssid: u16, created: Path) {
+        let (Some(o), Some(i)) = (created.object_id(), created.instance_id()) else {
+            return;
+        };
+        if !enforced(&self.objects) || o <= ACCESS_CONTROL {
+            return;
+        }
+        let Some(acl) = self.objects.get_mut(&ACCESS_CONTROL) else {
+            return;
+        };
+        let existing = acl.instances();
+        let Some(free) = (0..crate::path::MAX_ID).find(|n| !existing.contains(n)) else {
+            return;
+        };
+        let _ = acl.create(free);
+        for (r, v) in [(ac::OBJECT_ID, o), (ac::INSTANCE_ID, i), (ac::OWNER, ssid)] {
+            let _ = acl.write(
+                free,
+                r,
+                ResourceValue::Single(Value::Integer(v.into())),
+                false,
+            );
+        }
+    }
+
+    /// `/o/i` was deleted: its Access Control instance goes with it.
+    pub(super) fn access_deleted(&mut self, deleted: Path) {
+        let (Some(o), Some(i)) = (deleted.object_id(), deleted.instance_id()) else {
+            return;
+        };
+        if o <= ACCESS_CONTROL {
+            return;
+        }
+        if let Some(acl) = self.objects.get_mut(&ACCESS_CONTROL) {
+            if let Some(inst) = ac::find(acl.as_ref(), o, i) {
+                let _ = acl.delete(inst);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::objects::access_control::AccessControl;
+    use crate::objects::server::Server;
+
+    fn objects(create_for: Option<i64>) -> Objects {
+        let mut srv = Server::new();
+        srv.add_account(0, 7, 60, "U");
+        srv.add_account(1, 8, 60, "U");
+        let mut acl = AccessControl::new();
+        acl.create(0).unwrap();
+        let set = |acl: &mut AccessControl, r, v: i64| {
+            acl.write(0, r, ResourceValue::Single(Value::Integer(v)), false)
+                .unwrap();
+        };
+        set(&mut acl, ac::OBJECT_ID, 3303);
+        set(&mut acl, ac::INSTANCE_ID, ac::OBJECT_LEVEL.into());
+        set(&mut acl, ac::OWNER, 65535);
+        if let Some(ssid) = create_for {
+            let map = [(u16::try_from(ssid).unwrap(), Value::Integer(CREATE.into()))]
+                .into_iter()
+                .collect();
+            acl.write(0, ac::ACL, ResourceValue::Multiple(map), false)
+                .unwrap();
+        }
+        let mut objects: Objects = Objects::new();
+        objects.insert(1, Box::new(srv));
+        objects.insert(ACCESS_CONTROL, Box::new(acl));
+        objects
+    }
+
+    #[test]
+    fn create_needs_the_object_level_instance() {
+        let o = objects(Some(8));
+        assert!(enforced(&o));
+        assert!(allowed(&o, 8, &Path::object(3303), CREATE));
+        assert!(!allowed(&o, 7, &Path::object(3303), CREATE));
+        // No object-level instance for this object: nobody creates.
+        assert!(!allowed(&o, 8, &Path::object(3304), CREATE));
+        let o = objects(None);
+        assert!(!allowed(&o, 8, &Path::object(3303), CREATE));
+    }
+}
