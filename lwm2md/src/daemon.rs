@@ -572,6 +572,7 @@ fn run_action(action: Action, config: &Config) {
             Action::SetTime(t) => bus.set_time(t).await,
             Action::SetTimezone(tz) => bus.set_timezone(&tz).await,
             Action::UpdateRegistration { .. } | Action::DisableServer { .. } => Ok(()),
+            Action::Firmware(_) => Ok(()),
         };
         if let Err(e) = result {
             tracing::error!("action failed: {e}");
