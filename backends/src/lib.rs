@@ -5,5 +5,6 @@
 //! - [`system`]: actions on the operating system (reboot, clock, time zone, commands),
 //!   through systemd's D-Bus services on the system bus.
 
+pub mod firmware;
 pub mod host;
 pub mod system;

@@ -14,11 +14,14 @@ use crate::config::{AccountSecurity, Config, RebootMethod};
 use crate::dtls::{DtlsConfig, DtlsError, DtlsSession};
 use crate::engine::{Engine, EngineConfig, Event, ServerSpec};
 use crate::feed::{self, Feed};
+use crate::fwupdate::{self, Runner, StagingSink};
 use crate::model::{Action, Object};
 use crate::objects::device::{self, Device};
+use crate::objects::firmware::Firmware;
 use crate::objects::security::{Security, SecurityMode};
 use crate::objects::server::Server;
 use crate::path::Path;
+use crate::state::StateDir;
 use crate::value::{ResourceValue, Value};
 
 /// How long SIGTERM waits for De-register answers before exiting anyway.
@@ -131,8 +134,25 @@ pub async fn run(config: Config) -> Result<(), DaemonError> {
     );
     // Backend-fed objects join this list; their tasks start once the engine exists and
     // report through the feed channel.
-    let objects: Vec<Box<dyn Object>> =
+    let mut objects: Vec<Box<dyn Object>> =
         vec![Box::new(security), Box::new(server), Box::new(device)];
+    let firmware = match &config.firmware {
+        Some(fc) => {
+            let backend = crate::fwupdate::backend(fc).map_err(|e| DaemonError::Io {
+                what: "firmware backend",
+                error: std::io::Error::other(e),
+            })?;
+            let staging = fc.staging(&config.state_dir);
+            objects.push(Box::new(Firmware::new(
+                device::system_clock,
+                Box::new(StagingSink::new(&staging)),
+                Vec::new(),
+                fc.max_package_size,
+            )));
+            Some((backend, staging, fc))
+        }
+        None => None,
+    };
     let engine_config = EngineConfig {
         endpoint: endpoint_name(&config),
         preferred_format: config.content_format.content_format(),
@@ -153,6 +173,21 @@ pub async fn run(config: Config) -> Result<(), DaemonError> {
     // Backend tasks get clones of the sender; the loop keeps one so the channel never
     // closes while the daemon runs.
     let (feed_tx, mut feed_rx) = feed::channel();
+    let firmware = match firmware {
+        Some((backend, staging, fc)) => Some(
+            Runner::new(
+                backend,
+                &staging,
+                StateDir::new(&config.state_dir),
+                feed_tx.clone(),
+                Duration::from_secs(fc.commit_window.into()),
+                config.device.reboot,
+            )
+            .start()
+            .await,
+        ),
+        None => None,
+    };
     let _feed_tx = feed_tx;
 
     let mut sigterm = signal(SignalKind::terminate()).map_err(|error| DaemonError::Io {
@@ -175,10 +210,16 @@ pub async fn run(config: Config) -> Result<(), DaemonError> {
     loop {
         flush(&mut engine, &mut dtls, v4.as_ref(), v6.as_ref()).await;
         while let Some(action) = engine.poll_action() {
-            run_action(action, &config);
+            match (action, &firmware) {
+                (Action::Firmware(a), Some(fw)) => to_firmware(fw, fwupdate::Command::Action(a)),
+                (action, _) => run_action(action, &config),
+            }
         }
         while let Some(event) = engine.poll_event() {
             report(&engine, &event);
+            if let (Event::Registered { .. }, Some(fw)) = (&event, &firmware) {
+                to_firmware(fw, fwupdate::Command::Registered);
+            }
             if let Event::RegistrationFailed {
                 short_server_id, ..
             } = event
@@ -219,6 +260,14 @@ pub async fn run(config: Config) -> Result<(), DaemonError> {
     notify(&[NotifyState::Stopping]);
     tracing::info!("stopped");
     Ok(())
+}
+
+/// Hands a command to the firmware runner. Its queue only fills if the runner is stuck
+/// in a backend command; the server then sees the state stay where it is.
+fn to_firmware(tx: &tokio::sync::mpsc::Sender<fwupdate::Command>, cmd: fwupdate::Command) {
+    if let Err(e) = tx.try_send(cmd) {
+        tracing::error!("firmware runner busy: {e}");
+    }
 }
 
 fn begin_shutdown(engine: &mut Engine) -> Instant {

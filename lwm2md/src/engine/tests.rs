@@ -11,6 +11,8 @@ use crate::objects::device::Device;
 use crate::objects::security::Security;
 use crate::objects::server::Server;
 
+mod firmware;
+
 const SERVER: &str = "192.0.2.1:5683";
 
 struct Sim {
@@ -51,6 +53,17 @@ impl Sim {
     }
 
     fn build(lifetime: u32, block_size: usize, max_upload: usize, send: Vec<SendSpec>) -> Sim {
+        Sim::with_objects(lifetime, block_size, max_upload, send, Vec::new())
+    }
+
+    /// A Sim whose engine also has `extra` objects.
+    fn with_objects(
+        lifetime: u32,
+        block_size: usize,
+        max_upload: usize,
+        send: Vec<SendSpec>,
+        extra: Vec<Box<dyn Object>>,
+    ) -> Sim {
         let now = Instant::now();
         let server: SocketAddr = SERVER.parse().unwrap();
         let mut security = Security::new();
@@ -72,12 +85,10 @@ impl Sim {
             send,
             wall_clock: clock,
         };
-        let mut engine = Engine::new(
-            config,
-            vec![Box::new(security), Box::new(srv), Box::new(device)],
-            7,
-            now,
-        );
+        let mut objects: Vec<Box<dyn Object>> =
+            vec![Box::new(security), Box::new(srv), Box::new(device)];
+        objects.extend(extra);
+        let mut engine = Engine::new(config, objects, 7, now);
         engine
             .set_value(
                 Path::resource(3, 0, 0),
@@ -150,7 +161,7 @@ impl Sim {
         path: &str,
         build: impl FnOnce(&mut Packet),
     ) -> Packet {
-        self.next_mid += 1;
+        self.next_mid = self.next_mid.wrapping_add(1);
         let mut req = packet(
             MessageClass::Request(method),
             MessageType::Confirmable,
@@ -672,7 +683,7 @@ impl Sim {
     }
 
     fn observe(&mut self, path: &str, token: &[u8]) -> Packet {
-        self.next_mid += 1;
+        self.next_mid = self.next_mid.wrapping_add(1);
         let mut req = packet(
             MessageClass::Request(RequestType::Get),
             MessageType::Confirmable,

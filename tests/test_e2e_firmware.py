@@ -1,0 +1,220 @@
+"""Firmware Update (object 5) end to end: a package pushed block-wise by the bench
+server's aiocoap client, installed by the script backend, committed after the
+simulated reboot once the daemon has registered again, or rolled back."""
+
+import asyncio
+import hashlib
+import json
+import os
+import signal
+
+from bench.daemon import expect_event
+from bench.server import TEXT
+
+OPAQUE = 42
+
+
+def package(size: int, name: str = "rootfs", version: str = "2.0") -> bytes:
+    """A test image: a one-line header the check script reads, then pseudo-random data."""
+    header = f"IMG name={name} version={version}\n".encode()
+    body = bytearray()
+    seed = hashlib.sha256(header).digest()
+    while len(header) + len(body) < size:
+        seed = hashlib.sha256(seed).digest()
+        body += seed
+    return header + bytes(body[: size - len(header)])
+
+
+def script_firmware(tmp_path, **extra):
+    """[firmware] for the script backend; the "slot" is a file, reboots are simulated."""
+    slot = tmp_path / "slot.img"
+    version = tmp_path / "version"
+    version.write_text("1.0\n")
+    check = (
+        'read -r magic name version < "$1"; '
+        '[ "$magic" = IMG ] || exit 6; echo "$name"; echo "$version"'
+    )
+    install = (
+        f'grep -q broken "$1" && exit 1; cp "$1" {slot}; '
+        f'sed -n "1s/.*version=//p" "$1" > {tmp_path}/pending-version'
+    )
+    commit = f"mv {tmp_path}/pending-version {version}; touch {tmp_path}/committed"
+    rollback = f"touch {tmp_path}/rolled-back"
+    config = {
+        "backend": "script",
+        "check": ["/bin/sh", "-c", check, "check"],
+        "install": ["/bin/sh", "-c", install, "install"],
+        "commit": ["/bin/sh", "-c", commit],
+        "rollback": ["/bin/sh", "-c", rollback],
+        "version": ["/bin/cat", str(version)],
+        "commit_window": 60,
+    }
+    config.update(extra)
+    return config
+
+
+async def value(server, path: str) -> str:
+    r = await server.read(path, accept=TEXT)
+    assert r.code == "2.05", (path, r)
+    return r.payload.decode()
+
+
+async def wait_value(server, path: str, want: str, timeout: float = 60.0) -> None:
+    loop = asyncio.get_running_loop()
+    end = loop.time() + timeout
+    while True:
+        got = await value(server, path)
+        if got == want:
+            return
+        assert loop.time() < end, f"{path} stayed {got!r}, expected {want!r}"
+        await asyncio.sleep(0.1)
+
+
+async def wait_for(cond, what: str, timeout: float = 60.0) -> None:
+    loop = asyncio.get_running_loop()
+    end = loop.time() + timeout
+    while not cond():
+        assert loop.time() < end, f"timed out waiting for {what}"
+        await asyncio.sleep(0.1)
+
+
+def installed(tmp_path, image: bytes):
+    """The install script has finished and the daemon has recorded it."""
+    slot = tmp_path / "slot.img"
+    progress = tmp_path / "state" / "firmware.json"
+
+    def done():
+        try:
+            return json.loads(progress.read_text())["phase"] == "installed"
+        except (OSError, ValueError):
+            return False
+
+    return lambda: done() and slot.read_bytes() == image
+
+
+async def state(server) -> tuple[str, str]:
+    return await value(server, "/5/0/3"), await value(server, "/5/0/5")
+
+
+async def push(server, data: bytes):
+    return await server.write("/5/0/0", data, OPAQUE)
+
+
+async def restart(server, start_daemon, d, **kw):
+    """A simulated reboot: the daemon stops hard and starts again."""
+    d.signal(signal.SIGKILL)
+    await d.wait()
+    mark = server.mark()
+    d2 = start_daemon(**kw)
+    await expect_event(server, d2, "register", after=mark, timeout=30)
+    return d2
+
+
+async def test_firmware_push_update_and_commit_after_registration(tmp_path, server, start_daemon):
+    d = start_daemon({"firmware": script_firmware(tmp_path)})
+    await expect_event(server, d, "register", timeout=15)
+    assert await state(server) == ("0", "0")
+    assert await value(server, "/5/0/9") == "1"  # push only
+    await wait_value(server, "/3/0/3", "1.0")
+    image = package(3 * 1024 * 1024 + 77)
+    r = await push(server, image)
+    assert r.code == "2.04", r
+    await wait_value(server, "/5/0/3", "2")
+    assert await value(server, "/5/0/6") == "rootfs"
+    assert await value(server, "/5/0/7") == "2.0"
+    staged = tmp_path / "state" / "firmware" / "package"
+    assert staged.read_bytes() == image
+    r = await server.execute("/5/0/2")
+    assert r.code == "2.04", r
+    await wait_value(server, "/5/0/3", "3")
+    await wait_for(installed(tmp_path, image), "the install script")
+    assert not (tmp_path / "committed").exists()
+
+    d = await restart(server, start_daemon, d, config_changes={"firmware": script_firmware(tmp_path)})
+    await wait_value(server, "/5/0/5", "1")
+    assert await value(server, "/5/0/3") == "0"
+    assert (tmp_path / "committed").exists()
+    assert not staged.exists()
+    await wait_value(server, "/3/0/3", "2.0")
+
+
+async def test_firmware_rolls_back_when_the_new_system_cannot_register(tmp_path, server, start_daemon):
+    fw = script_firmware(tmp_path)
+    d = start_daemon({"firmware": fw})
+    await expect_event(server, d, "register", timeout=15)
+    image = package(100_000)
+    assert (await push(server, image)).code == "2.04"
+    await wait_value(server, "/5/0/3", "2")
+    assert (await server.execute("/5/0/2")).code == "2.04"
+    await wait_value(server, "/5/0/3", "3")
+    await wait_for(installed(tmp_path, image), "the install script")
+    d.signal(signal.SIGKILL)
+    await d.wait()
+    # The new system comes up unable to reach the server: nothing answers on this port.
+    lost = start_daemon(
+        {"firmware": {**fw, "commit_window": 2}, "server": [{"uri": "coap://127.0.0.1:9"}]},
+        name="lost",
+    )
+    loop = asyncio.get_running_loop()
+    end = loop.time() + 30
+    progress = tmp_path / "state" / "firmware.json"
+    while not (progress.exists() and json.loads(progress.read_text())["phase"] == "rolled_back"):
+        assert loop.time() < end, "no rollback after the commit window"
+        await asyncio.sleep(0.1)
+    assert (tmp_path / "rolled-back").exists()
+    lost.signal(signal.SIGKILL)
+    await lost.wait()
+    # Back in the old system: the update failed, the package is still there.
+    mark = server.mark()
+    d = start_daemon({"firmware": fw})
+    await expect_event(server, d, "register", after=mark, timeout=30)
+    await wait_value(server, "/5/0/5", "8")
+    assert await value(server, "/5/0/3") == "2"
+    assert not (tmp_path / "committed").exists()
+
+
+async def test_firmware_failures_give_their_results(tmp_path, server, start_daemon):
+    d = start_daemon({"firmware": script_firmware(tmp_path, max_package_size=200_000)})
+    await expect_event(server, d, "register", timeout=15)
+    # Update outside Downloaded.
+    assert (await server.execute("/5/0/2")).code == "4.05"
+    # Not an image the check accepts: unsupported package type, back to Idle.
+    assert (await push(server, b"\x7fELF" + bytes(5000))).code == "2.04"
+    await wait_value(server, "/5/0/5", "6")
+    assert await value(server, "/5/0/3") == "0"
+    # Larger than the configured maximum: 4.13, not enough space.
+    r = await push(server, package(300_000))
+    assert r.code == "4.13", r
+    assert await state(server) == ("0", "2")
+    # An install that fails: back to Downloaded with result 8, and Update may be retried.
+    broken = package(20_000) + b"broken"
+    assert (await push(server, broken)).code == "2.04"
+    await wait_value(server, "/5/0/3", "2")
+    assert (await server.execute("/5/0/2")).code == "2.04"
+    await wait_value(server, "/5/0/5", "8")
+    assert await value(server, "/5/0/3") == "2"
+    # Cancel: Idle with result 10, the staged package removed.
+    assert (await server.execute("/5/0/10")).code == "2.04"
+    assert await state(server) == ("0", "10")
+    assert not (tmp_path / "state" / "firmware" / "package").exists()
+    # Empty URI: Idle with result 0; a pull URI is refused as unsupported (push only).
+    assert (await server.write("/5/0/1", b"", TEXT)).code == "2.04"
+    assert await state(server) == ("0", "0")
+    assert (await server.write("/5/0/1", b"http://127.0.0.1/fw.img", TEXT)).code == "2.04"
+    assert await state(server) == ("0", "9")
+
+
+async def test_firmware_downloaded_package_survives_kill(tmp_path, server, start_daemon):
+    fw = script_firmware(tmp_path)
+    d = start_daemon({"firmware": fw})
+    await expect_event(server, d, "register", timeout=15)
+    image = package(50_000, version="3.1")
+    assert (await push(server, image)).code == "2.04"
+    await wait_value(server, "/5/0/3", "2")
+    d = await restart(server, start_daemon, d, config_changes={"firmware": fw})
+    await wait_value(server, "/5/0/3", "2")
+    assert await value(server, "/5/0/7") == "3.1"
+    assert (await server.execute("/5/0/2")).code == "2.04"
+    await wait_value(server, "/5/0/3", "3")
+    await wait_for(installed(tmp_path, image), "the install script")
+    assert os.path.exists(tmp_path / "state" / "firmware.json")
