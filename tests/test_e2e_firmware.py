@@ -218,3 +218,106 @@ async def test_firmware_downloaded_package_survives_kill(tmp_path, server, start
     await wait_value(server, "/5/0/3", "3")
     await wait_for(installed(tmp_path, image), "the install script")
     assert os.path.exists(tmp_path / "state" / "firmware.json")
+
+
+def uboot_rig(tmp_path, slot_size=8 * 1024 * 1024):
+    """File-backed slots A and B, a U-Boot environment made by mkenvimage, a kernel
+    command line saying slot A runs; returns the [firmware] table."""
+    import subprocess
+
+    (tmp_path / "env.txt").write_text("BOOT_ORDER=A B\nBOOT_A_LEFT=3\nBOOT_B_LEFT=3\n")
+    subprocess.run(
+        ["mkenvimage", "-s", "0x4000", "-o", str(tmp_path / "uboot.env"), str(tmp_path / "env.txt")],
+        check=True,
+    )
+    (tmp_path / "fw_env.config").write_text(f"{tmp_path / 'uboot.env'} 0x0000 0x4000\n")
+    for slot in ("A", "B"):
+        with open(tmp_path / f"{slot}.img", "wb") as f:
+            f.truncate(slot_size)
+    boot_slot(tmp_path, "A")
+    return {
+        "backend": "uboot",
+        "slots": {"A": str(tmp_path / "A.img"), "B": str(tmp_path / "B.img")},
+        "fw_env_config": str(tmp_path / "fw_env.config"),
+        "cmdline": str(tmp_path / "cmdline"),
+        "commit_window": 60,
+    }
+
+
+def boot_slot(tmp_path, slot):
+    (tmp_path / "cmdline").write_text(f"console=ttyS0 rauc.slot={slot}\n")
+
+
+def uboot_env(tmp_path, name):
+    import subprocess
+
+    out = subprocess.run(
+        ["fw_printenv", "-c", str(tmp_path / "fw_env.config"), "-n", name],
+        check=True, capture_output=True, text=True,
+    )
+    return out.stdout.strip()
+
+
+def inline_tables(config):
+    """to_toml has no nested tables: write slots as an inline table."""
+    fw = dict(config)
+    slots = fw.pop("slots")
+    return fw, "slots = { " + ", ".join(f'{k} = "{v}"' for k, v in slots.items()) + " }"
+
+
+def start_uboot(tmp_path, server, start_daemon, fw, name="lwm2md", server_uri=None):
+    from bench.daemon import base_config, to_toml
+
+    config = base_config(tmp_path, server_uri or server.uri, "bench-uboot")
+    table, slots = inline_tables(fw)
+    text = to_toml(config) + "[firmware]\n" + "\n".join(
+        f"{k} = {json.dumps(v)}" for k, v in table.items()
+    ) + "\n" + slots + "\n"
+    return start_daemon(config=text, name=name)
+
+
+async def test_firmware_uboot_ab_update_commit_and_fallback(tmp_path, server, start_daemon):
+    fw = uboot_rig(tmp_path)
+    d = start_uboot(tmp_path, server, start_daemon, fw)
+    await expect_event(server, d, "register", timeout=15)
+    image = package(2 * 1024 * 1024 + 5)
+    assert (await push(server, image)).code == "2.04"
+    await wait_value(server, "/5/0/3", "2")
+    assert (await server.execute("/5/0/2")).code == "2.04"
+    progress = tmp_path / "state" / "firmware.json"
+    await wait_for(
+        lambda: progress.exists() and json.loads(progress.read_text())["phase"] == "installed",
+        "the installation",
+    )
+    assert (tmp_path / "B.img").read_bytes()[: len(image)] == image
+    assert uboot_env(tmp_path, "BOOT_ORDER") == "B A"
+    # Reboot into B; registered again: committed.
+    d.signal(signal.SIGKILL)
+    await d.wait()
+    boot_slot(tmp_path, "B")
+    mark = server.mark()
+    d = start_uboot(tmp_path, server, start_daemon, fw)
+    await expect_event(server, d, "register", after=mark, timeout=30)
+    await wait_value(server, "/5/0/5", "1")
+    assert await value(server, "/5/0/3") == "0"
+    assert uboot_env(tmp_path, "BOOT_ORDER") == "B A"
+    assert uboot_env(tmp_path, "BOOT_B_LEFT") == "3"
+
+    # A second update to A, but the bootloader falls back to B: result 8, B stays good.
+    assert (await push(server, package(10_000, version="3.0"))).code == "2.04"
+    await wait_value(server, "/5/0/3", "2")
+    assert (await server.execute("/5/0/2")).code == "2.04"
+    await wait_for(
+        lambda: progress.exists() and json.loads(progress.read_text())["phase"] == "installed",
+        "the second installation",
+    )
+    assert uboot_env(tmp_path, "BOOT_ORDER") == "A B"
+    d.signal(signal.SIGKILL)
+    await d.wait()
+    mark = server.mark()
+    d = start_uboot(tmp_path, server, start_daemon, fw)  # still B on the command line
+    await expect_event(server, d, "register", after=mark, timeout=30)
+    await wait_value(server, "/5/0/5", "8")
+    assert await value(server, "/5/0/3") == "2"
+    assert uboot_env(tmp_path, "BOOT_ORDER") == "B A"
+    assert uboot_env(tmp_path, "BOOT_B_LEFT") == "3"

@@ -331,9 +331,11 @@ impl Runner {
                         Some(Instant::now() + self.commit_window)
                     }
                     Ok(false) => {
+                        // The new slot is out of attempts already; the old one runs and
+                        // is the good one: it is marked so, never marked bad.
                         tracing::warn!("the bootloader fell back to the old system");
-                        if let Err(e) = self.backend.rollback().await {
-                            tracing::error!("marking the new system bad: {e}");
+                        if let Err(e) = self.backend.commit().await {
+                            tracing::error!("marking the running system good: {e}");
                         }
                         self.installation_failed(len, UpdateResult::UpdateFailed)
                             .await;

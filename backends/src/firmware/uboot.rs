@@ -53,6 +53,7 @@ impl Uboot {
     }
 
     pub async fn install(&self, image: &Path) -> Result<(), FirmwareError> {
+        self.check(image).await?;
         let target = self.inactive().await?;
         let booted = self.booted()?;
         let device = self.slot_path(&target)?.to_path_buf();
@@ -124,42 +125,42 @@ impl Uboot {
     }
 
     async fn set_env(&self, vars: &[(String, String)]) -> Result<(), FirmwareError> {
-        // All variables in one script: the environment is rewritten once, atomically
-        // with a redundant environment.
-        let script: String = vars.iter().map(|(k, v)| format!("{k} {v}\n")).collect();
+        // All variables in one script: the environment is rewritten once (atomically
+        // with a redundant environment). libubootenv reads `name=value` lines from a
+        // file; it takes no script on stdin.
+        let script: String = vars.iter().map(|(k, v)| format!("{k}={v}\n")).collect();
+        let file = ScriptFile::new(&script)
+            .map_err(|e| FirmwareError::Failed(format!("fw_setenv script: {e}")))?;
         let mut cmd = Command::new(&self.fw_setenv);
         if let Some(c) = &self.env_config {
             cmd.arg("-c").arg(c);
         }
-        let mut child = cmd
+        let out = cmd
             .arg("-s")
-            .arg("-")
-            .stdin(Stdio::piped())
-            .stderr(Stdio::piped())
+            .arg(&file.0)
+            .stdin(Stdio::null())
             .kill_on_drop(true)
-            .spawn()
-            .map_err(|e| FirmwareError::Failed(format!("cannot run {}: {e}", self.fw_setenv)))?;
-        if let Some(mut stdin) = child.stdin.take() {
-            use tokio::io::AsyncWriteExt;
-            stdin
-                .write_all(script.as_bytes())
-                .await
-                .map_err(|e| FirmwareError::Failed(format!("{}: {e}", self.fw_setenv)))?;
-        }
-        let out = child
-            .wait_with_output()
+            .output()
             .await
-            .map_err(|e| FirmwareError::Failed(format!("{}: {e}", self.fw_setenv)))?;
-        if out.status.success() {
-            Ok(())
-        } else {
-            Err(FirmwareError::Failed(format!(
+            .map_err(|e| FirmwareError::Failed(format!("cannot run {}: {e}", self.fw_setenv)))?;
+        if !out.status.success() {
+            return Err(FirmwareError::Failed(format!(
                 "{} failed ({}): {}",
                 self.fw_setenv,
                 out.status,
                 String::from_utf8_lossy(&out.stderr).trim()
-            )))
+            )));
         }
+        // fw_setenv ignores lines it cannot parse: check that the values are there.
+        for (k, v) in vars {
+            let got = self.get_env(k).await?;
+            if got.as_deref() != Some(v.as_str()) {
+                return Err(FirmwareError::Failed(format!(
+                    "{k} reads {got:?} after fw_setenv set it to {v:?}"
+                )));
+            }
+        }
+        Ok(())
     }
 
     fn attempts_name(&self, slot: &str) -> String {
@@ -266,4 +267,30 @@ fn write_and_verify(image: &Path, device: &Path) -> Result<(), FirmwareError> {
         left -= want as u64;
     }
     Ok(())
+}
+
+/// A private temporary file removed when dropped.
+struct ScriptFile(PathBuf);
+
+impl ScriptFile {
+    fn new(content: &str) -> io::Result<ScriptFile> {
+        use std::os::unix::fs::OpenOptionsExt;
+        static COUNTER: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+        let n = COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let path =
+            std::env::temp_dir().join(format!("lwm2md-fw_setenv-{}-{n}", std::process::id()));
+        let mut f = OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(&path)?;
+        f.write_all(content.as_bytes())?;
+        Ok(ScriptFile(path))
+    }
+}
+
+impl Drop for ScriptFile {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
 }
