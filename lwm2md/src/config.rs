@@ -163,7 +163,9 @@ impl FirmwareConfig {
                 }
             }
             FirmwareBackend::Rauc => {
-                return Err("firmware backend \"rauc\" is not available in this version; use \"uboot\" or \"script\"".into());
+                if self.install.is_some() || self.check.is_some() || self.slots.is_some() {
+                    return Err("firmware backend \"rauc\" takes no install, check or slots: RAUC's system.conf says them".into());
+                }
             }
         }
         Ok(())
@@ -933,7 +935,10 @@ mod tests {
                 "backend = \"script\"\ninstall = []\n",
                 "must name a program",
             ),
-            ("backend = \"rauc\"\n", "not available"),
+            (
+                "backend = \"rauc\"\nslots = { A = \"/a\", B = \"/b\" }\n",
+                "takes no install",
+            ),
             (
                 "backend = \"script\"\ninstall = [\"x\"]\ncommit_window = 0\n",
                 "at least 1 second",

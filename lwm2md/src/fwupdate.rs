@@ -153,7 +153,12 @@ pub fn backend(config: &FirmwareConfig) -> Result<Backend, String> {
             attempts_var: config.boot_attempts_var.clone(),
             attempts: config.boot_attempts,
         }),
-        FirmwareBackend::Rauc => return Err("the rauc backend is not available".into()),
+        FirmwareBackend::Rauc => Backend::Rauc(backends::firmware::rauc::Rauc {
+            address: backends::system::SystemBus::from_env()
+                .address()
+                .to_string(),
+            timeout,
+        }),
     })
 }
 
@@ -436,13 +441,9 @@ impl Runner {
                 return;
             }
         };
-        let target = self.backend.target().await;
-        self.save(&Progress::Installing {
-            len,
-            target: target.clone(),
-        });
+        self.save(&Progress::Installing { len, target: None });
         match self.backend.install(&self.package).await {
-            Ok(()) => {
+            Ok(target) => {
                 self.save(&Progress::Installed { len, target });
                 tracing::info!("firmware installed; rebooting into the new system");
                 self.reboot().await;

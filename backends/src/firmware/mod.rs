@@ -2,9 +2,11 @@
 //! package, install it, and after the reboot commit the new system or roll back.
 //!
 //! - [`script`]: the integrator's own commands.
+//! - [`rauc`]: RAUC over the system bus.
 //! - [`uboot`]: a raw image written to the inactive slot, U-Boot variables switched with
 //!   libubootenv's `fw_setenv`.
 
+pub mod rauc;
 pub mod script;
 pub mod uboot;
 
@@ -51,6 +53,7 @@ impl std::error::Error for FirmwareError {}
 pub enum Backend {
     Script(script::Script),
     Uboot(uboot::Uboot),
+    Rauc(rauc::Rauc),
 }
 
 impl Backend {
@@ -59,14 +62,21 @@ impl Backend {
         match self {
             Self::Script(s) => s.check(image).await,
             Self::Uboot(u) => u.check(image).await,
+            Self::Rauc(r) => r.check(image).await,
         }
     }
 
-    /// Installs the package so that the next boot starts the new system.
-    pub async fn install(&self, image: &Path) -> Result<(), FirmwareError> {
+    /// Installs the package so that the next boot starts the new system; returns the
+    /// slot it went to, when the backend has slots.
+    pub async fn install(&self, image: &Path) -> Result<Option<String>, FirmwareError> {
         match self {
-            Self::Script(s) => s.install(image).await,
-            Self::Uboot(u) => u.install(image).await,
+            Self::Script(s) => s.install(image).await.map(|()| None),
+            Self::Uboot(u) => {
+                let target = u.inactive().await?;
+                u.install(image).await?;
+                Ok(Some(target))
+            }
+            Self::Rauc(r) => r.install(image).await,
         }
     }
 
@@ -75,6 +85,7 @@ impl Backend {
         match self {
             Self::Script(_) => Ok(true),
             Self::Uboot(u) => u.booted_new(target).await,
+            Self::Rauc(r) => r.booted_new(target).await,
         }
     }
 
@@ -83,6 +94,7 @@ impl Backend {
         match self {
             Self::Script(s) => s.commit().await,
             Self::Uboot(u) => u.commit().await,
+            Self::Rauc(r) => r.commit().await,
         }
     }
 
@@ -91,14 +103,7 @@ impl Backend {
         match self {
             Self::Script(s) => s.rollback().await,
             Self::Uboot(u) => u.rollback().await,
-        }
-    }
-
-    /// The slot the installation went to, remembered across the reboot.
-    pub async fn target(&self) -> Option<String> {
-        match self {
-            Self::Script(_) => None,
-            Self::Uboot(u) => u.inactive().await.ok(),
+            Self::Rauc(r) => r.rollback().await,
         }
     }
 
@@ -107,6 +112,7 @@ impl Backend {
         match self {
             Self::Script(s) => s.version().await,
             Self::Uboot(_) => None,
+            Self::Rauc(r) => r.version().await,
         }
     }
 }
