@@ -321,3 +321,72 @@ async def test_firmware_uboot_ab_update_commit_and_fallback(tmp_path, server, st
     assert await value(server, "/5/0/3") == "2"
     assert uboot_env(tmp_path, "BOOT_ORDER") == "B A"
     assert uboot_env(tmp_path, "BOOT_B_LEFT") == "3"
+
+
+async def test_firmware_kill_9_at_random_points_resumes_or_fails_cleanly(tmp_path, server, start_daemon):
+    """The daemon is killed at a random instant of push, check, install or commit, over
+    and over; each restart (a reboot into whatever slot the bootloader would pick) must
+    find a consistent state, and the running slot is never left marked bad."""
+    import random
+
+    rnd = random.Random(20261125)
+    fw = uboot_rig(tmp_path)
+    progress = tmp_path / "state" / "firmware.json"
+    staged = tmp_path / "state" / "firmware" / "package"
+    booted = "A"
+    commits = 0
+    for round_ in range(16):
+        mark = server.mark()
+        d = start_uboot(tmp_path, server, start_daemon, fw)
+        await expect_event(server, d, "register", after=mark, timeout=30)
+
+        async def drive():
+            st = await value(server, "/5/0/3")
+            if st == "0":
+                await push(server, package(256 * 1024, version=f"r{round_}"))
+                await wait_value(server, "/5/0/3", "2")
+                st = "2"
+            if st == "2":
+                await server.execute("/5/0/2")
+
+        task = asyncio.create_task(drive())
+        await asyncio.sleep(rnd.uniform(0.0, 2.0))
+        d.signal(signal.SIGKILL)
+        await d.wait()
+        task.cancel()
+        try:
+            await task
+        except BaseException:
+            pass
+        record = json.loads(progress.read_text()) if progress.exists() else None
+        if record and record["phase"] == "installed" and record.get("target"):
+            booted = record["target"]  # the reboot takes the new slot
+        boot_slot(tmp_path, booted)
+
+        mark = server.mark()
+        d = start_uboot(tmp_path, server, start_daemon, fw)
+        await expect_event(server, d, "register", after=mark, timeout=30)
+        # Settled: an update waiting for its commit gets it right after registering.
+        loop = asyncio.get_running_loop()
+        end = loop.time() + 60
+        while (st := await value(server, "/5/0/3")) in ("1", "3"):
+            assert loop.time() < end, f"state stuck at {st} after restart {round_}"
+            await asyncio.sleep(0.1)
+        result = await value(server, "/5/0/5")
+        print(f"round {round_}: killed in phase {record and record['phase']}, now {st}/{result}")
+        if result == "1":
+            commits += 1
+        assert st in ("0", "2"), (round_, st)
+        if st == "2":
+            assert staged.exists() and json.loads(progress.read_text())["phase"] == "downloaded"
+        else:
+            assert not progress.exists() and not staged.exists(), round_
+        # The running slot is never out of attempts, and is first in the boot order
+        # unless an installed update is about to be tried.
+        assert uboot_env(tmp_path, f"BOOT_{booted}_LEFT") != "0", (round_, booted)
+        if st == "2" or result != "1":
+            assert uboot_env(tmp_path, "BOOT_ORDER").startswith(booted), round_
+        d.signal(signal.SIGKILL)
+        await d.wait()
+    # The random instants cover at least one full update.
+    assert commits >= 1

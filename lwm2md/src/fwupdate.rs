@@ -321,6 +321,11 @@ impl Runner {
             }
             Some(Progress::Installing { len, .. }) => {
                 tracing::warn!("an installation was interrupted");
+                // The boot variables may already point at the half-written slot: the
+                // running system is the good one, and stays first.
+                if let Err(e) = self.backend.commit().await {
+                    tracing::error!("marking the running system good: {e}");
+                }
                 self.installation_failed(len, UpdateResult::UpdateFailed)
                     .await;
                 None
