@@ -114,7 +114,7 @@ async def test_firmware_push_update_and_commit_after_registration(tmp_path, serv
     d = start_daemon({"firmware": script_firmware(tmp_path)})
     await expect_event(server, d, "register", timeout=15)
     assert await state(server) == ("0", "0")
-    assert await value(server, "/5/0/9") == "1"  # push only
+    assert await value(server, "/5/0/9") == "2"  # push and pull
     await wait_value(server, "/3/0/3", "1.0")
     image = package(3 * 1024 * 1024 + 77)
     r = await push(server, image)
@@ -197,10 +197,10 @@ async def test_firmware_failures_give_their_results(tmp_path, server, start_daem
     assert (await server.execute("/5/0/10")).code == "2.04"
     assert await state(server) == ("0", "10")
     assert not (tmp_path / "state" / "firmware" / "package").exists()
-    # Empty URI: Idle with result 0; a pull URI is refused as unsupported (push only).
+    # Empty URI: Idle with result 0; a scheme not in /5/0/8 is an unsupported protocol.
     assert (await server.write("/5/0/1", b"", TEXT)).code == "2.04"
     assert await state(server) == ("0", "0")
-    assert (await server.write("/5/0/1", b"http://127.0.0.1/fw.img", TEXT)).code == "2.04"
+    assert (await server.write("/5/0/1", b"coaps://127.0.0.1/fw.img", TEXT)).code == "2.04"
     assert await state(server) == ("0", "9")
 
 

@@ -61,6 +61,9 @@ pub struct FirmwareConfig {
     /// is rolled back.
     #[serde(default = "default_commit_window")]
     pub commit_window: u32,
+    /// New attempts of a package download after a lost connection (Update Result 4 then).
+    #[serde(default = "default_pull_retries")]
+    pub pull_retries: u32,
     /// Seconds any one backend command may run.
     #[serde(default = "default_command_timeout")]
     pub command_timeout: u32,
@@ -97,6 +100,9 @@ fn default_max_package() -> u64 {
 }
 fn default_commit_window() -> u32 {
     600
+}
+fn default_pull_retries() -> u32 {
+    5
 }
 fn default_command_timeout() -> u32 {
     1800

@@ -17,7 +17,7 @@ use crate::feed::{self, Feed};
 use crate::fwupdate::{self, Runner, StagingSink};
 use crate::model::{Action, Object};
 use crate::objects::device::{self, Device};
-use crate::objects::firmware::Firmware;
+use crate::objects::firmware::{Firmware, Protocol};
 use crate::objects::security::{Security, SecurityMode};
 use crate::objects::server::Server;
 use crate::path::Path;
@@ -146,7 +146,7 @@ pub async fn run(config: Config) -> Result<(), DaemonError> {
             objects.push(Box::new(Firmware::new(
                 device::system_clock,
                 Box::new(StagingSink::new(&staging)),
-                Vec::new(),
+                vec![Protocol::Coap],
                 fc.max_package_size,
             )));
             Some((backend, staging, fc))
@@ -182,6 +182,12 @@ pub async fn run(config: Config) -> Result<(), DaemonError> {
                 feed_tx.clone(),
                 Duration::from_secs(fc.commit_window.into()),
                 config.device.reboot,
+                crate::fwpull::PullConfig {
+                    max_size: fc.max_package_size,
+                    retries: fc.pull_retries,
+                    ack_timeout: config.coap_params().ack_timeout,
+                    max_retransmit: config.coap.max_retransmit,
+                },
             )
             .start()
             .await,

@@ -18,6 +18,7 @@ use tokio::sync::mpsc;
 
 use crate::config::{FirmwareBackend, FirmwareConfig, RebootMethod};
 use crate::feed::{Feed, FeedSender};
+use crate::fwpull::{PullConfig, PullError};
 use crate::objects::firmware::{self as fw, FirmwareAction, PackageSink, State, UpdateResult};
 use crate::path::Path;
 use crate::state::StateDir;
@@ -88,6 +89,8 @@ impl PackageSink for StagingSink {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "phase", rename_all = "snake_case")]
 pub enum Progress {
+    /// A download from `uri` into the staging file is under way.
+    Downloading { uri: String },
     /// A checked package of `len` bytes is staged.
     Downloaded {
         len: u64,
@@ -120,7 +123,11 @@ pub struct Runner {
     feed: FeedSender,
     commit_window: Duration,
     reboot: RebootMethod,
+    pull: PullConfig,
 }
+
+/// A download task's outcome.
+type Fetch = tokio::task::JoinHandle<Result<u64, PullError>>;
 
 /// The backend a configuration asks for.
 pub fn backend(config: &FirmwareConfig) -> Result<Backend, String> {
@@ -170,6 +177,7 @@ impl Runner {
         feed: FeedSender,
         commit_window: Duration,
         reboot: RebootMethod,
+        pull: PullConfig,
     ) -> Runner {
         Runner {
             backend,
@@ -178,6 +186,7 @@ impl Runner {
             feed,
             commit_window,
             reboot,
+            pull,
         }
     }
 
@@ -186,27 +195,57 @@ impl Runner {
     /// requests, so that a new push cannot race with the cleanup of an old one. Its
     /// reports wait in the feed (a handful, well below its capacity).
     pub async fn start(self) -> mpsc::Sender<Command> {
-        let commit_by = self.recover().await;
+        let (commit_by, resume) = self.recover().await;
         let (tx, rx) = mpsc::channel(16);
-        tokio::spawn(self.run(rx, commit_by));
+        tokio::spawn(self.run(rx, commit_by, resume));
         tx
     }
 
-    async fn run(self, mut rx: mpsc::Receiver<Command>, mut commit_by: Option<Instant>) {
+    async fn run(
+        self,
+        mut rx: mpsc::Receiver<Command>,
+        mut commit_by: Option<Instant>,
+        resume: Option<String>,
+    ) {
         if let Some(v) = self.backend.version().await {
             self.report(Path::resource(3, 0, 3), Value::String(v)).await;
         }
+        let mut fetch: Option<Fetch> = resume.map(|uri| self.start_fetch(uri));
         loop {
             tokio::select! {
                 cmd = rx.recv() => match cmd {
                     None => return,
-                    Some(Command::Action(a)) => self.act(a).await,
+                    Some(Command::Action(FirmwareAction::Fetch { uri })) => {
+                        if let Some(old) = fetch.take() {
+                            old.abort();
+                        }
+                        self.remove_package();
+                        self.save(&Progress::Downloading { uri: uri.clone() });
+                        fetch = Some(self.start_fetch(uri));
+                    }
+                    Some(Command::Action(a)) => {
+                        if a == FirmwareAction::Discard {
+                            if let Some(old) = fetch.take() {
+                                old.abort();
+                            }
+                        }
+                        self.act(a).await
+                    }
                     Some(Command::Registered) => {
                         if commit_by.take().is_some() {
                             self.commit().await;
                         }
                     }
                 },
+                done = async {
+                    match fetch.as_mut() {
+                        Some(f) => f.await,
+                        None => std::future::pending().await,
+                    }
+                }, if fetch.is_some() => {
+                    fetch = None;
+                    self.fetched(done).await;
+                }
                 _ = sleep_until(commit_by) => {
                     commit_by = None;
                     tracing::warn!("the new system did not register within the commit window");
@@ -301,8 +340,19 @@ impl Runner {
 
     /// Picks up where the last run stopped. Returns the commit deadline when the new
     /// system waits for registration.
-    async fn recover(&self) -> Option<Instant> {
-        match self.load() {
+    async fn recover(&self) -> (Option<Instant>, Option<String>) {
+        if let Some(Progress::Downloading { uri }) = self.load() {
+            tracing::info!(%uri, "resuming the package download");
+            self.report(
+                Path::resource(5, 0, fw::PACKAGE_URI),
+                Value::String(uri.clone()),
+            )
+            .await;
+            self.set(State::Downloading, None).await;
+            return (None, Some(uri));
+        }
+        let commit_by = match self.load() {
+            Some(Progress::Downloading { .. }) => None,
             None => {
                 // A push that a restart interrupted cannot be resumed.
                 self.remove_package();
@@ -368,6 +418,30 @@ impl Runner {
                     .await;
                 None
             }
+        };
+        (commit_by, None)
+    }
+
+    fn start_fetch(&self, uri: String) -> Fetch {
+        let dest = self.package.clone();
+        let config = self.pull.clone();
+        tokio::spawn(async move { crate::fwpull::fetch(&uri, &dest, &config).await })
+    }
+
+    async fn fetched(&self, done: Result<Result<u64, PullError>, tokio::task::JoinError>) {
+        match done {
+            Ok(Ok(len)) => {
+                tracing::info!("package of {len} bytes downloaded");
+                self.check(len).await;
+            }
+            Ok(Err(e)) => {
+                tracing::warn!("package download failed: {e}");
+                self.forget();
+                self.remove_package();
+                self.set(State::Idle, Some(e.result())).await;
+            }
+            // Aborted by a reset or Cancel, which did the cleaning.
+            Err(_) => {}
         }
     }
 
@@ -395,12 +469,8 @@ impl Runner {
                 self.forget();
                 self.remove_package();
             }
-            FirmwareAction::Fetch { uri } => {
-                // The object offers no pull protocol yet, so this does not happen.
-                tracing::warn!(%uri, "package download is not supported");
-                self.set(State::Idle, Some(UpdateResult::UnsupportedProtocol))
-                    .await;
-            }
+            // Started by the run loop, which owns the download task.
+            FirmwareAction::Fetch { .. } => {}
         }
     }
 

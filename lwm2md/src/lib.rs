@@ -7,6 +7,7 @@ pub mod daemon;
 pub mod dtls;
 pub mod engine;
 pub mod feed;
+pub mod fwpull;
 pub mod fwupdate;
 pub mod logging;
 pub mod model;

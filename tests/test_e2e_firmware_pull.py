@@ -1,0 +1,154 @@
+"""Firmware packages pulled from a Package URI: coap:// from an aiocoap server serving
+Block2 itself (so that it can fail blocks on purpose), resumed at the block position
+after an error and after a daemon restart."""
+
+import asyncio
+import signal
+
+import aiocoap
+import aiocoap.interfaces
+import aiocoap.optiontypes
+import aiocoap.resource
+import pytest
+from aiocoap import Code, Message
+
+from bench.daemon import expect_event
+from bench.server import TEXT
+from test_e2e_firmware import package, script_firmware, state, value, wait_for, wait_value
+
+
+class Image(aiocoap.interfaces.Resource):
+    """Serves `data` in the Block2 slices asked for, counting requests per block; blocks
+    in `fail` are answered 5.03 once; `slow` delays every answer."""
+
+    def __init__(self, data: bytes):
+        self.data = data
+        self.requests: dict[int, int] = {}
+        self.fail: set[int] = set()
+        self.slow = 0.0
+
+    async def needs_blockwise_assembly(self, request):
+        return False
+
+    async def render(self, request):
+        if request.code != Code.GET:
+            return Message(code=Code.METHOD_NOT_ALLOWED)
+        b2 = request.opt.block2
+        num, szx = (b2.block_number, b2.size_exponent) if b2 is not None else (0, 6)
+        size = 1 << (szx + 4)
+        self.requests[num] = self.requests.get(num, 0) + 1
+        if self.slow:
+            await asyncio.sleep(self.slow)
+        if num in self.fail:
+            self.fail.discard(num)
+            return Message(code=Code.SERVICE_UNAVAILABLE)
+        start = num * size
+        if start >= len(self.data) and start > 0:
+            return Message(code=Code.BAD_OPTION)
+        chunk = self.data[start : start + size]
+        more = start + size < len(self.data)
+        msg = Message(code=Code.CONTENT, payload=chunk)
+        msg.opt.block2 = aiocoap.optiontypes.BlockOption.BlockwiseTuple(num, more, szx)
+        if num == 0:
+            msg.opt.size2 = len(self.data)
+        return msg
+
+    async def render_to_pipe(self, request):
+        # aiocoap >= 0.4.8 calls this on interfaces.Resource implementations.
+        response = await self.render(request.request)
+        request.add_response(response, is_last=True)
+
+
+class ImageServer:
+    def __init__(self, data: bytes):
+        self.image = Image(data)
+        self.context = None
+
+    async def __aenter__(self):
+        site = aiocoap.resource.Site()
+        site.add_resource(["fw", "image.bin"], self.image)
+        self.context = await aiocoap.Context.create_server_context(
+            site, bind=("127.0.0.1", 0), transports=["udp6"]
+        )
+        return self
+
+    async def __aexit__(self, *exc):
+        await self.context.shutdown()
+
+    @property
+    def uri(self):
+        port = self.context.request_interfaces[0].token_interface.message_interface._local_port()
+        return f"coap://127.0.0.1:{port}/fw/image.bin"
+
+
+async def write_uri(server, uri: str):
+    r = await server.write("/5/0/1", uri.encode(), TEXT)
+    assert r.code == "2.04", r
+
+
+async def test_coap_pull_with_block2_and_resume_after_an_error(tmp_path, server, start_daemon):
+    image = package(300 * 1024 + 11, version="4.2")
+    async with ImageServer(image) as src:
+        src.image.fail = {100}
+        d = start_daemon({"firmware": script_firmware(tmp_path, pull_retries=3)})
+        await expect_event(server, d, "register", timeout=15)
+        assert await value(server, "/5/0/9") == "2"  # push and pull
+        await write_uri(server, src.uri)
+        await wait_value(server, "/5/0/3", "2")
+        assert await value(server, "/5/0/7") == "4.2"
+        assert await value(server, "/5/0/1") == src.uri
+        staged = tmp_path / "state" / "firmware" / "package"
+        assert staged.read_bytes() == image
+        # The failed block was asked for again; the blocks before it were not.
+        assert src.image.requests[100] == 2
+        assert src.image.requests[0] == 1 and src.image.requests[99] == 1
+
+
+async def test_coap_pull_resumes_after_a_daemon_restart(tmp_path, server, start_daemon):
+    image = package(400 * 1024 + 3)
+    async with ImageServer(image) as src:
+        src.image.slow = 0.005
+        fw = script_firmware(tmp_path)
+        d = start_daemon({"firmware": fw})
+        await expect_event(server, d, "register", timeout=15)
+        await write_uri(server, src.uri)
+        await wait_for(lambda: src.image.requests.get(150), "block 150")
+        d.signal(signal.SIGKILL)
+        await d.wait()
+        src.image.slow = 0.0
+        mark = server.mark()
+        d = start_daemon({"firmware": fw})
+        await expect_event(server, d, "register", after=mark, timeout=30)
+        await wait_value(server, "/5/0/3", "2")
+        assert (tmp_path / "state" / "firmware" / "package").read_bytes() == image
+        # Resumed at the block position: the first blocks were fetched once only.
+        assert src.image.requests[0] == 1 and src.image.requests[100] == 1
+
+
+async def test_pull_failures_give_results_4_7_9(tmp_path, server, start_daemon):
+    d = start_daemon({"firmware": script_firmware(tmp_path, pull_retries=1)})
+    await expect_event(server, d, "register", timeout=15)
+    # Unsupported scheme: 9; malformed: 7.
+    await write_uri(server, "ftp://127.0.0.1/fw.img")
+    assert await state(server) == ("0", "9")
+    await write_uri(server, "coap://")
+    assert await state(server) == ("0", "7")
+    async with ImageServer(package(5000)) as src:
+        # Nothing at that path: 4.04 from the server, an invalid URI.
+        await write_uri(server, src.uri.replace("image.bin", "missing.bin"))
+        await wait_value(server, "/5/0/5", "7")
+        assert await value(server, "/5/0/3") == "0"
+        # The server fails the same block every time: connection lost once the retries
+        # are spent.
+        src.image.fail = {2}
+        orig = src.image.render
+
+        async def always_fail(request):
+            src.image.fail.add(2)
+            return await orig(request)
+
+        src.image.render = always_fail
+        await write_uri(server, src.uri)
+        await wait_value(server, "/5/0/5", "4", timeout=60)
+        assert await value(server, "/5/0/3") == "0"
+        assert not (tmp_path / "state" / "firmware" / "package").exists()
