@@ -152,3 +152,133 @@ async def test_pull_failures_give_results_4_7_9(tmp_path, server, start_daemon):
         await wait_value(server, "/5/0/5", "4", timeout=60)
         assert await value(server, "/5/0/3") == "0"
         assert not (tmp_path / "state" / "firmware" / "package").exists()
+
+
+class HttpImage:
+    """An HTTP(S) server in a thread serving one image with Range support; the first
+    response is cut after `cut_after` bytes when set."""
+
+    def __init__(self, data: bytes, tls_dir=None):
+        import http.server
+        import ssl
+        import threading
+
+        outer = self
+        self.data = data
+        self.cut_after = None
+        self.ranges: list[str | None] = []
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *args):
+                pass
+
+            def do_GET(self):
+                if self.path != "/fw/image.bin":
+                    self.send_error(404)
+                    return
+                rng = self.headers.get("Range")
+                outer.ranges.append(rng)
+                start = 0
+                if rng:
+                    start = int(rng.removeprefix("bytes=").split("-")[0])
+                body = outer.data[start:]
+                self.send_response(206 if rng else 200)
+                if rng:
+                    self.send_header("Content-Range", f"bytes {start}-{len(outer.data) - 1}/{len(outer.data)}")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                if outer.cut_after is not None:
+                    cut, outer.cut_after = outer.cut_after, None
+                    self.wfile.write(body[:cut])
+                    self.wfile.flush()
+                    self.close_connection = True
+                    self.connection.shutdown(2)
+                    return
+                self.wfile.write(body)
+
+        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.scheme = "http"
+        if tls_dir is not None:
+            ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+            ctx.load_cert_chain(tls_dir / "server.pem", tls_dir / "server.key")
+            self.httpd.socket = ctx.wrap_socket(self.httpd.socket, server_side=True)
+            self.scheme = "https"
+        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+        self.thread.start()
+
+    def uri(self, path="/fw/image.bin"):
+        return f"{self.scheme}://127.0.0.1:{self.httpd.server_address[1]}{path}"
+
+    def close(self):
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+def make_tls(tmp_path):
+    """A CA and a server certificate for 127.0.0.1 signed by it."""
+    import subprocess
+
+    d = tmp_path / "tls"
+    d.mkdir()
+
+    def run(*args):
+        subprocess.run(args, check=True, capture_output=True, cwd=d)
+
+    run("openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", "ca.key", "-out", "ca.pem",
+        "-days", "2", "-subj", "/CN=pull-test-ca", "-addext", "basicConstraints=critical,CA:TRUE",
+        "-addext", "keyUsage=critical,keyCertSign")
+    run("openssl", "req", "-newkey", "rsa:2048", "-nodes", "-keyout", "server.key", "-out", "server.csr",
+        "-subj", "/CN=127.0.0.1")
+    (d / "ext").write_text("subjectAltName=IP:127.0.0.1\nbasicConstraints=CA:FALSE\n")
+    run("openssl", "x509", "-req", "-in", "server.csr", "-CA", "ca.pem", "-CAkey", "ca.key",
+        "-CAcreateserial", "-out", "server.pem", "-days", "2", "-extfile", "ext")
+    return d
+
+
+async def test_http_pull_resumes_with_range_after_a_cut(tmp_path, server, start_daemon):
+    image = package(2 * 1024 * 1024 + 9, version="5.0")
+    src = HttpImage(image)
+    try:
+        src.cut_after = 700_000
+        d = start_daemon({"firmware": script_firmware(tmp_path)})
+        await expect_event(server, d, "register", timeout=15)
+        await write_uri(server, src.uri())
+        await wait_value(server, "/5/0/3", "2")
+        assert await value(server, "/5/0/7") == "5.0"
+        assert (tmp_path / "state" / "firmware" / "package").read_bytes() == image
+        assert src.ranges[0] is None
+        assert src.ranges[1] is not None and int(src.ranges[1].split("=")[1].split("-")[0]) > 0
+        # 404: invalid URI.
+        await server.write("/5/0/1", b"", TEXT)
+        await write_uri(server, src.uri("/fw/missing.bin"))
+        await wait_value(server, "/5/0/5", "7")
+    finally:
+        src.close()
+
+
+async def test_https_pull_checks_the_certificate(tmp_path, server, start_daemon):
+    tls = make_tls(tmp_path)
+    image = package(100_000)
+    src = HttpImage(image, tls_dir=tls)
+    try:
+        # Trusted through ca_file.
+        d = start_daemon({"firmware": script_firmware(tmp_path, ca_file=str(tls / "ca.pem"), pull_retries=0)})
+        await expect_event(server, d, "register", timeout=15)
+        await write_uri(server, src.uri())
+        await wait_value(server, "/5/0/3", "2")
+        assert (tmp_path / "state" / "firmware" / "package").read_bytes() == image
+        d.signal(signal.SIGKILL)
+        await d.wait()
+        # Without it the test CA is unknown: the download fails, nothing is staged.
+        (tmp_path / "state" / "firmware.json").unlink()
+        mark = server.mark()
+        d = start_daemon({"firmware": script_firmware(tmp_path, pull_retries=0)}, name="untrusting")
+        await expect_event(server, d, "register", after=mark, timeout=15)
+        await write_uri(server, src.uri())
+        await wait_value(server, "/5/0/5", "4")
+        assert await value(server, "/5/0/3") == "0"
+        assert not (tmp_path / "state" / "firmware" / "package").exists()
+    finally:
+        src.close()

@@ -64,6 +64,8 @@ pub struct FirmwareConfig {
     /// New attempts of a package download after a lost connection (Update Result 4 then).
     #[serde(default = "default_pull_retries")]
     pub pull_retries: u32,
+    /// CA certificates (PEM) for https:// Package URIs; the system's trust store when absent.
+    pub ca_file: Option<PathBuf>,
     /// Seconds any one backend command may run.
     #[serde(default = "default_command_timeout")]
     pub command_timeout: u32,

@@ -146,7 +146,7 @@ pub async fn run(config: Config) -> Result<(), DaemonError> {
             objects.push(Box::new(Firmware::new(
                 device::system_clock,
                 Box::new(StagingSink::new(&staging)),
-                vec![Protocol::Coap],
+                vec![Protocol::Coap, Protocol::Http, Protocol::Https],
                 fc.max_package_size,
             )));
             Some((backend, staging, fc))
@@ -187,6 +187,7 @@ pub async fn run(config: Config) -> Result<(), DaemonError> {
                     retries: fc.pull_retries,
                     ack_timeout: config.coap_params().ack_timeout,
                     max_retransmit: config.coap.max_retransmit,
+                    ca_file: fc.ca_file.clone(),
                 },
             )
             .start()

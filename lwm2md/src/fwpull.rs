@@ -23,6 +23,9 @@ const SEPARATE_WAIT: Duration = Duration::from_secs(30);
 /// The first wait before another try after a lost connection; doubles each time.
 const RETRY_FIRST: Duration = Duration::from_secs(1);
 const RETRY_MAX: Duration = Duration::from_secs(60);
+const HTTP_CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
+/// A server silent this long mid-transfer counts as a lost connection.
+const HTTP_IDLE_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// How a download runs.
 #[derive(Debug, Clone)]
@@ -34,6 +37,9 @@ pub struct PullConfig {
     /// CoAP ACK_TIMEOUT and MAX_RETRANSMIT.
     pub ack_timeout: Duration,
     pub max_retransmit: u32,
+    /// CA certificates (PEM) that HTTPS servers are checked against instead of the
+    /// system's trust store.
+    pub ca_file: Option<PathBuf>,
 }
 
 /// Why a download failed.
@@ -369,15 +375,151 @@ async fn exchange(
 }
 
 async fn http_get(uri: String, dest: PathBuf, config: &PullConfig) -> Result<u64, PullError> {
-    let max = config.max_size;
-    tokio::task::spawn_blocking(move || http_get_blocking(&uri, &dest, max))
+    let config = config.clone();
+    // ureq blocks: the download runs on the blocking pool, the daemon's loop stays free.
+    tokio::task::spawn_blocking(move || http_get_blocking(&uri, &dest, &config))
         .await
         .map_err(|e| PullError::ConnectionLost(format!("download task: {e}")))?
 }
 
-fn http_get_blocking(uri: &str, dest: &FsPath, max: u64) -> Result<u64, PullError> {
-    let _ = (uri, dest, max);
-    Err(PullError::UnsupportedProtocol("http".into()))
+fn agent(config: &PullConfig) -> Result<ureq::Agent, PullError> {
+    use ureq::tls::{Certificate, RootCerts, TlsConfig, TlsProvider};
+    let roots = match &config.ca_file {
+        // The system's trust store, as OpenSSL finds it.
+        None => RootCerts::PlatformVerifier,
+        Some(path) => {
+            let pem = std::fs::read(path).map_err(|e| {
+                PullError::ConnectionLost(format!("ca_file {}: {e}", path.display()))
+            })?;
+            let certs: Vec<Certificate<'static>> = ureq::tls::parse_pem(&pem)
+                .filter_map(|item| match item {
+                    Ok(ureq::tls::PemItem::Certificate(c)) => Some(c),
+                    _ => None,
+                })
+                .collect();
+            if certs.is_empty() {
+                return Err(PullError::ConnectionLost(format!(
+                    "ca_file {}: no certificate",
+                    path.display()
+                )));
+            }
+            RootCerts::from(certs)
+        }
+    };
+    let tls = TlsConfig::builder()
+        .provider(TlsProvider::NativeTls)
+        .root_certs(roots)
+        .build();
+    Ok(ureq::Agent::config_builder()
+        .tls_config(tls)
+        .http_status_as_error(false)
+        .timeout_connect(Some(HTTP_CONNECT_TIMEOUT))
+        .timeout_recv_response(Some(HTTP_IDLE_TIMEOUT))
+        .timeout_per_read(Some(HTTP_IDLE_TIMEOUT))
+        .build()
+        .into())
+}
+
+fn http_get_blocking(uri: &str, dest: &FsPath, config: &PullConfig) -> Result<u64, PullError> {
+    let (file, mut offset) = open_at_end(dest, 1)?;
+    let agent = agent(config)?;
+    let mut request = agent.get(uri);
+    if offset > 0 {
+        tracing::info!("resuming the package download at byte {offset}");
+        request = request.header("Range", format!("bytes={offset}-"));
+    }
+    let mut response = request.call().map_err(http_error)?;
+    let status = response.status().as_u16();
+    match status {
+        200 => {
+            if offset > 0 {
+                // The server ignored the Range: the whole package comes again.
+                offset = 0;
+                file.set_len(0).map_err(PullError::Storage)?;
+            }
+        }
+        206 => {
+            let from = response
+                .headers()
+                .get("content-range")
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.strip_prefix("bytes "))
+                .and_then(|v| v.split('-').next())
+                .and_then(|v| v.parse::<u64>().ok());
+            if from != Some(offset) {
+                return Err(PullError::ConnectionLost(format!(
+                    "asked for byte {offset} on, got Content-Range from {from:?}"
+                )));
+            }
+        }
+        // Everything was there already.
+        416 if offset > 0 => return Ok(offset),
+        400..=499 => {
+            return Err(PullError::InvalidUri(format!(
+                "the server answered {status}"
+            )))
+        }
+        _ => {
+            return Err(PullError::ConnectionLost(format!(
+                "the server answered {status}"
+            )))
+        }
+    }
+    let announced = response
+        .headers()
+        .get("content-length")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if announced.is_some_and(|n| offset.saturating_add(n) > config.max_size) {
+        return Err(PullError::TooLarge {
+            max: config.max_size,
+        });
+    }
+    let expected_end = announced.map(|n| offset.saturating_add(n));
+    let mut reader = response
+        .body_mut()
+        .with_config()
+        .limit(config.max_size.saturating_sub(offset).saturating_add(1))
+        .reader();
+    let mut buf = vec![0u8; 64 * 1024];
+    loop {
+        let n = match std::io::Read::read(&mut reader, &mut buf) {
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => {
+                return Err(PullError::ConnectionLost(format!(
+                    "after byte {offset}: {e}"
+                )))
+            }
+        };
+        if n == 0 {
+            break;
+        }
+        let chunk = buf.get(..n).unwrap_or_default();
+        if offset.saturating_add(n as u64) > config.max_size {
+            return Err(PullError::TooLarge {
+                max: config.max_size,
+            });
+        }
+        file.write_all_at(chunk, offset)
+            .map_err(PullError::Storage)?;
+        offset = offset.saturating_add(n as u64);
+    }
+    if expected_end.is_some_and(|end| end != offset) {
+        return Err(PullError::ConnectionLost(format!(
+            "the body ended at byte {offset}, before {expected_end:?}"
+        )));
+    }
+    file.sync_all().map_err(PullError::Storage)?;
+    Ok(offset)
+}
+
+fn http_error(e: ureq::Error) -> PullError {
+    match e {
+        ureq::Error::BadUri(why) => PullError::InvalidUri(why),
+        ureq::Error::HostNotFound => PullError::InvalidUri("host not found".into()),
+        other => PullError::ConnectionLost(other.to_string()),
+    }
 }
 
 #[cfg(test)]
