@@ -8,6 +8,8 @@ import json
 import os
 import signal
 
+import pytest
+
 from bench.daemon import expect_event
 from bench.server import TEXT
 
@@ -35,7 +37,7 @@ def script_firmware(tmp_path, **extra):
         '[ "$magic" = IMG ] || exit 6; echo "$name"; echo "$version"'
     )
     install = (
-        f'grep -q broken "$1" && exit 1; cp "$1" {slot}; '
+        f'grep -q broken "$1" && exit 1; grep -q defer-me "$1" && exit 11; cp "$1" {slot}; '
         f'sed -n "1s/.*version=//p" "$1" > {tmp_path}/pending-version'
     )
     commit = f"mv {tmp_path}/pending-version {version}; touch {tmp_path}/committed"
@@ -194,6 +196,13 @@ async def test_firmware_failures_give_their_results(tmp_path, server, start_daem
     await wait_value(server, "/5/0/5", "8")
     assert await value(server, "/5/0/3") == "2"
     # Cancel: Idle with result 10, the staged package removed.
+    assert (await server.execute("/5/0/10")).code == "2.04"
+    # The integrator's policy defers the installation: Downloaded with result 11.
+    assert (await push(server, package(20_000) + b"defer-me")).code == "2.04"
+    await wait_value(server, "/5/0/3", "2")
+    assert (await server.execute("/5/0/2")).code == "2.04"
+    await wait_value(server, "/5/0/5", "11")
+    assert await value(server, "/5/0/3") == "2"
     assert (await server.execute("/5/0/10")).code == "2.04"
     assert await state(server) == ("0", "10")
     assert not (tmp_path / "state" / "firmware" / "package").exists()
@@ -390,3 +399,26 @@ async def test_firmware_kill_9_at_random_points_resumes_or_fails_cleanly(tmp_pat
         await d.wait()
     # The random instants cover at least one full update.
     assert commits >= 1
+
+
+async def test_firmware_disk_full_gives_result_2(tmp_path, server, start_daemon):
+    """The staging directory on a 1 MiB tmpfs: a 2 MiB push runs out of space."""
+    import subprocess
+
+    staging = tmp_path / "small"
+    staging.mkdir()
+    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(staging)]).returncode != 0:
+        pytest.skip("cannot mount a tmpfs here")
+    try:
+        d = start_daemon({"firmware": script_firmware(tmp_path, staging_dir=str(staging))})
+        await expect_event(server, d, "register", timeout=15)
+        r = await push(server, package(2 * 1024 * 1024))
+        assert r.code == "5.00", r
+        assert await state(server) == ("0", "2")
+        assert not (staging / "package").exists()
+        # Room again: a package that fits goes through.
+        assert (await push(server, package(200_000))).code == "2.04"
+        await wait_value(server, "/5/0/3", "2")
+        await d.stop()
+    finally:
+        subprocess.run(["umount", str(staging)])

@@ -4,6 +4,7 @@ after an error and after a daemon restart."""
 
 import asyncio
 import signal
+import time
 
 import aiocoap
 import aiocoap.interfaces
@@ -166,6 +167,7 @@ class HttpImage:
         outer = self
         self.data = data
         self.cut_after = None
+        self.throttle = 0.0
         self.ranges: list[str | None] = []
 
         class Handler(http.server.BaseHTTPRequestHandler):
@@ -195,6 +197,14 @@ class HttpImage:
                     self.wfile.flush()
                     self.close_connection = True
                     self.connection.shutdown(2)
+                    return
+                if outer.throttle:
+                    try:
+                        for i in range(0, len(body), 16384):
+                            self.wfile.write(body[i : i + 16384])
+                            time.sleep(outer.throttle)
+                    except OSError:
+                        pass
                     return
                 self.wfile.write(body)
 
@@ -280,5 +290,30 @@ async def test_https_pull_checks_the_certificate(tmp_path, server, start_daemon)
         await wait_value(server, "/5/0/5", "4")
         assert await value(server, "/5/0/3") == "0"
         assert not (tmp_path / "state" / "firmware" / "package").exists()
+    finally:
+        src.close()
+
+
+async def test_http_pull_resumes_after_a_daemon_restart(tmp_path, server, start_daemon):
+    image = package(1024 * 1024 + 1)
+    src = HttpImage(image)
+    staged = tmp_path / "state" / "firmware" / "package"
+    try:
+        src.throttle = 0.01
+        fw = script_firmware(tmp_path)
+        d = start_daemon({"firmware": fw})
+        await expect_event(server, d, "register", timeout=15)
+        await write_uri(server, src.uri())
+        await wait_for(lambda: staged.exists() and staged.stat().st_size > 200_000, "part of the image")
+        d.signal(signal.SIGKILL)
+        await d.wait()
+        src.throttle = 0.0
+        mark = server.mark()
+        d = start_daemon({"firmware": fw})
+        await expect_event(server, d, "register", after=mark, timeout=30)
+        await wait_value(server, "/5/0/3", "2")
+        assert staged.read_bytes() == image
+        assert src.ranges[0] is None
+        assert int(src.ranges[-1].split("=")[1].split("-")[0]) >= 200_000
     finally:
         src.close()
