@@ -77,7 +77,8 @@ async def main(binary: str, size_mib: int) -> None:
         http.server.SimpleHTTPRequestHandler.log_message = lambda *a: None
         httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
         threading.Thread(target=httpd.serve_forever, daemon=True).start()
-        async with LwM2MServer() as server:
+        # A whole push is one request for the bench server: give it the time it takes.
+        async with LwM2MServer(request_timeout=3600) as server:
             config = base_config(tmp, server.uri, "firmware-bench")
             config["log_level"] = "warn"
             config["firmware"] = {"backend": "script", "install": ["true"]}
