@@ -317,3 +317,38 @@ async def test_http_pull_resumes_after_a_daemon_restart(tmp_path, server, start_
         assert int(src.ranges[-1].split("=")[1].split("-")[0]) >= 200_000
     finally:
         src.close()
+
+
+async def test_coaps_pull_with_the_server_accounts_psk(tmp_path, start_daemon, endpoint):
+    """A coaps:// package on the host of a DTLS-PSK server account, fetched with that
+    account's credentials (aiocoap's tinydtls server on both ports)."""
+    from aiocoap.credentials import CredentialsMap
+
+    from bench.dtls_server import DtlsLwM2MServer, _free_udp_port
+    from test_e2e_dtls import IDENTITY, KEY, psk_config
+
+    image = package(200 * 1024 + 7, version="6.1")
+    img = Image(image)
+    site = aiocoap.resource.Site()
+    site.add_resource(["fw", "image.bin"], img)
+    port = _free_udp_port("127.0.0.1")
+    credentials = CredentialsMap()
+    credentials.load_from_dict({":client": {"dtls": {"psk": KEY, "client-identity": IDENTITY}}})
+    # The tinydtls transport binds the given port + 1.
+    ctx = await aiocoap.Context.create_server_context(
+        site, bind=("127.0.0.1", port - 1), transports=["tinydtls_server"], server_credentials=credentials
+    )
+    try:
+        async with DtlsLwM2MServer(IDENTITY, KEY) as server:
+            config = psk_config(tmp_path, server, endpoint, KEY)
+            config["firmware"] = script_firmware(tmp_path)
+            d = start_daemon(config=config)
+            await expect_event(server, d, "register", timeout=30)
+            assert await value(server, "/5/0/8/1") == "1"  # CoAPS offered
+            await write_uri(server, f"coaps://127.0.0.1:{port}/fw/image.bin")
+            await wait_value(server, "/5/0/3", "2")
+            assert await value(server, "/5/0/7") == "6.1"
+            assert (tmp_path / "state" / "firmware" / "package").read_bytes() == image
+            assert img.requests[0] == 1
+    finally:
+        await ctx.shutdown()

@@ -146,7 +146,7 @@ pub async fn run(config: Config) -> Result<(), DaemonError> {
             objects.push(Box::new(Firmware::new(
                 device::system_clock,
                 Box::new(StagingSink::new(&staging)),
-                vec![Protocol::Coap, Protocol::Http, Protocol::Https],
+                pull_protocols(&accounts),
                 fc.max_package_size,
             )));
             Some((backend, staging, fc))
@@ -188,6 +188,18 @@ pub async fn run(config: Config) -> Result<(), DaemonError> {
                     ack_timeout: config.coap_params().ack_timeout,
                     max_retransmit: config.coap.max_retransmit,
                     ca_file: fc.ca_file.clone(),
+                    psk: accounts
+                        .iter()
+                        .filter_map(|a| match &a.security {
+                            AccountSecurity::Psk(psk) => Some(crate::fwpull::PskAccount {
+                                host: a.host.clone(),
+                                port: a.port,
+                                identity: psk.identity.clone().into_bytes(),
+                                key: psk.key.clone(),
+                            }),
+                            AccountSecurity::NoSec => None,
+                        })
+                        .collect(),
                 },
             )
             .start()
@@ -267,6 +279,18 @@ pub async fn run(config: Config) -> Result<(), DaemonError> {
     notify(&[NotifyState::Stopping]);
     tracing::info!("stopped");
     Ok(())
+}
+
+/// The Package URI schemes offered: coaps only with PSK credentials to use.
+fn pull_protocols(accounts: &[crate::config::ServerAccount]) -> Vec<Protocol> {
+    let mut p = vec![Protocol::Coap, Protocol::Http, Protocol::Https];
+    if accounts
+        .iter()
+        .any(|a| matches!(a.security, AccountSecurity::Psk(_)))
+    {
+        p.push(Protocol::Coaps);
+    }
+    p
 }
 
 /// Hands a command to the firmware runner. Its queue only fills if the runner is stuck

@@ -13,6 +13,7 @@ use coap_lite::{CoapOption, MessageClass, MessageType, Packet, RequestType, Resp
 use tokio::net::UdpSocket;
 
 use crate::coap::block::{self, BlockOption, MAX_SZX};
+use crate::dtls::{DtlsConfig, DtlsError, DtlsSession};
 use crate::engine::options::add_string_options;
 use crate::objects::firmware::UpdateResult;
 
@@ -40,6 +41,24 @@ pub struct PullConfig {
     /// CA certificates (PEM) that HTTPS servers are checked against instead of the
     /// system's trust store.
     pub ca_file: Option<PathBuf>,
+    /// PSK credentials of the coaps:// server accounts, by host: a coaps:// package is
+    /// fetched with those of an account on the same host (the same port preferred).
+    pub psk: Vec<PskAccount>,
+}
+
+/// A server account's DTLS-PSK credentials.
+#[derive(Clone)]
+pub struct PskAccount {
+    pub host: String,
+    pub port: u16,
+    pub identity: Vec<u8>,
+    pub key: Vec<u8>,
+}
+
+impl std::fmt::Debug for PskAccount {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "PskAccount({}:{})", self.host, self.port)
+    }
 }
 
 /// Why a download failed.
@@ -151,7 +170,7 @@ pub async fn fetch(uri: &str, dest: &FsPath, config: &PullConfig) -> Result<u64,
     let mut attempt = 0;
     loop {
         let result = match parsed.scheme.as_str() {
-            "coap" => coap_get(&parsed, dest, config).await,
+            "coap" | "coaps" => coap_get(&parsed, dest, config).await,
             "http" | "https" => http_get(uri.to_string(), dest.to_path_buf(), config).await,
             other => return Err(PullError::UnsupportedProtocol(other.to_string())),
         };
@@ -188,7 +207,8 @@ fn open_at_end(dest: &FsPath, align: u64) -> Result<(std::fs::File, u64), PullEr
 }
 
 async fn coap_get(uri: &PackageUri, dest: &FsPath, config: &PullConfig) -> Result<u64, PullError> {
-    let port = uri.port.unwrap_or(5683);
+    let secure = uri.scheme == "coaps";
+    let port = uri.port.unwrap_or(if secure { 5684 } else { 5683 });
     let addr = tokio::net::lookup_host((uri.host.as_str(), port))
         .await
         .map_err(|e| PullError::InvalidUri(format!("{}: {e}", uri.host)))?
@@ -210,6 +230,24 @@ async fn coap_get(uri: &PackageUri, dest: &FsPath, config: &PullConfig) -> Resul
         .connect(addr)
         .await
         .map_err(|e| PullError::ConnectionLost(format!("{addr}: {e}")))?;
+    let mut link = if secure {
+        let account = config
+            .psk
+            .iter()
+            .filter(|a| a.host.eq_ignore_ascii_case(&uri.host))
+            .min_by_key(|a| a.port != port)
+            .ok_or_else(|| {
+                PullError::UnsupportedProtocol(format!(
+                    "coaps to {}: no server account with PSK credentials on that host",
+                    uri.host
+                ))
+            })?;
+        let mut dtls = crate::dtls::DtlsConfig::psk(account.identity.clone(), account.key.clone());
+        dtls.handshake_timeout = config.ack_timeout * 30;
+        Link::secure(socket, &dtls).await?
+    } else {
+        Link::Plain(socket)
+    };
     let (file, mut offset) = open_at_end(dest, BLOCK_SIZE)?;
     if offset > 0 {
         tracing::info!("resuming the package download at byte {offset}");
@@ -249,7 +287,7 @@ async fn coap_get(uri: &PackageUri, dest: &FsPath, config: &PullConfig) -> Resul
                 szx,
             },
         );
-        let resp = exchange(&socket, &req, config).await?;
+        let resp = exchange(&mut link, &req, config).await?;
         match resp.header.code {
             MessageClass::Response(ResponseType::Content) => {}
             MessageClass::Response(
@@ -319,7 +357,7 @@ async fn coap_get(uri: &PackageUri, dest: &FsPath, config: &PullConfig) -> Resul
 /// One confirmable request and its response (piggybacked or separate), with RFC 7252
 /// retransmissions.
 async fn exchange(
-    socket: &UdpSocket,
+    socket: &mut Link,
     req: &Packet,
     config: &PullConfig,
 ) -> Result<Packet, PullError> {
@@ -332,18 +370,15 @@ async fn exchange(
         .mul_f64(1.0 + rand::random::<f64>() * 0.5);
     let mut buf = vec![0u8; 2048];
     for _ in 0..=config.max_retransmit {
-        socket
-            .send(&bytes)
-            .await
-            .map_err(|e| PullError::ConnectionLost(e.to_string()))?;
+        socket.send(&bytes).await?;
         let mut deadline = tokio::time::Instant::now() + wait;
         loop {
-            let n = match tokio::time::timeout_at(deadline, socket.recv(&mut buf)).await {
+            let datagram = match tokio::time::timeout_at(deadline, socket.recv(&mut buf)).await {
                 Err(_) => break,
-                Ok(Err(e)) => return Err(PullError::ConnectionLost(e.to_string())),
-                Ok(Ok(n)) => n,
+                Ok(Err(e)) => return Err(e),
+                Ok(Ok(d)) => d,
             };
-            let Ok(resp) = Packet::from_bytes(buf.get(..n).unwrap_or_default()) else {
+            let Ok(resp) = Packet::from_bytes(&datagram) else {
                 continue;
             };
             let acked = resp.header.get_type() == MessageType::Acknowledgement
@@ -372,6 +407,106 @@ async fn exchange(
     Err(PullError::ConnectionLost(
         "no answer from the server".into(),
     ))
+}
+
+/// A connected UDP socket, plain or through a DTLS session.
+enum Link {
+    Plain(UdpSocket),
+    Secure {
+        socket: UdpSocket,
+        session: Box<DtlsSession>,
+        /// Plaintexts decrypted but not yet handed out.
+        pending: std::collections::VecDeque<Vec<u8>>,
+    },
+}
+
+impl Link {
+    /// Runs the handshake to completion.
+    async fn secure(socket: UdpSocket, config: &DtlsConfig) -> Result<Link, PullError> {
+        let lost = |e: DtlsError| PullError::ConnectionLost(format!("DTLS: {e}"));
+        let mut session = DtlsSession::new(config, std::time::Instant::now()).map_err(lost)?;
+        let mut pending = std::collections::VecDeque::new();
+        let mut buf = vec![0u8; 2048];
+        loop {
+            while let Some(d) = session.poll_transmit() {
+                socket
+                    .send(&d)
+                    .await
+                    .map_err(|e| PullError::ConnectionLost(e.to_string()))?;
+            }
+            if session.is_established() {
+                break;
+            }
+            let wake = session
+                .poll_timeout()
+                .unwrap_or_else(|| std::time::Instant::now() + Duration::from_secs(1));
+            match tokio::time::timeout_at(wake.into(), socket.recv(&mut buf)).await {
+                Ok(Ok(n)) => {
+                    pending.extend(
+                        session
+                            .handle_datagram(buf.get(..n).unwrap_or_default())
+                            .map_err(lost)?,
+                    );
+                }
+                Ok(Err(e)) => return Err(PullError::ConnectionLost(e.to_string())),
+                Err(_) => session
+                    .handle_timeout(std::time::Instant::now())
+                    .map_err(lost)?,
+            }
+        }
+        Ok(Link::Secure {
+            socket,
+            session: Box::new(session),
+            pending,
+        })
+    }
+
+    async fn send(&mut self, data: &[u8]) -> Result<(), PullError> {
+        let io = |e: io::Error| PullError::ConnectionLost(e.to_string());
+        match self {
+            Link::Plain(socket) => socket.send(data).await.map(|_| ()).map_err(io),
+            Link::Secure {
+                socket, session, ..
+            } => {
+                session
+                    .send(data)
+                    .map_err(|e| PullError::ConnectionLost(format!("DTLS: {e}")))?;
+                while let Some(d) = session.poll_transmit() {
+                    socket.send(&d).await.map_err(io)?;
+                }
+                Ok(())
+            }
+        }
+    }
+
+    /// The next datagram's plaintext.
+    async fn recv(&mut self, buf: &mut [u8]) -> Result<Vec<u8>, PullError> {
+        let io = |e: io::Error| PullError::ConnectionLost(e.to_string());
+        match self {
+            Link::Plain(socket) => {
+                let n = socket.recv(buf).await.map_err(io)?;
+                Ok(buf.get(..n).unwrap_or_default().to_vec())
+            }
+            Link::Secure {
+                socket,
+                session,
+                pending,
+            } => loop {
+                if let Some(p) = pending.pop_front() {
+                    return Ok(p);
+                }
+                let n = socket.recv(buf).await.map_err(io)?;
+                pending.extend(
+                    session
+                        .handle_datagram(buf.get(..n).unwrap_or_default())
+                        .map_err(|e| PullError::ConnectionLost(format!("DTLS: {e}")))?,
+                );
+                while let Some(d) = session.poll_transmit() {
+                    socket.send(&d).await.map_err(io)?;
+                }
+            },
+        }
+    }
 }
 
 async fn http_get(uri: String, dest: PathBuf, config: &PullConfig) -> Result<u64, PullError> {
