@@ -422,3 +422,49 @@ async def test_firmware_disk_full_gives_result_2(tmp_path, server, start_daemon)
         await d.stop()
     finally:
         subprocess.run(["umount", str(staging)])
+
+
+def signed(tmp_path, image: bytes) -> bytes:
+    """image | signature | length (u32 BE) | "LWSG", signed with openssl dgst."""
+    import subprocess
+
+    (tmp_path / "to-sign").write_bytes(image)
+    subprocess.run(
+        ["openssl", "dgst", "-sha256", "-sign", str(tmp_path / "fw.key"), "-out", str(tmp_path / "sig"),
+         str(tmp_path / "to-sign")],
+        check=True,
+    )
+    sig = (tmp_path / "sig").read_bytes()
+    return image + sig + len(sig).to_bytes(4, "big") + b"LWSG"
+
+
+async def test_firmware_uboot_signed_images(tmp_path, server, start_daemon):
+    import subprocess
+
+    subprocess.run(["openssl", "genrsa", "-out", str(tmp_path / "fw.key"), "2048"], check=True, capture_output=True)
+    subprocess.run(["openssl", "rsa", "-in", str(tmp_path / "fw.key"), "-pubout", "-out", str(tmp_path / "fw.pub")],
+                   check=True, capture_output=True)
+    fw = {**uboot_rig(tmp_path), "signature_key": str(tmp_path / "fw.pub")}
+    d = start_uboot(tmp_path, server, start_daemon, fw)
+    await expect_event(server, d, "register", timeout=15)
+    image = package(300_000)
+    # Unsigned, and signed but altered: integrity check failure, nothing installed.
+    for bad in (image, bytearray(signed(tmp_path, image))):
+        if isinstance(bad, bytearray):
+            bad[1000] ^= 1
+        assert (await push(server, bytes(bad))).code == "2.04"
+        await wait_value(server, "/5/0/5", "5")
+        assert await value(server, "/5/0/3") == "0"
+        await server.write("/5/0/1", b"", TEXT)
+    assert uboot_env(tmp_path, "BOOT_ORDER") == "A B"
+    # Signed: the image without its trailer goes to slot B.
+    assert (await push(server, signed(tmp_path, image))).code == "2.04"
+    await wait_value(server, "/5/0/3", "2")
+    assert (await server.execute("/5/0/2")).code == "2.04"
+    progress = tmp_path / "state" / "firmware.json"
+    await wait_for(
+        lambda: progress.exists() and json.loads(progress.read_text())["phase"] == "installed",
+        "the installation",
+    )
+    slot = (tmp_path / "B.img").read_bytes()
+    assert slot[: len(image)] == image and slot[len(image) : len(image) + 16] == bytes(16)

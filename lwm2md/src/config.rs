@@ -64,6 +64,9 @@ pub struct FirmwareConfig {
     /// New attempts of a package download after a lost connection (Update Result 4 then).
     #[serde(default = "default_pull_retries")]
     pub pull_retries: u32,
+    /// uboot and script: a PEM public key; packages must then carry a signature trailer
+    /// (see `fwsig`) made with its private key.
+    pub signature_key: Option<PathBuf>,
     /// CA certificates (PEM) for https:// Package URIs; the system's trust store when absent.
     pub ca_file: Option<PathBuf>,
     /// Seconds any one backend command may run.
@@ -171,6 +174,9 @@ impl FirmwareConfig {
                 }
             }
             FirmwareBackend::Rauc => {
+                if self.signature_key.is_some() {
+                    return Err("firmware.signature_key is for raw images: RAUC checks bundle signatures against its own keyring".into());
+                }
                 if self.install.is_some() || self.check.is_some() || self.slots.is_some() {
                     return Err("firmware backend \"rauc\" takes no install, check or slots: RAUC's system.conf says them".into());
                 }
@@ -946,6 +952,10 @@ mod tests {
             (
                 "backend = \"rauc\"\nslots = { A = \"/a\", B = \"/b\" }\n",
                 "takes no install",
+            ),
+            (
+                "backend = \"rauc\"\nsignature_key = \"/k.pem\"\n",
+                "own keyring",
             ),
             (
                 "backend = \"script\"\ninstall = [\"x\"]\ncommit_window = 0\n",

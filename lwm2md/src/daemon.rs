@@ -174,37 +174,51 @@ pub async fn run(config: Config) -> Result<(), DaemonError> {
     // closes while the daemon runs.
     let (feed_tx, mut feed_rx) = feed::channel();
     let firmware = match firmware {
-        Some((backend, staging, fc)) => Some(
-            Runner::new(
-                backend,
-                &staging,
-                StateDir::new(&config.state_dir),
-                feed_tx.clone(),
-                Duration::from_secs(fc.commit_window.into()),
-                config.device.reboot,
-                crate::fwpull::PullConfig {
-                    max_size: fc.max_package_size,
-                    retries: fc.pull_retries,
-                    ack_timeout: config.coap_params().ack_timeout,
-                    max_retransmit: config.coap.max_retransmit,
-                    ca_file: fc.ca_file.clone(),
-                    psk: accounts
-                        .iter()
-                        .filter_map(|a| match &a.security {
-                            AccountSecurity::Psk(psk) => Some(crate::fwpull::PskAccount {
-                                host: a.host.clone(),
-                                port: a.port,
-                                identity: psk.identity.clone().into_bytes(),
-                                key: psk.key.clone(),
-                            }),
-                            AccountSecurity::NoSec => None,
-                        })
-                        .collect(),
-                },
+        Some((backend, staging, fc)) => {
+            let signature_key = fc
+                .signature_key
+                .as_deref()
+                .map(crate::fwsig::load_key)
+                .transpose()
+                .map_err(|e| DaemonError::Io {
+                    what: "firmware.signature_key",
+                    error: std::io::Error::other(e),
+                })?;
+            Some(
+                Runner::new(
+                    backend,
+                    StateDir::new(&config.state_dir),
+                    feed_tx.clone(),
+                    fwupdate::Options {
+                        staging_dir: staging,
+                        commit_window: Duration::from_secs(fc.commit_window.into()),
+                        reboot: config.device.reboot,
+                        pull: crate::fwpull::PullConfig {
+                            max_size: fc.max_package_size,
+                            retries: fc.pull_retries,
+                            ack_timeout: config.coap_params().ack_timeout,
+                            max_retransmit: config.coap.max_retransmit,
+                            ca_file: fc.ca_file.clone(),
+                            psk: accounts
+                                .iter()
+                                .filter_map(|a| match &a.security {
+                                    AccountSecurity::Psk(psk) => Some(crate::fwpull::PskAccount {
+                                        host: a.host.clone(),
+                                        port: a.port,
+                                        identity: psk.identity.clone().into_bytes(),
+                                        key: psk.key.clone(),
+                                    }),
+                                    AccountSecurity::NoSec => None,
+                                })
+                                .collect(),
+                        },
+                        signature_key,
+                    },
+                )
+                .start()
+                .await,
             )
-            .start()
-            .await,
-        ),
+        }
         None => None,
     };
     let _feed_tx = feed_tx;

@@ -124,6 +124,19 @@ pub struct Runner {
     commit_window: Duration,
     reboot: RebootMethod,
     pull: PullConfig,
+    /// Packages must carry a signature made for this key.
+    signature_key: Option<openssl::pkey::PKey<openssl::pkey::Public>>,
+}
+
+/// How the runner works, from the configuration.
+pub struct Options {
+    pub staging_dir: PathBuf,
+    /// How long the new system has to register before it is rolled back.
+    pub commit_window: Duration,
+    pub reboot: RebootMethod,
+    pub pull: PullConfig,
+    /// Packages must carry a signature made for this key.
+    pub signature_key: Option<openssl::pkey::PKey<openssl::pkey::Public>>,
 }
 
 /// A download task's outcome.
@@ -170,23 +183,16 @@ pub fn backend(config: &FirmwareConfig) -> Result<Backend, String> {
 }
 
 impl Runner {
-    pub fn new(
-        backend: Backend,
-        staging_dir: &FsPath,
-        state: StateDir,
-        feed: FeedSender,
-        commit_window: Duration,
-        reboot: RebootMethod,
-        pull: PullConfig,
-    ) -> Runner {
+    pub fn new(backend: Backend, state: StateDir, feed: FeedSender, options: Options) -> Runner {
         Runner {
             backend,
-            package: staging_dir.join(PACKAGE),
+            package: options.staging_dir.join(PACKAGE),
             state,
             feed,
-            commit_window,
-            reboot,
-            pull,
+            commit_window: options.commit_window,
+            reboot: options.reboot,
+            pull: options.pull,
+            signature_key: options.signature_key,
         }
     }
 
@@ -482,6 +488,27 @@ impl Runner {
                 .await;
             return;
         }
+        let len = match &self.signature_key {
+            None => len,
+            Some(key) => {
+                let (path, key) = (self.package.clone(), key.clone());
+                let verified = tokio::task::spawn_blocking(move || {
+                    crate::fwsig::verify_and_strip(&path, &key).map_err(|e| e.to_string())
+                })
+                .await
+                .unwrap_or_else(|e| Err(e.to_string()));
+                match verified {
+                    Ok(image_len) => image_len,
+                    Err(e) => {
+                        tracing::warn!("firmware package refused: {e}");
+                        self.remove_package();
+                        self.set(State::Idle, Some(UpdateResult::IntegrityCheckFailure))
+                            .await;
+                        return;
+                    }
+                }
+            }
+        };
         match self.backend.check(&self.package).await {
             Ok(info) => {
                 tracing::info!(

@@ -8,6 +8,7 @@ pub mod dtls;
 pub mod engine;
 pub mod feed;
 pub mod fwpull;
+pub mod fwsig;
 pub mod fwupdate;
 pub mod logging;
 pub mod model;
