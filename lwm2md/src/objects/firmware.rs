@@ -163,6 +163,9 @@ pub struct Firmware {
     max_defer: u64,
     /// Bytes of a pushed package received so far, while one is being pushed.
     pushed: Option<u64>,
+    /// The server dropped the package (reset or Cancel) and nothing started since: a
+    /// report the backend sends about it afterwards (a check that was running) is stale.
+    dropped: bool,
 }
 
 impl Firmware {
@@ -191,6 +194,7 @@ impl Firmware {
             severity: 1,
             max_defer: 0,
             pushed: None,
+            dropped: false,
         }
     }
 
@@ -211,6 +215,7 @@ impl Firmware {
 
     /// Back to Idle with a result; the package, if any, is dropped.
     fn reset(&mut self, result: UpdateResult) -> Vec<Action> {
+        self.dropped = true;
         self.sink.discard();
         self.pushed = None;
         self.uri.clear();
@@ -264,6 +269,7 @@ impl Firmware {
         }
         self.uri = uri.to_string();
         self.result = UpdateResult::Initial;
+        self.dropped = false;
         self.set_state(State::Downloading);
         Ok(vec![Action::Firmware(FirmwareAction::Fetch {
             uri: uri.to_string(),
@@ -308,6 +314,7 @@ impl Firmware {
             self.version.clear();
             self.uri.clear();
             self.result = UpdateResult::Initial;
+            self.dropped = false;
             self.pushed = Some(0);
             self.set_state(State::Downloading);
         } else if self.state != State::Downloading || self.pushed != Some(offset) {
@@ -338,6 +345,10 @@ impl Firmware {
     /// A report from the backend.
     fn device_write(&mut self, resource: u16, value: Value) -> Result<(), DmError> {
         let bad = || DmError::BadRequest(format!("bad value for /5/0/{resource}"));
+        if self.dropped && matches!(resource, STATE | UPDATE_RESULT | PKG_NAME | PKG_VERSION) {
+            tracing::debug!("report on /5/0/{resource} about a dropped package ignored");
+            return Ok(());
+        }
         match (resource, value) {
             (STATE, Value::Integer(n)) => {
                 let s = State::from_code(n).ok_or_else(bad)?;
@@ -674,8 +685,9 @@ mod tests {
                 Some(ResourceValue::Single(Value::String(String::new())))
             );
             // From Idle, after a failure: the result goes back to 0, nothing starts.
+            chunk(&mut f, 0, &[1; 16], false).unwrap();
             f.write_chunk(0, PACKAGE, Chunk::Abort).unwrap();
-            report(&mut f, UPDATE_RESULT, Value::Integer(5));
+            assert_eq!(state_result(&f), (0, 4));
             assert_eq!(
                 server_write(&mut f, reset.0, reset.1.clone()).unwrap(),
                 fw_action(FirmwareAction::Discard)
@@ -686,6 +698,29 @@ mod tests {
         let (mut f, _) = fw(vec![]);
         chunk(&mut f, 0, &[0], true).unwrap();
         assert_eq!(state_result(&f), (0, 0));
+    }
+
+    #[test]
+    fn reports_about_a_dropped_package_are_ignored() {
+        let (mut f, _) = fw(vec![]);
+        chunk(&mut f, 0, &[1; 16], true).unwrap();
+        // The server resets while the backend checks the package...
+        server_write(&mut f, PACKAGE_URI, Value::String(String::new())).unwrap();
+        // ...and the check's result arrives afterwards.
+        report(&mut f, PKG_NAME, Value::String("stale".into()));
+        report(&mut f, STATE, Value::Integer(2));
+        assert_eq!(state_result(&f), (0, 0));
+        assert_eq!(
+            f.read(0, PKG_NAME),
+            Some(ResourceValue::Single(Value::String(String::new())))
+        );
+        // A new package is reported on again.
+        downloaded(&mut f);
+        assert_eq!(state_result(&f), (2, 0));
+        // As after a Cancel.
+        f.execute(0, CANCEL, "").unwrap();
+        report(&mut f, UPDATE_RESULT, Value::Integer(5));
+        assert_eq!(state_result(&f), (0, 10));
     }
 
     #[test]
