@@ -471,10 +471,9 @@ impl Runner {
         match action {
             FirmwareAction::Check { len } => self.check(len).await,
             FirmwareAction::Install => self.install().await,
-            FirmwareAction::Discard => {
-                self.forget();
-                self.remove_package();
-            }
+            // The object's sink removed the staged file already, synchronously: removing
+            // it here again could hit a new package pushed in the meantime.
+            FirmwareAction::Discard => self.forget(),
             // Started by the run loop, which owns the download task.
             FirmwareAction::Fetch { .. } => {}
         }
