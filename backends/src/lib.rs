@@ -9,6 +9,7 @@
 //!   through systemd's D-Bus services on the system bus.
 //! - [`sensor`]: I2C sensors sampled by one thread per bus.
 
+pub mod firmware;
 pub mod host;
 pub mod location;
 pub mod modem;

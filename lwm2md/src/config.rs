@@ -61,6 +61,8 @@ pub struct Config {
     /// parsing still name the line.
     #[serde(default, rename = "sensor")]
     pub sensors: Vec<toml::Spanned<SensorConfig>>,
+    /// Firmware Update (object 5); the object exists only when this table does.
+    pub firmware: Option<FirmwareConfig>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -209,6 +211,159 @@ impl SensorModel {
             SensorModel::Lis3dh => Model::Lis3dh,
             SensorModel::Sim => Model::Sim,
         }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum FirmwareBackend {
+    Script,
+    Uboot,
+    Rauc,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FirmwareConfig {
+    pub backend: FirmwareBackend,
+    /// Where packages are staged; `<state_dir>/firmware` when absent.
+    pub staging_dir: Option<PathBuf>,
+    /// Largest package accepted, in bytes (4.13 beyond it).
+    #[serde(default = "default_max_package")]
+    pub max_package_size: u64,
+    /// Seconds the new system has, after the reboot, to register with a server before it
+    /// is rolled back.
+    #[serde(default = "default_commit_window")]
+    pub commit_window: u32,
+    /// New attempts of a package download after a lost connection (Update Result 4 then).
+    #[serde(default = "default_pull_retries")]
+    pub pull_retries: u32,
+    /// uboot and script: a PEM public key; packages must then carry a signature trailer
+    /// (see `fwsig`) made with its private key.
+    pub signature_key: Option<PathBuf>,
+    /// CA certificates (PEM) for https:// Package URIs; the system's trust store when absent.
+    pub ca_file: Option<PathBuf>,
+    /// Seconds any one backend command may run.
+    #[serde(default = "default_command_timeout")]
+    pub command_timeout: u32,
+    /// script: argv run with the package path appended; may print name= and version=.
+    pub check: Option<Vec<String>>,
+    /// script: argv run with the package path appended.
+    pub install: Option<Vec<String>>,
+    pub commit: Option<Vec<String>>,
+    pub rollback: Option<Vec<String>>,
+    /// script: argv printing the running system's version.
+    pub version: Option<Vec<String>>,
+    /// uboot: slot name to device or file, e.g. `{ A = "/dev/mmcblk0p2", B = "/dev/mmcblk0p3" }`.
+    pub slots: Option<std::collections::BTreeMap<String, PathBuf>>,
+    /// uboot: the fw_env.config passed to fw_setenv/fw_printenv with -c.
+    pub fw_env_config: Option<PathBuf>,
+    #[serde(default = "default_fw_setenv")]
+    pub fw_setenv: String,
+    #[serde(default = "default_fw_printenv")]
+    pub fw_printenv: String,
+    /// uboot: where the running slot is read (`rauc.slot=A`).
+    #[serde(default = "default_cmdline")]
+    pub cmdline: PathBuf,
+    #[serde(default = "default_boot_order_var")]
+    pub boot_order_var: String,
+    /// `{slot}` is replaced by the slot name.
+    #[serde(default = "default_attempts_var")]
+    pub boot_attempts_var: String,
+    #[serde(default = "default_boot_attempts")]
+    pub boot_attempts: u32,
+}
+
+fn default_max_package() -> u64 {
+    4 << 30
+}
+fn default_commit_window() -> u32 {
+    600
+}
+fn default_pull_retries() -> u32 {
+    5
+}
+fn default_command_timeout() -> u32 {
+    1800
+}
+fn default_fw_setenv() -> String {
+    "fw_setenv".into()
+}
+fn default_fw_printenv() -> String {
+    "fw_printenv".into()
+}
+fn default_cmdline() -> PathBuf {
+    PathBuf::from("/proc/cmdline")
+}
+fn default_boot_order_var() -> String {
+    "BOOT_ORDER".into()
+}
+fn default_attempts_var() -> String {
+    "BOOT_{slot}_LEFT".into()
+}
+fn default_boot_attempts() -> u32 {
+    3
+}
+
+impl FirmwareConfig {
+    fn validate(&self) -> Result<(), String> {
+        let argv_ok = |name: &str, argv: &Option<Vec<String>>| match argv {
+            Some(a) if a.first().is_none_or(String::is_empty) => {
+                Err(format!("firmware.{name} must name a program"))
+            }
+            _ => Ok(()),
+        };
+        for (name, argv) in [
+            ("check", &self.check),
+            ("install", &self.install),
+            ("commit", &self.commit),
+            ("rollback", &self.rollback),
+            ("version", &self.version),
+        ] {
+            argv_ok(name, argv)?;
+        }
+        if self.commit_window == 0 || self.command_timeout == 0 {
+            return Err(
+                "firmware.commit_window and command_timeout must be at least 1 second".into(),
+            );
+        }
+        match self.backend {
+            FirmwareBackend::Script => {
+                if self.install.is_none() {
+                    return Err("firmware backend \"script\" needs install (an argv)".into());
+                }
+                if self.slots.is_some() || self.fw_env_config.is_some() {
+                    return Err(
+                        "firmware.slots and fw_env_config belong to backend \"uboot\"".into(),
+                    );
+                }
+            }
+            FirmwareBackend::Uboot => {
+                match &self.slots {
+                    Some(slots) if slots.len() == 2 => {}
+                    _ => return Err("firmware backend \"uboot\" needs slots with two entries, e.g. { A = \"/dev/mmcblk0p2\", B = \"/dev/mmcblk0p3\" }".into()),
+                }
+                if self.install.is_some() || self.check.is_some() {
+                    return Err("firmware.install and check belong to backend \"script\"".into());
+                }
+            }
+            FirmwareBackend::Rauc => {
+                if self.signature_key.is_some() {
+                    return Err("firmware.signature_key is for raw images: RAUC checks bundle signatures against its own keyring".into());
+                }
+                if self.install.is_some() || self.check.is_some() || self.slots.is_some() {
+                    return Err("firmware backend \"rauc\" takes no install, check or slots: RAUC's system.conf says them".into());
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// The staging directory.
+    pub fn staging(&self, state_dir: &Path) -> PathBuf {
+        self.staging_dir
+            .clone()
+            .unwrap_or_else(|| state_dir.join("firmware"))
     }
 }
 
@@ -661,6 +816,9 @@ impl Config {
                     ));
                 }
             }
+        }
+        if let Some(fw) = &self.firmware {
+            fw.validate()?;
         }
         if let Some(cmd) = &self.device.factory_reset_command {
             if cmd.is_empty() || cmd[0].is_empty() {
@@ -1587,5 +1745,57 @@ mod tests {
             let e = parse(&psk_server(&f)).unwrap_err().to_string();
             assert!(e.contains("1 to 64 bytes"), "{e}");
         }
+    }
+
+    #[test]
+    fn firmware_table() {
+        let server = "[[server]]\nuri = \"coap://h\"\n";
+        let c = parse(&format!(
+            "{server}[firmware]\nbackend = \"uboot\"\nslots = {{ A = \"/dev/a\", B = \"/dev/b\" }}\nfw_env_config = \"/etc/fw_env.config\"\n"
+        ))
+        .unwrap();
+        let fw = c.firmware.unwrap();
+        assert_eq!(fw.backend, FirmwareBackend::Uboot);
+        assert_eq!(fw.commit_window, 600);
+        assert_eq!(
+            fw.staging(Path::new("/var/lib/lwm2md")),
+            Path::new("/var/lib/lwm2md/firmware")
+        );
+        assert!(parse(server).unwrap().firmware.is_none());
+        for (table, wanted) in [
+            ("backend = \"script\"\n", "needs install"),
+            (
+                "backend = \"uboot\"\nslots = { A = \"/dev/a\" }\n",
+                "two entries",
+            ),
+            (
+                "backend = \"script\"\ninstall = []\n",
+                "must name a program",
+            ),
+            (
+                "backend = \"rauc\"\nslots = { A = \"/a\", B = \"/b\" }\n",
+                "takes no install",
+            ),
+            (
+                "backend = \"rauc\"\nsignature_key = \"/k.pem\"\n",
+                "own keyring",
+            ),
+            (
+                "backend = \"script\"\ninstall = [\"x\"]\ncommit_window = 0\n",
+                "at least 1 second",
+            ),
+        ] {
+            let e = parse(&format!("{server}[firmware]\n{table}"))
+                .unwrap_err()
+                .to_string();
+            assert!(e.contains(wanted), "{table}: {e}");
+        }
+        // Unknown keys name their line.
+        let e = parse(&format!(
+            "{server}[firmware]\nbackend = \"script\"\ninstal = [\"x\"]\n"
+        ))
+        .unwrap_err()
+        .to_string();
+        assert!(e.starts_with("/etc/lwm2md/lwm2md.toml:5:1: "), "{e}");
     }
 }

@@ -16,12 +16,14 @@ use crate::dbus_api::{self, StatusBook};
 use crate::dtls::{Credentials, DtlsClient, DtlsConfig, DtlsError, DtlsSession};
 use crate::engine::{Engine, EngineConfig, Event, ServerSpec};
 use crate::feed::{self, Feed};
+use crate::fwupdate::{self, Runner, StagingSink};
 use crate::model::{Action, Object};
 use crate::objects::access_control::AccessControl;
 use crate::objects::apn::ApnProfiles;
 use crate::objects::cellular;
 use crate::objects::connectivity as monitoring;
 use crate::objects::device::{self, Device};
+use crate::objects::firmware::{Firmware, Protocol};
 use crate::objects::location;
 use crate::objects::security::{Security, SecurityMode};
 use crate::objects::server::Server;
@@ -169,6 +171,23 @@ pub async fn run(config: Config) -> Result<(), DaemonError> {
     let built_in: Vec<(u16, &str)> = objects.iter().map(|o| (o.def().id, o.def().name)).collect();
     let custom = crate::binding::setup(&config, &built_in).map_err(DaemonError::Config)?;
     objects.extend(custom.objects);
+    let firmware = match &config.firmware {
+        Some(fc) => {
+            let backend = crate::fwupdate::backend(fc).map_err(|e| DaemonError::Io {
+                what: "firmware backend",
+                error: std::io::Error::other(e),
+            })?;
+            let staging = fc.staging(&config.state_dir);
+            objects.push(Box::new(Firmware::new(
+                device::system_clock,
+                Box::new(StagingSink::new(&staging)),
+                pull_protocols(&accounts),
+                fc.max_package_size,
+            )));
+            Some((backend, staging, fc))
+        }
+        None => None,
+    };
     let engine_config = EngineConfig {
         endpoint: endpoint_name(&config),
         preferred_format: config.content_format.content_format(),
@@ -215,6 +234,56 @@ pub async fn run(config: Config) -> Result<(), DaemonError> {
         ));
     }
     let mut sensors = Sensors::start(&config, &feed_tx);
+    let firmware = match firmware {
+        Some((backend, staging, fc)) => {
+            let signature_key = fc
+                .signature_key
+                .as_deref()
+                .map(crate::fwsig::load_key)
+                .transpose()
+                .map_err(|e| DaemonError::Io {
+                    what: "firmware.signature_key",
+                    error: std::io::Error::other(e),
+                })?;
+            Some(
+                Runner::new(
+                    backend,
+                    StateDir::new(&config.state_dir),
+                    feed_tx.clone(),
+                    fwupdate::Options {
+                        staging_dir: staging,
+                        commit_window: Duration::from_secs(fc.commit_window.into()),
+                        reboot: config.device.reboot,
+                        pull: crate::fwpull::PullConfig {
+                            max_size: fc.max_package_size,
+                            retries: fc.pull_retries,
+                            ack_timeout: config.coap_params().ack_timeout,
+                            max_retransmit: config.coap.max_retransmit,
+                            ca_file: fc.ca_file.clone(),
+                            psk: accounts
+                                .iter()
+                                .filter_map(|a| match &a.security {
+                                    AccountSecurity::Psk(psk) => Some(crate::fwpull::PskAccount {
+                                        host: a.host.clone(),
+                                        port: a.port,
+                                        identity: psk.identity.clone().into_bytes(),
+                                        key: psk.key.clone(),
+                                    }),
+                                    AccountSecurity::NoSec | AccountSecurity::Certificate(_) => {
+                                        None
+                                    }
+                                })
+                                .collect(),
+                        },
+                        signature_key,
+                    },
+                )
+                .start()
+                .await,
+            )
+        }
+        None => None,
+    };
     let _feed_tx = feed_tx;
     let mut status_book = StatusBook::default();
     let mut api_rx = dbus_api::serve(
@@ -242,23 +311,27 @@ pub async fn run(config: Config) -> Result<(), DaemonError> {
     loop {
         flush(&mut engine, &mut dtls, v4.as_ref(), v6.as_ref()).await;
         while let Some(action) = engine.poll_action() {
-            match action {
-                Action::Bound(request) => {
+            match (action, &firmware) {
+                (Action::Firmware(a), Some(fw)) => to_firmware(fw, fwupdate::Command::Action(a)),
+                (Action::Bound(request), _) => {
                     let ticket = request.ticket;
                     if let Err(e) = bindings.dispatch(request) {
                         engine.complete_action(Instant::now(), ticket, Err(e));
                     }
                 }
-                Action::Connectivity(action) => {
+                (Action::Connectivity(action), _) => {
                     if let Err(e) = connectivity.try_send(action) {
                         tracing::warn!("connectivity action dropped: {e}");
                     }
                 }
-                other => run_action(other, &config),
+                (other, _) => run_action(other, &config),
             }
         }
         while let Some(event) = engine.poll_event() {
             report(&engine, &event);
+            if let (Event::Registered { .. }, Some(fw)) = (&event, &firmware) {
+                to_firmware(fw, fwupdate::Command::Registered);
+            }
             status_book.on_event(&event, device::system_clock());
             if event == Event::Provisioned {
                 save_provisioning(&engine, &state);
@@ -307,6 +380,26 @@ pub async fn run(config: Config) -> Result<(), DaemonError> {
     notify(&[NotifyState::Stopping]);
     tracing::info!("stopped");
     Ok(())
+}
+
+/// The Package URI schemes offered: coaps only with PSK credentials to use.
+fn pull_protocols(accounts: &[crate::config::ServerAccount]) -> Vec<Protocol> {
+    let mut p = vec![Protocol::Coap, Protocol::Http, Protocol::Https];
+    if accounts
+        .iter()
+        .any(|a| matches!(a.security, AccountSecurity::Psk(_)))
+    {
+        p.push(Protocol::Coaps);
+    }
+    p
+}
+
+/// Hands a command to the firmware runner. Its queue only fills if the runner is stuck
+/// in a backend command; the server then sees the state stay where it is.
+fn to_firmware(tx: &tokio::sync::mpsc::Sender<fwupdate::Command>, cmd: fwupdate::Command) {
+    if let Err(e) = tx.try_send(cmd) {
+        tracing::error!("firmware runner busy: {e}");
+    }
 }
 
 fn begin_shutdown(engine: &mut Engine) -> Instant {
@@ -802,7 +895,8 @@ fn run_action(action: Action, config: &Config) {
             | Action::DisableServer { .. }
             | Action::Bound(_)
             | Action::Connectivity(_)
-            | Action::RequestBootstrap => Ok(()),
+            | Action::RequestBootstrap
+            | Action::Firmware(_) => Ok(()),
         };
         if let Err(e) = result {
             tracing::error!("action failed: {e}");

@@ -2,6 +2,7 @@
 //! packet encoding, and block-wise transfers (RFC 7959).
 
 pub mod block;
+pub mod block_stream;
 mod message_layer;
 
 pub use block::{

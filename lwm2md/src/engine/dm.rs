@@ -70,6 +70,8 @@ pub fn error_code(e: &DmError) -> ResponseType {
         DmError::NotAcceptable => ResponseType::NotAcceptable,
         DmError::UnsupportedContentFormat => ResponseType::UnsupportedContentFormat,
         DmError::Internal(_) => ResponseType::InternalServerError,
+        DmError::TooLarge { .. } => ResponseType::RequestEntityTooLarge,
+        DmError::Incomplete => ResponseType::RequestEntityIncomplete,
     }
 }
 

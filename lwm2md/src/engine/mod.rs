@@ -27,10 +27,11 @@ use coap_lite::{CoapOption, MessageClass, Packet, ResponseType};
 use crate::coap::block::{
     self, Block1Assembler, Block1Error, Block1Key, Block1Progress, Block2Error, BlockOption,
 };
+use crate::coap::block_stream::{Block1Streams, StreamStep};
 use crate::coap::{CoapParams, Event as CoapEvent, IncomingRequest, MessageLayer, Transmit};
 use crate::codec::link::{encode_links, Link};
 use crate::codec::ContentFormat;
-use crate::model::{Action, DmError, Object};
+use crate::model::{Action, Chunk, DmError, Object};
 use crate::objects::server;
 use crate::path::Path;
 use crate::value::{ResourceValue, Value};
@@ -127,6 +128,8 @@ pub struct Engine {
     objects: Objects,
     sessions: Vec<Session>,
     block1: Block1Assembler,
+    /// Block1 uploads handed to their object block by block (firmware packages).
+    block1_streams: Block1Streams,
     actions: VecDeque<Action>,
     events: VecDeque<Event>,
     /// Servers disabled by Execute /1/x/4 and when they may be contacted again.
@@ -176,6 +179,7 @@ impl Engine {
         let mut engine = Engine {
             coap: MessageLayer::new(config.coap.clone(), seed),
             block1: Block1Assembler::new(config.max_upload, config.coap.exchange_lifetime()),
+            block1_streams: Block1Streams::new(config.coap.exchange_lifetime()),
             objects: objects.into_iter().map(|o| (o.def().id, o)).collect(),
             sessions,
             actions: VecDeque::new(),
@@ -222,6 +226,7 @@ impl Engine {
         self.now = now;
         self.coap.handle_timeout(now);
         self.expire_deferred(now);
+        self.expire_streams(now);
         self.process(now);
     }
 
@@ -252,6 +257,7 @@ impl Engine {
             .chain(self.send_deadline())
             .chain(self.deferred.iter().map(|d| d.deadline))
             .chain(self.bootstrap.deadline())
+            .chain(self.block1_streams.poll_timeout())
             .min()
     }
 
@@ -819,6 +825,11 @@ impl Engine {
                 return response;
             }
         };
+        if let Some(b) = block1 {
+            if let Some((i, r)) = self.streamed_target(method, &dm) {
+                return self.stream_block(now, request, dm.path, (i, r), b);
+            }
+        }
         // Block1: collect an upload before running the operation on the whole payload.
         let assembled;
         let payload: &[u8] = match block1 {
@@ -1013,6 +1024,119 @@ fn send_update(coap: &mut MessageLayer, s: &mut Session, adv: Advertised, now: I
     s.update_pending = false;
     s.update_at = None;
     s.advertised = Some(adv);
+}
+
+impl Engine {
+    /// The instance and resource a Block1 request writes piece by piece, when its object
+    /// streams that resource and the payload is the raw value (opaque or no format).
+    fn streamed_target(
+        &self,
+        method: coap_lite::RequestType,
+        dm: &ParsedRequest,
+    ) -> Option<(u16, u16)> {
+        use coap_lite::RequestType::{Post, Put};
+        if !matches!(method, Put | Post)
+            || !matches!(dm.content_format, None | Some(42))
+            || dm.path.len() != 3
+        {
+            return None;
+        }
+        let (o, i, r) = (
+            dm.path.object_id()?,
+            dm.path.instance_id()?,
+            dm.path.resource_id()?,
+        );
+        let obj = self.objects.get(&o).filter(|_| o != 0)?;
+        let writable = obj.def().resource(r)?.operations.writable();
+        (writable && obj.instances().contains(&i) && obj.streams(i, r)).then_some((i, r))
+    }
+
+    /// One block of a streamed upload: placed by `block1_streams`, handed to the object.
+    fn stream_block(
+        &mut self,
+        now: Instant,
+        request: &IncomingRequest,
+        path: Path,
+        (instance, resource): (u16, u16),
+        b: BlockOption,
+    ) -> Packet {
+        let mut response = Packet::new();
+        let key = Block1Key {
+            peer: request.peer,
+            path: path.to_string(),
+        };
+        let data = &request.packet.payload;
+        let code = match self.block1_streams.accept(now, &key, b, data.len()) {
+            Err(_) => {
+                // The object's upload (if any) cannot be completed any more.
+                if let Some(obj) = path.object_id().and_then(|o| self.objects.get_mut(&o)) {
+                    let _ = obj.write_chunk(instance, resource, Chunk::Abort);
+                }
+                self.values_changed(&path.parent());
+                ResponseType::RequestEntityIncomplete
+            }
+            Ok(StreamStep::Duplicate) => ResponseType::Continue,
+            Ok(StreamStep::Write { offset }) => {
+                let chunk = Chunk::Data {
+                    offset,
+                    data,
+                    last: !b.more,
+                    size: (offset == 0)
+                        .then(|| block::size1(&request.packet))
+                        .flatten()
+                        .map(u64::from),
+                };
+                let result = match path.object_id().and_then(|o| self.objects.get_mut(&o)) {
+                    Some(obj) => obj.write_chunk(instance, resource, chunk),
+                    None => Err(DmError::NotFound),
+                };
+                if offset == 0 || !b.more || result.is_err() {
+                    self.values_changed(&path.parent());
+                }
+                match result {
+                    Ok(actions) => {
+                        self.pending_actions.extend(actions);
+                        if b.more {
+                            ResponseType::Continue
+                        } else {
+                            ResponseType::Changed
+                        }
+                    }
+                    Err(e) => {
+                        tracing::debug!(%path, "streamed write refused: {e}");
+                        self.block1_streams.cancel(&key);
+                        if let DmError::TooLarge { max } = e {
+                            block::set_size1(&mut response, u32::try_from(max).unwrap_or(u32::MAX));
+                        }
+                        dm::error_code(&e)
+                    }
+                }
+            }
+        };
+        response.header.code = MessageClass::Response(code);
+        if matches!(code, ResponseType::Continue | ResponseType::Changed) {
+            block::set_block1(&mut response, b);
+        }
+        response
+    }
+
+    /// Streamed uploads whose next block did not come: their objects are told.
+    fn expire_streams(&mut self, now: Instant) {
+        for key in self.block1_streams.expire(now) {
+            let Ok(path) = key.path.parse::<Path>() else {
+                continue;
+            };
+            tracing::warn!(%path, peer = %key.peer, "streamed upload abandoned");
+            if let (Some(o), Some(i), Some(r)) =
+                (path.object_id(), path.instance_id(), path.resource_id())
+            {
+                if let Some(obj) = self.objects.get_mut(&o) {
+                    let _ = obj.write_chunk(i, r, Chunk::Abort);
+                }
+                self.values_changed(&path.parent());
+            }
+        }
+    }
 }
 
 /// Sends the De-register of a session.

@@ -11,6 +11,8 @@ use crate::objects::device::Device;
 use crate::objects::security::Security;
 use crate::objects::server::Server;
 
+mod firmware;
+
 const SERVER: &str = "192.0.2.1:5683";
 
 struct Sim {
@@ -52,6 +54,17 @@ impl Sim {
 
     fn build(lifetime: u32, block_size: usize, max_upload: usize, send: Vec<SendSpec>) -> Sim {
         Sim::make(lifetime, block_size, max_upload, send, "U")
+    }
+
+    /// A Sim whose engine also has `extra` objects.
+    fn with_objects(
+        lifetime: u32,
+        block_size: usize,
+        max_upload: usize,
+        send: Vec<SendSpec>,
+        extra: Vec<Box<dyn Object>>,
+    ) -> Sim {
+        Sim::make_with(lifetime, block_size, max_upload, send, "U", extra)
     }
 
     fn make(
@@ -181,7 +194,7 @@ impl Sim {
         path: &str,
         build: impl FnOnce(&mut Packet),
     ) -> Packet {
-        self.next_mid += 1;
+        self.next_mid = self.next_mid.wrapping_add(1);
         let mut req = packet(
             MessageClass::Request(method),
             MessageType::Confirmable,
@@ -703,7 +716,7 @@ impl Sim {
     }
 
     fn observe(&mut self, path: &str, token: &[u8]) -> Packet {
-        self.next_mid += 1;
+        self.next_mid = self.next_mid.wrapping_add(1);
         let mut req = packet(
             MessageClass::Request(RequestType::Get),
             MessageType::Confirmable,

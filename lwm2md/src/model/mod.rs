@@ -77,6 +77,10 @@ pub enum DmError {
     UnsupportedContentFormat,
     /// 5.00: a local failure (backend, storage).
     Internal(String),
+    /// 4.13: the payload is larger than the target accepts (`max` bytes).
+    TooLarge { max: u64 },
+    /// 4.08: a streamed write's block does not continue what was received.
+    Incomplete,
 }
 
 impl std::fmt::Display for DmError {
@@ -89,6 +93,8 @@ impl std::fmt::Display for DmError {
             DmError::NotAcceptable => write!(f, "not acceptable"),
             DmError::UnsupportedContentFormat => write!(f, "unsupported content format"),
             DmError::Internal(why) => write!(f, "internal error: {why}"),
+            DmError::TooLarge { max } => write!(f, "larger than {max} bytes"),
+            DmError::Incomplete => write!(f, "block does not continue the transfer"),
         }
     }
 }
@@ -113,6 +119,8 @@ pub enum Action {
     DisableServer { short_server_id: u16 },
     /// Execute /1/x/9. Consumed by the engine: starts a client-initiated bootstrap.
     RequestBootstrap,
+    /// Object 5: work for the firmware backend.
+    Firmware(crate::objects::firmware::FirmwareAction),
     /// A Write or Execute of a resource bound to something outside the daemon (a file,
     /// a command). Its outcome is the response: the engine holds the response until
     /// `Engine::complete_action` reports it.
@@ -155,6 +163,22 @@ pub enum ConnectivityAction {
     Disconnect { profile: u16 },
 }
 
+/// One piece of a streamed write (a Block1 upload delivered as it arrives).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Chunk<'a> {
+    Data {
+        /// Byte offset of `data` in the whole body.
+        offset: u64,
+        data: &'a [u8],
+        /// This is the final piece.
+        last: bool,
+        /// The whole body's size, when the client announced it (Size1).
+        size: Option<u64>,
+    },
+    /// The upload stopped (the next block did not come in time).
+    Abort,
+}
+
 /// An LwM2M object: its definition and its instances. The engine checks operations,
 /// types and paths against `def()` before calling in, so implementations only store
 /// and act.
@@ -183,6 +207,25 @@ pub trait Object: Send {
         value: ResourceValue,
         by_server: bool,
     ) -> Result<Vec<Action>, DmError>;
+
+    /// Whether Block1 writes of this resource are handed over piece by piece
+    /// (`write_chunk`) instead of being reassembled in memory first.
+    fn streams(&self, instance: u16, resource: u16) -> bool {
+        let _ = (instance, resource);
+        false
+    }
+
+    /// A piece of a streamed write (see `streams`). Pieces arrive in order; a piece at
+    /// offset 0 starts the body over.
+    fn write_chunk(
+        &mut self,
+        instance: u16,
+        resource: u16,
+        chunk: Chunk<'_>,
+    ) -> Result<Vec<Action>, DmError> {
+        let _ = (instance, resource, chunk);
+        Err(DmError::MethodNotAllowed)
+    }
 
     /// Executes a resource with the Execute arguments (Core TS 5.4.5 syntax, unparsed).
     fn execute(

@@ -6,6 +6,7 @@ pub mod cellular;
 pub mod connectivity;
 pub mod custom;
 pub mod device;
+pub mod firmware;
 pub mod ipso;
 pub mod location;
 pub mod reported;

@@ -1,0 +1,629 @@
+//! The firmware update runner: the daemon's side of object 5. It stages pushed packages
+//! in a file, hands them to the configured backend, and carries an update across the
+//! reboot: the progress is kept in the state directory (replaced atomically at each
+//! step), so a `kill -9` or a power cut at any instant resumes or fails cleanly.
+//!
+//! After the reboot into the new system, it is marked good only once a server has
+//! registered us again within the commit window; otherwise it is rolled back.
+
+use std::fs::{self, File, OpenOptions};
+use std::io;
+use std::os::unix::fs::FileExt;
+use std::path::{Path as FsPath, PathBuf};
+use std::time::{Duration, Instant};
+
+use backends::firmware::{Backend, FirmwareError};
+use serde::{Deserialize, Serialize};
+use tokio::sync::mpsc;
+
+use crate::config::{FirmwareBackend, FirmwareConfig, RebootMethod};
+use crate::feed::{Feed, FeedSender};
+use crate::fwpull::{PullConfig, PullError};
+use crate::objects::firmware::{self as fw, FirmwareAction, PackageSink, State, UpdateResult};
+use crate::path::Path;
+use crate::state::StateDir;
+use crate::value::{ResourceValue, Value};
+
+/// The state file holding the update's progress.
+const PROGRESS: &str = "firmware.json";
+/// The staged package's file name in the staging directory.
+const PACKAGE: &str = "package";
+
+/// Writes a pushed package into the staging file as it arrives.
+pub struct StagingSink {
+    path: PathBuf,
+    file: Option<File>,
+}
+
+impl StagingSink {
+    pub fn new(staging_dir: &FsPath) -> StagingSink {
+        StagingSink {
+            path: staging_dir.join(PACKAGE),
+            file: None,
+        }
+    }
+}
+
+impl PackageSink for StagingSink {
+    fn begin(&mut self) -> io::Result<()> {
+        if let Some(dir) = self.path.parent() {
+            fs::create_dir_all(dir)?;
+        }
+        self.file = Some(
+            OpenOptions::new()
+                .create(true)
+                .truncate(true)
+                .write(true)
+                .open(&self.path)?,
+        );
+        Ok(())
+    }
+
+    fn write_at(&mut self, offset: u64, data: &[u8]) -> io::Result<()> {
+        match &self.file {
+            Some(f) => f.write_all_at(data, offset),
+            None => Err(io::Error::other("no package being staged")),
+        }
+    }
+
+    fn finish(&mut self, len: u64) -> io::Result<()> {
+        let f = self
+            .file
+            .take()
+            .ok_or_else(|| io::Error::other("no package being staged"))?;
+        f.set_len(len)?;
+        f.sync_all()
+    }
+
+    fn discard(&mut self) {
+        self.file = None;
+        if let Err(e) = fs::remove_file(&self.path) {
+            if e.kind() != io::ErrorKind::NotFound {
+                tracing::warn!("removing {}: {e}", self.path.display());
+            }
+        }
+    }
+}
+
+/// The update's progress as persisted.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "phase", rename_all = "snake_case")]
+pub enum Progress {
+    /// A download from `uri` into the staging file is under way.
+    Downloading { uri: String },
+    /// A checked package of `len` bytes is staged.
+    Downloaded {
+        len: u64,
+        name: Option<String>,
+        version: Option<String>,
+    },
+    /// The backend is installing it.
+    Installing { len: u64, target: Option<String> },
+    /// Installed; the next start is in the new system (into slot `target`), waiting for
+    /// registration to commit.
+    Installed { len: u64, target: Option<String> },
+    /// Rolling the new system back (marking it bad) is under way.
+    RollingBack { len: u64 },
+    /// The new system was rolled back; the next start reports the failure.
+    RolledBack { len: u64 },
+}
+
+/// What the daemon tells the runner.
+#[derive(Debug)]
+pub enum Command {
+    Action(FirmwareAction),
+    /// A server accepted our registration.
+    Registered,
+}
+
+pub struct Runner {
+    backend: Backend,
+    package: PathBuf,
+    state: StateDir,
+    feed: FeedSender,
+    commit_window: Duration,
+    reboot: RebootMethod,
+    pull: PullConfig,
+    /// Packages must carry a signature made for this key.
+    signature_key: Option<openssl::pkey::PKey<openssl::pkey::Public>>,
+}
+
+/// How the runner works, from the configuration.
+pub struct Options {
+    pub staging_dir: PathBuf,
+    /// How long the new system has to register before it is rolled back.
+    pub commit_window: Duration,
+    pub reboot: RebootMethod,
+    pub pull: PullConfig,
+    /// Packages must carry a signature made for this key.
+    pub signature_key: Option<openssl::pkey::PKey<openssl::pkey::Public>>,
+}
+
+/// A download task's outcome.
+type Fetch = tokio::task::JoinHandle<Result<u64, PullError>>;
+
+/// The backend a configuration asks for.
+pub fn backend(config: &FirmwareConfig) -> Result<Backend, String> {
+    let timeout = Duration::from_secs(config.command_timeout.into());
+    Ok(match config.backend {
+        FirmwareBackend::Script => Backend::Script(backends::firmware::script::Script {
+            check: config.check.clone(),
+            install: config
+                .install
+                .clone()
+                .ok_or("firmware.install is missing")?,
+            commit: config.commit.clone(),
+            rollback: config.rollback.clone(),
+            version: config.version.clone(),
+            timeout,
+        }),
+        FirmwareBackend::Uboot => Backend::Uboot(backends::firmware::uboot::Uboot {
+            slots: config
+                .slots
+                .clone()
+                .unwrap_or_default()
+                .into_iter()
+                .collect(),
+            env_config: config.fw_env_config.clone(),
+            fw_setenv: config.fw_setenv.clone(),
+            fw_printenv: config.fw_printenv.clone(),
+            cmdline: config.cmdline.clone(),
+            slot_param: "rauc.slot".into(),
+            boot_order_var: config.boot_order_var.clone(),
+            attempts_var: config.boot_attempts_var.clone(),
+            attempts: config.boot_attempts,
+        }),
+        FirmwareBackend::Rauc => Backend::Rauc(backends::firmware::rauc::Rauc {
+            address: backends::system::SystemBus::from_env()
+                .address()
+                .to_string(),
+            timeout,
+        }),
+    })
+}
+
+impl Runner {
+    pub fn new(backend: Backend, state: StateDir, feed: FeedSender, options: Options) -> Runner {
+        Runner {
+            backend,
+            package: options.staging_dir.join(PACKAGE),
+            state,
+            feed,
+            commit_window: options.commit_window,
+            reboot: options.reboot,
+            pull: options.pull,
+            signature_key: options.signature_key,
+        }
+    }
+
+    /// Picks up the state the last run left, then starts the runner's task; commands go
+    /// through the returned sender. The recovery is done before the daemon serves
+    /// requests, so that a new push cannot race with the cleanup of an old one. Its
+    /// reports wait in the feed (a handful, well below its capacity).
+    pub async fn start(self) -> mpsc::Sender<Command> {
+        let (commit_by, resume) = self.recover().await;
+        let (tx, rx) = mpsc::channel(16);
+        tokio::spawn(self.run(rx, commit_by, resume));
+        tx
+    }
+
+    async fn run(
+        self,
+        mut rx: mpsc::Receiver<Command>,
+        mut commit_by: Option<Instant>,
+        resume: Option<String>,
+    ) {
+        if let Some(v) = self.backend.version().await {
+            self.report(Path::resource(3, 0, 3), Value::String(v)).await;
+        }
+        let mut fetch: Option<Fetch> = resume.map(|uri| self.start_fetch(uri));
+        loop {
+            tokio::select! {
+                cmd = rx.recv() => match cmd {
+                    None => return,
+                    Some(Command::Action(FirmwareAction::Fetch { uri })) => {
+                        if let Some(old) = fetch.take() {
+                            old.abort();
+                        }
+                        self.remove_package();
+                        self.save(&Progress::Downloading { uri: uri.clone() });
+                        fetch = Some(self.start_fetch(uri));
+                    }
+                    Some(Command::Action(a)) => {
+                        if a == FirmwareAction::Discard {
+                            if let Some(old) = fetch.take() {
+                                old.abort();
+                            }
+                        }
+                        self.act(a).await
+                    }
+                    Some(Command::Registered) => {
+                        if commit_by.take().is_some() {
+                            self.commit().await;
+                        }
+                    }
+                },
+                done = async {
+                    match fetch.as_mut() {
+                        Some(f) => f.await,
+                        None => std::future::pending().await,
+                    }
+                }, if fetch.is_some() => {
+                    fetch = None;
+                    self.fetched(done).await;
+                }
+                _ = sleep_until(commit_by) => {
+                    commit_by = None;
+                    tracing::warn!("the new system did not register within the commit window");
+                    self.roll_back().await;
+                }
+            }
+        }
+    }
+
+    fn load(&self) -> Option<Progress> {
+        match self.state.read(PROGRESS) {
+            Ok(Some(bytes)) => match serde_json::from_slice(&bytes) {
+                Ok(p) => Some(p),
+                Err(e) => {
+                    tracing::error!("{}: {e}; firmware update state dropped", PROGRESS);
+                    None
+                }
+            },
+            Ok(None) => None,
+            Err(e) => {
+                tracing::error!("reading {PROGRESS}: {e}");
+                None
+            }
+        }
+    }
+
+    fn save(&self, p: &Progress) {
+        let result = serde_json::to_vec(p)
+            .map_err(io::Error::other)
+            .and_then(|bytes| self.state.write(PROGRESS, &bytes));
+        if let Err(e) = result {
+            tracing::error!("saving the firmware update state: {e}");
+        }
+    }
+
+    fn forget(&self) {
+        if let Err(e) = self.state.remove(PROGRESS) {
+            tracing::error!("removing {PROGRESS}: {e}");
+        }
+    }
+
+    fn remove_package(&self) {
+        if let Err(e) = fs::remove_file(&self.package) {
+            if e.kind() != io::ErrorKind::NotFound {
+                tracing::warn!("removing {}: {e}", self.package.display());
+            }
+        }
+    }
+
+    fn staged(&self, len: u64) -> bool {
+        fs::metadata(&self.package).is_ok_and(|m| m.len() == len)
+    }
+
+    async fn report(&self, path: Path, value: Value) {
+        if self
+            .feed
+            .send(Feed::Value(path, ResourceValue::Single(value)))
+            .await
+            .is_err()
+        {
+            tracing::debug!("feed closed");
+        }
+    }
+
+    async fn set(&self, state: State, result: Option<UpdateResult>) {
+        if let Some(r) = result {
+            self.report(
+                Path::resource(5, 0, fw::UPDATE_RESULT),
+                Value::Integer(r as i64),
+            )
+            .await;
+        }
+        self.report(
+            Path::resource(5, 0, fw::STATE),
+            Value::Integer(state as i64),
+        )
+        .await;
+    }
+
+    async fn set_info(&self, name: Option<String>, version: Option<String>) {
+        self.report(
+            Path::resource(5, 0, fw::PKG_NAME),
+            Value::String(name.unwrap_or_default()),
+        )
+        .await;
+        self.report(
+            Path::resource(5, 0, fw::PKG_VERSION),
+            Value::String(version.unwrap_or_default()),
+        )
+        .await;
+    }
+
+    /// Picks up where the last run stopped. Returns the commit deadline when the new
+    /// system waits for registration.
+    async fn recover(&self) -> (Option<Instant>, Option<String>) {
+        if let Some(Progress::Downloading { uri }) = self.load() {
+            tracing::info!(%uri, "resuming the package download");
+            self.report(
+                Path::resource(5, 0, fw::PACKAGE_URI),
+                Value::String(uri.clone()),
+            )
+            .await;
+            self.set(State::Downloading, None).await;
+            return (None, Some(uri));
+        }
+        let commit_by = match self.load() {
+            Some(Progress::Downloading { .. }) => None,
+            None => {
+                // A push that a restart interrupted cannot be resumed.
+                self.remove_package();
+                None
+            }
+            Some(Progress::Downloaded { len, name, version }) => {
+                if self.staged(len) {
+                    self.set_info(name, version).await;
+                    self.set(State::Downloaded, None).await;
+                } else {
+                    tracing::warn!("the staged package is gone; back to Idle");
+                    self.forget();
+                    self.remove_package();
+                }
+                None
+            }
+            Some(Progress::Installing { len, .. }) => {
+                tracing::warn!("an installation was interrupted");
+                // The boot variables may already point at the half-written slot: the
+                // running system is the good one, and stays first.
+                if let Err(e) = self.backend.commit().await {
+                    tracing::error!("marking the running system good: {e}");
+                }
+                self.installation_failed(len, UpdateResult::UpdateFailed)
+                    .await;
+                None
+            }
+            Some(Progress::Installed { len, target }) => {
+                match self.backend.booted_new(target.as_deref()).await {
+                    Ok(true) => {
+                        tracing::info!(
+                            "running the new system; committing once registered (within {} s)",
+                            self.commit_window.as_secs()
+                        );
+                        self.set(State::Updating, None).await;
+                        Some(Instant::now() + self.commit_window)
+                    }
+                    Ok(false) => {
+                        // The new slot is out of attempts already; the old one runs and
+                        // is the good one: it is marked so, never marked bad.
+                        tracing::warn!("the bootloader fell back to the old system");
+                        if let Err(e) = self.backend.commit().await {
+                            tracing::error!("marking the running system good: {e}");
+                        }
+                        self.installation_failed(len, UpdateResult::UpdateFailed)
+                            .await;
+                        None
+                    }
+                    Err(e) => {
+                        tracing::error!("which system runs: {e}");
+                        self.set(State::Updating, None).await;
+                        Some(Instant::now() + self.commit_window)
+                    }
+                }
+            }
+            Some(Progress::RollingBack { len }) => {
+                // Interrupted before the reboot: still in the new system.
+                self.finish_rollback(len).await;
+                None
+            }
+            Some(Progress::RolledBack { len }) => {
+                self.installation_failed(len, UpdateResult::UpdateFailed)
+                    .await;
+                None
+            }
+        };
+        (commit_by, None)
+    }
+
+    fn start_fetch(&self, uri: String) -> Fetch {
+        let dest = self.package.clone();
+        let config = self.pull.clone();
+        tokio::spawn(async move { crate::fwpull::fetch(&uri, &dest, &config).await })
+    }
+
+    async fn fetched(&self, done: Result<Result<u64, PullError>, tokio::task::JoinError>) {
+        match done {
+            Ok(Ok(len)) => {
+                tracing::info!("package of {len} bytes downloaded");
+                self.check(len).await;
+            }
+            Ok(Err(e)) => {
+                tracing::warn!("package download failed: {e}");
+                self.forget();
+                self.remove_package();
+                self.set(State::Idle, Some(e.result())).await;
+            }
+            // Aborted by a reset or Cancel, which did the cleaning.
+            Err(_) => {}
+        }
+    }
+
+    /// A failed update: back to Downloaded with `result` while the package is still
+    /// staged, else Idle.
+    async fn installation_failed(&self, len: u64, result: UpdateResult) {
+        if self.staged(len) {
+            self.save(&Progress::Downloaded {
+                len,
+                name: None,
+                version: None,
+            });
+            self.set(State::Downloaded, Some(result)).await;
+        } else {
+            self.forget();
+            self.set(State::Idle, Some(result)).await;
+        }
+    }
+
+    async fn act(&self, action: FirmwareAction) {
+        match action {
+            FirmwareAction::Check { len } => self.check(len).await,
+            FirmwareAction::Install => self.install().await,
+            // The object's sink removed the staged file already, synchronously: removing
+            // it here again could hit a new package pushed in the meantime.
+            FirmwareAction::Discard => self.forget(),
+            // Started by the run loop, which owns the download task.
+            FirmwareAction::Fetch { .. } => {}
+        }
+    }
+
+    async fn check(&self, len: u64) {
+        if !self.staged(len) {
+            tracing::error!("the staged package is not {len} bytes long");
+            self.remove_package();
+            self.set(State::Idle, Some(UpdateResult::IntegrityCheckFailure))
+                .await;
+            return;
+        }
+        let len = match &self.signature_key {
+            None => len,
+            Some(key) => {
+                let (path, key) = (self.package.clone(), key.clone());
+                let verified = tokio::task::spawn_blocking(move || {
+                    crate::fwsig::verify_and_strip(&path, &key).map_err(|e| e.to_string())
+                })
+                .await
+                .unwrap_or_else(|e| Err(e.to_string()));
+                match verified {
+                    Ok(image_len) => image_len,
+                    Err(e) => {
+                        tracing::warn!("firmware package refused: {e}");
+                        self.remove_package();
+                        self.set(State::Idle, Some(UpdateResult::IntegrityCheckFailure))
+                            .await;
+                        return;
+                    }
+                }
+            }
+        };
+        match self.backend.check(&self.package).await {
+            Ok(info) => {
+                tracing::info!(
+                    name = info.name.as_deref().unwrap_or(""),
+                    version = info.version.as_deref().unwrap_or(""),
+                    "firmware package of {len} bytes downloaded"
+                );
+                self.save(&Progress::Downloaded {
+                    len,
+                    name: info.name.clone(),
+                    version: info.version.clone(),
+                });
+                self.set_info(info.name, info.version).await;
+                self.set(State::Downloaded, None).await;
+            }
+            Err(e) => {
+                tracing::warn!("firmware package refused: {e}");
+                self.remove_package();
+                self.set(State::Idle, Some(result_of(&e))).await;
+            }
+        }
+    }
+
+    async fn install(&self) {
+        let len = match self.load() {
+            Some(Progress::Downloaded { len, .. }) if self.staged(len) => len,
+            _ => {
+                tracing::error!("Update without a staged package");
+                self.forget();
+                self.set(State::Idle, Some(UpdateResult::UpdateFailed))
+                    .await;
+                return;
+            }
+        };
+        self.save(&Progress::Installing { len, target: None });
+        match self.backend.install(&self.package).await {
+            Ok(target) => {
+                self.save(&Progress::Installed { len, target });
+                tracing::info!("firmware installed; rebooting into the new system");
+                self.reboot().await;
+            }
+            Err(e) => {
+                tracing::warn!("firmware installation failed: {e}");
+                match e {
+                    // A package found bad while installing is dropped (Core TS: Idle).
+                    FirmwareError::Integrity(_) | FirmwareError::Unsupported(_) => {
+                        self.forget();
+                        self.remove_package();
+                        self.set(State::Idle, Some(result_of(&e))).await;
+                    }
+                    _ => self.installation_failed(len, result_of(&e)).await,
+                }
+            }
+        }
+    }
+
+    async fn commit(&self) {
+        match self.backend.commit().await {
+            Ok(()) => {
+                tracing::info!("the new system registered: committed");
+                self.forget();
+                self.remove_package();
+                if let Some(v) = self.backend.version().await {
+                    self.report(Path::resource(3, 0, 3), Value::String(v)).await;
+                }
+                self.set(State::Idle, Some(UpdateResult::Success)).await;
+            }
+            Err(e) => {
+                tracing::error!("committing the new system: {e}");
+                self.roll_back().await;
+            }
+        }
+    }
+
+    async fn roll_back(&self) {
+        let len = match self.load() {
+            Some(Progress::Installed { len, .. }) => len,
+            _ => 0,
+        };
+        self.save(&Progress::RollingBack { len });
+        self.finish_rollback(len).await;
+    }
+
+    async fn finish_rollback(&self, len: u64) {
+        if let Err(e) = self.backend.rollback().await {
+            tracing::error!("rolling back: {e}");
+        }
+        self.save(&Progress::RolledBack { len });
+        tracing::warn!("rolled back; rebooting into the old system");
+        self.reboot().await;
+    }
+
+    async fn reboot(&self) {
+        let method = match self.reboot {
+            RebootMethod::Logind => backends::system::RebootMethod::Logind,
+            RebootMethod::None => backends::system::RebootMethod::None,
+        };
+        if let Err(e) = backends::system::SystemBus::from_env().reboot(method).await {
+            tracing::error!("reboot: {e}");
+        }
+    }
+}
+
+fn result_of(e: &FirmwareError) -> UpdateResult {
+    match e {
+        FirmwareError::Integrity(_) => UpdateResult::IntegrityCheckFailure,
+        FirmwareError::Unsupported(_) => UpdateResult::UnsupportedPackage,
+        FirmwareError::NoSpace(_) => UpdateResult::NotEnoughSpace,
+        FirmwareError::Deferred => UpdateResult::Deferred,
+        FirmwareError::Failed(_) => UpdateResult::UpdateFailed,
+    }
+}
+
+async fn sleep_until(when: Option<Instant>) {
+    match when {
+        Some(t) => tokio::time::sleep_until(t.into()).await,
+        None => std::future::pending().await,
+    }
+}

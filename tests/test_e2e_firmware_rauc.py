@@ -1,0 +1,131 @@
+"""Firmware Update through the real `rauc service` (Debian's rauc 1.8) on a private bus:
+file-backed ext4 slots, a custom bootloader handler, plain bundles signed by a CA made
+for the test (backends/tests/rauc-rig.sh). A reboot is a restart of the service with the
+other --override-boot-slot and a restart of the daemon."""
+
+import json
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+from bench.daemon import expect_event
+from test_e2e_firmware import push, value, wait_for, wait_value
+from test_e2e_system import PrivateBus
+
+RIG = Path(__file__).resolve().parent.parent / "backends" / "tests" / "rauc-rig.sh"
+
+
+class RaucRig:
+    def __init__(self, tmp_path, bus):
+        self.dir = tmp_path / "rauc"
+        self.dir.mkdir()
+        subprocess.run(["sh", str(RIG), str(self.dir)], check=True, capture_output=True)
+        self.bus = bus
+        self.service = None
+
+    def boot(self, slot):
+        self.stop()
+        log = open(self.dir / f"rauc-{slot}.log", "w")
+        self.service = subprocess.Popen(
+            ["rauc", "service", f"--conf={self.dir / 'system.conf'}", f"--override-boot-slot={slot}"],
+            env={"DBUS_SYSTEM_BUS_ADDRESS": self.bus.address, "PATH": "/usr/sbin:/usr/bin:/sbin:/bin"},
+            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=log,
+        )
+        deadline = time.monotonic() + 30
+        while subprocess.run(
+            ["dbus-send", f"--bus={self.bus.address}", "--print-reply", "--dest=org.freedesktop.DBus",
+             "/org/freedesktop/DBus", "org.freedesktop.DBus.GetNameOwner", "string:de.pengutronix.rauc"],
+            capture_output=True,
+        ).returncode != 0:
+            assert self.service.poll() is None, "rauc service exited"
+            assert time.monotonic() < deadline, "rauc service never owned its name"
+            time.sleep(0.05)
+
+    def stop(self):
+        if self.service is not None:
+            self.service.terminate()
+            self.service.wait(10)
+            self.service = None
+
+    def boot_file(self, name):
+        p = self.dir / "boot" / name
+        return p.read_text().strip() if p.exists() else ""
+
+
+@pytest.fixture
+def rauc(tmp_path):
+    bus = PrivateBus(tmp_path)
+    rig = RaucRig(tmp_path, bus)
+    rig.boot("A")
+    yield rig
+    rig.stop()
+    bus.close()
+
+
+def phase(tmp_path):
+    p = tmp_path / "state" / "firmware.json"
+    try:
+        return json.loads(p.read_text())["phase"]
+    except (OSError, ValueError):
+        return None
+
+
+async def start(server, start_daemon, rauc, mark=None, **fw):
+    changes = {"firmware": {"backend": "rauc", "commit_window": 60, **fw}}
+    d = start_daemon(changes, env={"DBUS_SYSTEM_BUS_ADDRESS": rauc.bus.address})
+    await expect_event(server, d, "register", after=mark or 0, timeout=30)
+    return d
+
+
+async def install_bundle(tmp_path, server, rauc):
+    assert (await push(server, (rauc.dir / "good.raucb").read_bytes())).code == "2.04"
+    await wait_value(server, "/5/0/3", "2")
+    assert await value(server, "/5/0/6") == "lwm2md-test"
+    assert await value(server, "/5/0/7") == "2.0"
+    assert (await server.execute("/5/0/2")).code == "2.04"
+    await wait_for(lambda: phase(tmp_path) == "installed", "RAUC's installation")
+    assert rauc.boot_file("primary") == "B"
+
+
+async def test_rauc_full_cycle_commit_after_registration(tmp_path, server, start_daemon, rauc):
+    d = await start(server, start_daemon, rauc)
+    # A bundle for another device is refused before anything is installed.
+    assert (await push(server, (rauc.dir / "wrong-compatible.raucb").read_bytes())).code == "2.04"
+    await wait_value(server, "/5/0/5", "6")
+    assert await value(server, "/5/0/3") == "0"
+    await install_bundle(tmp_path, server, rauc)
+    d.signal(signal.SIGKILL)
+    await d.wait()
+    rauc.boot("B")
+    d = await start(server, start_daemon, rauc, mark=server.mark())
+    await wait_value(server, "/5/0/5", "1")
+    assert await value(server, "/5/0/3") == "0"
+    assert rauc.boot_file("state-B") == "good"
+    await wait_value(server, "/3/0/3", "2.0")
+    assert phase(tmp_path) is None
+
+
+async def test_rauc_rollback_when_the_new_system_cannot_register(tmp_path, server, start_daemon, rauc):
+    d = await start(server, start_daemon, rauc)
+    await install_bundle(tmp_path, server, rauc)
+    d.signal(signal.SIGKILL)
+    await d.wait()
+    rauc.boot("B")
+    lost = start_daemon(
+        {"firmware": {"backend": "rauc", "commit_window": 2}, "server": [{"uri": "coap://127.0.0.1:9"}]},
+        env={"DBUS_SYSTEM_BUS_ADDRESS": rauc.bus.address},
+        name="lost",
+    )
+    await wait_for(lambda: phase(tmp_path) == "rolled_back", "the rollback", timeout=60)
+    assert rauc.boot_file("primary") == "A"
+    assert rauc.boot_file("state-B") == "bad"
+    assert rauc.boot_file("state-A") == "good"
+    lost.signal(signal.SIGKILL)
+    await lost.wait()
+    rauc.boot("A")
+    await start(server, start_daemon, rauc, mark=server.mark())
+    await wait_value(server, "/5/0/5", "8")
+    assert await value(server, "/5/0/3") == "2"
