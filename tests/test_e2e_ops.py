@@ -219,6 +219,38 @@ async def test_check_ok_against_the_bench_server(server, bus, tmp_path):
     assert [(m.group(1), m.group(2)) for m in results] == [(c["status"], c["name"]) for c in report["checks"]]
 
 
+async def test_check_probes_the_configured_backends(server, bus, tmp_path):
+    """gpsd (the real one, through gpsfake), a missing I2C bus and an absent RAUC."""
+    from test_e2e_location import NMEA, free_port
+
+    port = free_port()
+    fake = subprocess.Popen(
+        ["gpsfake", "-q", "-c", "0.2", "-n", "-P", str(port), str(NMEA)],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )
+    try:
+        config = base_config(tmp_path, server.uri, "bench-check")
+        config["location"] = {"backend": "gpsd", "address": f"127.0.0.1:{port}"}
+        config["sensor"] = [{"model": "bme280", "bus": "/dev/i2c-77", "address": 0x76,
+                             "interval": 60, "instance": 0}]
+        config["firmware"] = {"backend": "rauc"}
+        path = write_config(tmp_path, config)
+        deadline = time.monotonic() + 30
+        while True:
+            proc = await lwm2md("--config", str(path), "check", "-o", "json", bus_address=bus.address)
+            checks = checks_by_name(json.loads(proc.stdout))
+            if checks.get("gpsd", {}).get("status") == "ok" or time.monotonic() > deadline:
+                break
+            await asyncio.sleep(0.5)
+        assert checks["gpsd"]["status"] == "ok", checks["gpsd"]
+        assert checks["i2c"]["status"] == "error" and "/dev/i2c-77" in checks["i2c"]["detail"]
+        assert checks["rauc"]["status"] == "error", checks["rauc"]
+        assert proc.returncode != 0
+    finally:
+        fake.terminate()
+        fake.wait(10)
+
+
 async def test_check_dtls_handshake(bus, tmp_path):
     async with DtlsLwM2MServer(IDENTITY, KEY) as dtls_server:
         key_file = tmp_path / "psk.key"

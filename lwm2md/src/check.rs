@@ -107,7 +107,14 @@ type ProbeFuture<'a> = Pin<Box<dyn Future<Output = Option<Check>> + 'a>>;
 /// Looks at the configuration and, when its backend is in use, probes it.
 type BackendProbe = for<'a> fn(&'a Config) -> ProbeFuture<'a>;
 
-const BACKEND_PROBES: &[BackendProbe] = &[system_bus, dbus_policy];
+const BACKEND_PROBES: &[BackendProbe] = &[
+    system_bus,
+    dbus_policy,
+    i2c_buses,
+    modem_manager,
+    gpsd,
+    rauc,
+];
 
 pub async fn run(config_path: &FsPath, output: OutputFormat) -> ExitCode {
     let checks = check_all(config_path).await;
@@ -732,6 +739,133 @@ fn dbus_policy(_config: &Config) -> ProbeFuture<'_> {
                 name,
                 format!("{DBUS_POLICY} is missing: the daemon cannot own its bus name"),
                 "install the lwm2md package (it ships the policy); lwm2md status needs it",
+            )
+        })
+    })
+}
+
+/// Each I2C bus a configured sensor is on must exist (simulated sensors need none).
+fn i2c_buses(config: &Config) -> ProbeFuture<'_> {
+    Box::pin(async move {
+        let mut buses: Vec<&str> = config
+            .sensors
+            .iter()
+            .map(|s| s.get_ref())
+            .filter(|s| s.model != config::SensorModel::Sim)
+            .map(|s| s.bus.as_str())
+            .collect();
+        buses.sort_unstable();
+        buses.dedup();
+        if buses.is_empty() {
+            return None;
+        }
+        let missing: Vec<&str> = buses
+            .iter()
+            .copied()
+            .filter(|b| !FsPath::new(b).exists())
+            .collect();
+        Some(if missing.is_empty() {
+            Check::ok("i2c", format!("{} present", buses.join(", ")))
+        } else {
+            Check::error(
+                "i2c",
+                format!("{} missing", missing.join(", ")),
+                "enable the I2C bus (Raspberry Pi: dtparam=i2c_arm=on in config.txt) and \
+                 load i2c-dev (modprobe i2c-dev)",
+            )
+        })
+    })
+}
+
+/// With `backend = "modemmanager"`: ModemManager answers and sees a modem.
+fn modem_manager(config: &Config) -> ProbeFuture<'_> {
+    Box::pin(async move {
+        if config.connectivity.backend != config::ConnectivityBackend::Modemmanager {
+            return None;
+        }
+        let name = "modemmanager";
+        let address = backends::system::SystemBus::from_env().address().to_owned();
+        let result = tokio::time::timeout(DNS_TIMEOUT, async {
+            let mm = backends::modem::mm::ModemManager::connect(&address).await?;
+            mm.first_modem().await
+        })
+        .await;
+        Some(match result {
+            Ok(Ok(modem)) => Check::ok(name, format!("ModemManager manages {}", modem.as_str())),
+            Ok(Err(e)) => Check::error(
+                name,
+                e.to_string(),
+                "start ModemManager (systemctl start ModemManager) and check that it sees \
+                 the modem (mmcli -L)",
+            ),
+            Err(_) => Check::error(name, "no answer", "check ModemManager (mmcli -L)"),
+        })
+    })
+}
+
+/// With a `[location]` table using gpsd: gpsd accepts a connection and says hello.
+fn gpsd(config: &Config) -> ProbeFuture<'_> {
+    Box::pin(async move {
+        let l = config.location.as_ref()?;
+        if l.backend != config::LocationBackend::Gpsd {
+            return None;
+        }
+        let name = "gpsd";
+        let hello = tokio::time::timeout(DNS_TIMEOUT, async {
+            use tokio::io::AsyncBufReadExt;
+            let stream = tokio::net::TcpStream::connect(l.address.as_str()).await?;
+            let mut line = String::new();
+            tokio::io::BufReader::new(stream)
+                .read_line(&mut line)
+                .await?;
+            Ok::<_, std::io::Error>(line)
+        })
+        .await;
+        Some(match hello {
+            Ok(Ok(line)) if line.contains("\"VERSION\"") => {
+                Check::ok(name, format!("gpsd answers at {}", l.address))
+            }
+            Ok(Ok(_)) => Check::error(
+                name,
+                format!("{} answered, but not as gpsd", l.address),
+                "point location.address at gpsd's port (2947)",
+            ),
+            Ok(Err(e)) => Check::error(
+                name,
+                format!("{}: {e}", l.address),
+                "start gpsd (systemctl start gpsd) or set location.backend = \"static\"",
+            ),
+            Err(_) => Check::error(name, format!("{}: no answer", l.address), "check gpsd"),
+        })
+    })
+}
+
+/// With `[firmware] backend = "rauc"`: the RAUC service is on the system bus.
+fn rauc(config: &Config) -> ProbeFuture<'_> {
+    Box::pin(async move {
+        let fw = config.firmware.as_ref()?;
+        if fw.backend != config::FirmwareBackend::Rauc {
+            return None;
+        }
+        let name = "rauc";
+        let address = backends::system::SystemBus::from_env().address().to_owned();
+        let connection = async {
+            zbus::connection::Builder::address(address.as_str())?
+                .build()
+                .await
+        }
+        .await;
+        let present = match &connection {
+            Ok(c) => available(c, "de.pengutronix.rauc").await,
+            Err(_) => false,
+        };
+        Some(if present {
+            Check::ok(name, "de.pengutronix.rauc is on the system bus")
+        } else {
+            Check::error(
+                name,
+                format!("de.pengutronix.rauc not found on {address}"),
+                "install and start RAUC's service (apt install rauc-service)",
             )
         })
     })
