@@ -1,17 +1,12 @@
 use super::*;
 
-/// The OMA registry files kept beside the repository (`../shared/oma-objects`), looked
-/// for in every directory above this crate so that worktrees find them too;
-/// `LWM2MD_OMA_OBJECTS` names them elsewhere.
+/// The OMA registry files (`lwm2md/tests/data/oma-objects`); `LWM2MD_OMA_OBJECTS` names
+/// another copy.
 fn registry_dir() -> PathBuf {
-    if let Some(dir) = std::env::var_os("LWM2MD_OMA_OBJECTS") {
-        return PathBuf::from(dir);
+    match std::env::var_os("LWM2MD_OMA_OBJECTS") {
+        Some(dir) => PathBuf::from(dir),
+        None => PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/data/oma-objects"),
     }
-    let here = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
-    here.ancestors()
-        .map(|a| a.join("shared/oma-objects"))
-        .find(|d| d.is_dir())
-        .expect("the OMA registry files (../shared/oma-objects); set LWM2MD_OMA_OBJECTS")
 }
 
 /// The value of the first `<tag>` element in `s`, by plain string search: an extractor
