@@ -29,7 +29,9 @@ def provision_script(dm_uri, ssid=5, lifetime=120):
 
 def bootstrap_config(tmp_path, bs_uri, endpoint):
     config = base_config(tmp_path, bs_uri, endpoint)
-    config["server"] = [{"uri": bs_uri, "bootstrap": True}]
+    # The bootstrap server's account alone, as a [bootstrap] table.
+    del config["server"]
+    config["bootstrap"] = {"uri": bs_uri}
     return config
 
 

@@ -40,6 +40,11 @@ pub struct Config {
     pub connectivity: ConnectivityConfig,
     #[serde(default, rename = "server")]
     pub servers: Vec<ServerConfig>,
+    /// The bootstrap server's account: `uri` and the security keys of a `[[server]]`.
+    /// Parsing appends it to `servers` with `bootstrap = true` (the same as writing such
+    /// a `[[server]]` table).
+    #[serde(default, rename = "bootstrap")]
+    pub bootstrap_server: Option<BootstrapConfig>,
     /// Values pushed to the servers on a schedule (Send, `POST /dp`).
     #[serde(default, rename = "send")]
     pub sends: Vec<SendConfig>,
@@ -563,6 +568,43 @@ pub struct ServerConfig {
     pub bootstrap: bool,
 }
 
+/// `[bootstrap]`: a server account without the registration settings.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BootstrapConfig {
+    pub uri: String,
+    pub security: Option<SecurityMode>,
+    pub psk_identity: Option<String>,
+    pub psk_key_file: Option<PathBuf>,
+    pub certificate_file: Option<PathBuf>,
+    pub private_key_file: Option<PathBuf>,
+    pub server_certificate_file: Option<PathBuf>,
+    pub certificate_usage: Option<u8>,
+    pub trust_store: Option<PathBuf>,
+    pub sni: Option<String>,
+}
+
+impl BootstrapConfig {
+    fn into_server(self) -> ServerConfig {
+        ServerConfig {
+            uri: self.uri,
+            short_server_id: None,
+            lifetime: default_lifetime(),
+            binding: default_binding(),
+            security: self.security,
+            psk_identity: self.psk_identity,
+            psk_key_file: self.psk_key_file,
+            certificate_file: self.certificate_file,
+            private_key_file: self.private_key_file,
+            server_certificate_file: self.server_certificate_file,
+            certificate_usage: self.certificate_usage,
+            trust_store: self.trust_store,
+            sni: self.sni,
+            bootstrap: true,
+        }
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum SecurityMode {
@@ -708,6 +750,9 @@ impl Config {
             }
         })?;
         config.source = path.to_path_buf();
+        if let Some(b) = config.bootstrap_server.take() {
+            config.servers.push(b.into_server());
+        }
         for r in &mut config.resources {
             r.position = Some(line_col(text, r.path.span().start));
         }
@@ -1582,6 +1627,26 @@ mod tests {
             "[modem]\nbackend = \"at\"",
         ] {
             assert!(parse(&format!("{server}{bad}")).is_err(), "accepted: {bad}");
+        }
+    }
+
+    #[test]
+    fn bootstrap_table_is_the_bootstrap_account() {
+        let c = parse(
+            "[bootstrap]\nuri = \"coap://bs.example.net:5683\"\n[[server]]\nuri = \"coap://h\"\n",
+        )
+        .unwrap();
+        let a = c.accounts().unwrap();
+        assert_eq!(a.len(), 2);
+        assert!(!a[0].bootstrap && a[1].bootstrap);
+        assert_eq!((a[1].host.as_str(), a[1].port), ("bs.example.net", 5683));
+        // Alone it is enough: the daemon bootstraps from it.
+        assert!(parse("[bootstrap]\nuri = \"coap://bs\"\n").is_ok());
+        for bad in [
+            "[bootstrap]\nuri = \"coap://bs\"\nlifetime = 60\n",
+            "[bootstrap]\nuri = \"coap://bs\"\n[[server]]\nuri = \"coap://h\"\nbootstrap = true\n",
+        ] {
+            assert!(parse(bad).is_err(), "accepted: {bad}");
         }
     }
 
