@@ -305,6 +305,8 @@ pub async fn run(config: Config) -> Result<(), DaemonError> {
     sample_tick.reset();
     notify(&[NotifyState::Ready, NotifyState::Status("registering")]);
 
+    // Nothing observed yet: backends start at their configured intervals.
+    let mut observers_seen = engine.observers_version();
     let mut buf4 = vec![0u8; 2048];
     let mut buf6 = vec![0u8; 2048];
     let mut stop_by: Option<Instant> = None;
@@ -350,13 +352,18 @@ pub async fn run(config: Config) -> Result<(), DaemonError> {
             }
         }
         flush(&mut engine, &mut dtls, v4.as_ref(), v6.as_ref()).await;
-        bindings.observe(|path| engine.observed_pmin(path));
+        // Backends sample as often as observers ask: look again only when that can have
+        // changed, not on every pass of the loop.
+        if engine.observers_version() != observers_seen {
+            observers_seen = engine.observers_version();
+            bindings.observe(|path| engine.observed_pmin(path));
+            sensors.follow_observers(&engine);
+        }
         if let Some(deadline) = stop_by {
             if engine.is_stopped() || Instant::now() >= deadline {
                 break;
             }
         }
-        sensors.follow_observers(&engine);
         let wake = engine.poll_timeout().into_iter().chain(stop_by).min();
         let dtls_wake = dtls.iter().filter_map(DtlsPeer::poll_timeout).min();
         tokio::select! {

@@ -202,6 +202,8 @@ impl AttributeUpdate {
 #[derive(Debug, Default)]
 pub struct AttributeStore {
     assigned: BTreeMap<(u16, Path), Attributes>,
+    /// Bumped by every change, so that users of `effective` know when to look again.
+    version: u64,
 }
 
 impl AttributeStore {
@@ -209,7 +211,12 @@ impl AttributeStore {
         self.assigned.get(&(server, *path))
     }
 
+    pub fn version(&self) -> u64 {
+        self.version
+    }
+
     pub fn set(&mut self, server: u16, path: Path, attrs: Attributes) {
+        self.version += 1;
         if attrs.is_empty() {
             self.assigned.remove(&(server, path));
         } else {
@@ -252,6 +259,7 @@ impl AttributeStore {
 
     /// Forgets what a server assigned (it registered anew or was removed).
     pub fn clear_server(&mut self, server: u16) {
+        self.version += 1;
         self.assigned.retain(|(s, _), _| *s != server);
     }
 }

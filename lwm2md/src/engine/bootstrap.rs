@@ -793,6 +793,7 @@ impl Engine {
             }
         }
         self.observations.clear();
+        self.observer_generation += 1;
         self.sessions = sessions;
         if !self.sessions.is_empty() {
             self.bootstrap.phase = Phase::Idle;

@@ -150,6 +150,8 @@ pub struct Engine {
     next_ticket: u64,
     /// The time of the latest input, for what `poll_transmit` records.
     now: Instant,
+    /// Bumped whenever an observation starts or ends (see `observers_version`).
+    observer_generation: u64,
 }
 
 /// A response held until the bound actions of its request are done.
@@ -194,6 +196,7 @@ impl Engine {
             deferred: Vec::new(),
             next_ticket: 0,
             now,
+            observer_generation: 0,
             bootstrap: Default::default(),
             config,
         };
@@ -464,6 +467,7 @@ impl Engine {
                     s.retry = Default::default();
                     // A new registration ends the server's observations (Core TS §6.2.1).
                     self.observations.retain(|o| o.server != ssid);
+                    self.observer_generation += 1;
                     s.schedule_update(now, lifetime, max_wait);
                     tracing::info!(server = %s.uri, location = %s.location.join("/"), "registered");
                     self.events.push_back(Event::Registered {
@@ -559,6 +563,7 @@ impl Engine {
                     tracing::info!(server = %s.uri, "update failed ({code:?}); registering again");
                     s.register_again(now);
                     self.observations.retain(|o| o.server != ssid);
+                    self.observer_generation += 1;
                 }
             },
             State::Deregistering(_) => {
@@ -874,10 +879,12 @@ impl Engine {
             payload,
         };
         if method != coap_lite::RequestType::Get {
-            // A Write, Create or Delete may change the lifetime, binding or object list.
+            // A Write, Create or Delete may change the lifetime, binding or object list,
+            // and the Server object's default periods that observations follow.
             for s in &mut self.sessions {
                 s.recheck = true;
             }
+            self.observer_generation += 1;
         }
         if self.access_denied(&req) {
             response.header.code = MessageClass::Response(ResponseType::Unauthorized);

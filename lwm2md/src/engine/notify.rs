@@ -64,6 +64,7 @@ impl Engine {
         obs.last_seen = obs.last_records.clone();
         tracing::debug!(%path, server, "observation established");
         self.observations.push(obs);
+        self.observer_generation += 1;
         Some(0)
     }
 
@@ -71,6 +72,7 @@ impl Engine {
     pub(super) fn cancel_observation(&mut self, peer: std::net::SocketAddr, token: &[u8]) {
         self.observations
             .retain(|o| !(o.peer == peer && o.token == token));
+        self.observer_generation += 1;
     }
 
     /// Values under `path` changed: observations above or below it re-check.
@@ -87,6 +89,7 @@ impl Engine {
         self.observations.retain(|o| !o.recent.contains(&id));
         if self.observations.len() < before {
             tracing::debug!("observer gone: observation cancelled");
+            self.observer_generation += 1;
         }
         self.observations.len() < before
     }
@@ -175,6 +178,13 @@ impl Engine {
             _ => None,
         };
         (secs(server::DEFAULT_PMIN), secs(server::DEFAULT_PMAX))
+    }
+
+    /// Changes whenever what `observed_pmin` answers may change (an observation starts
+    /// or ends, attributes are written), so that backends ask again only then.
+    pub fn observers_version(&self) -> u64 {
+        self.observer_generation
+            .wrapping_add(self.attributes.version())
     }
 
     /// The shortest pmin among the observations a change at `path` concerns (zero when
@@ -309,6 +319,7 @@ impl Engine {
         }
         for idx in ended.into_iter().rev() {
             self.observations.remove(idx);
+            self.observer_generation += 1;
         }
     }
 }
