@@ -3,13 +3,11 @@
 //! and of a resumed one (session ID), with a pre-shared key and with ECDSA P-256
 //! certificates, and the time both ends take for one handshake. Run by `scripts/bench`.
 
-#[path = "support/datagrams.rs"]
-mod datagrams;
-
 use std::time::Instant;
 
 use lwm2md::dtls::{
-    CertificateUsage, Certificates, DtlsClient, DtlsConfig, DtlsSession, DEFAULT_MTU,
+    CertificateUsage, Certificates, Channel as Datagrams, DtlsClient, DtlsConfig, DtlsSession,
+    DEFAULT_MTU,
 };
 use openssl::asn1::Asn1Time;
 use openssl::bn::BigNum;
@@ -19,8 +17,6 @@ use openssl::nid::Nid;
 use openssl::pkey::{PKey, Private};
 use openssl::ssl::{ErrorCode, ShutdownState, Ssl, SslContext, SslMethod, SslOptions, SslStream};
 use openssl::x509::{X509NameBuilder, X509};
-
-use datagrams::Datagrams;
 
 const IDENTITY: &[u8] = b"gateway-17";
 const KEY: &[u8] = b"0123456789abcdef";

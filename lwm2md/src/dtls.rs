@@ -208,11 +208,12 @@ impl fmt::Display for DtlsError {
 impl std::error::Error for DtlsError {}
 
 /// Whole datagrams in and out, for OpenSSL's BIO: one `write` is one datagram, one `read`
-/// returns one datagram, and an empty queue reads as `WouldBlock`.
+/// returns one datagram, and an empty queue reads as `WouldBlock`. Public so that an
+/// OpenSSL server in a benchmark or test runs over the same channel.
 #[derive(Debug, Default)]
-struct Channel {
-    incoming: VecDeque<Vec<u8>>,
-    outgoing: VecDeque<Vec<u8>>,
+pub struct Channel {
+    pub incoming: VecDeque<Vec<u8>>,
+    pub outgoing: VecDeque<Vec<u8>>,
 }
 
 impl Read for Channel {
