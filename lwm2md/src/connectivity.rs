@@ -18,7 +18,7 @@ use crate::objects::connectivity::{self as monitoring, LINK_UTILIZATION};
 use crate::objects::statistics::{self, Collection};
 use crate::path::Path;
 use crate::state::StateDir;
-use crate::tasks::modem::AtSource;
+use crate::tasks::at_modem::AtSource;
 use crate::value::ResourceValue;
 
 /// Actions queued for the task; more than this waiting means the task is stuck, and a
