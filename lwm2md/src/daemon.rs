@@ -14,7 +14,7 @@ use crate::config::{AccountSecurity, Config, ConnectivityBackend, RebootMethod};
 use crate::connectivity;
 use crate::dbus_api::{self, StatusBook};
 use crate::dtls::{Credentials, DtlsClient, DtlsConfig, DtlsError, DtlsSession};
-use crate::engine::{Engine, EngineConfig, Event, ServerSpec};
+use crate::engine::{resume, Engine, EngineConfig, Event, ServerSpec};
 use crate::feed::{self, Feed};
 use crate::fwupdate::{self, Runner, StagingSink};
 use crate::model::{Action, Object};
@@ -207,6 +207,7 @@ pub async fn run(config: Config) -> Result<(), DaemonError> {
     let state = StateDir::new(&config.state_dir);
     let mut engine = Engine::new(engine_config, objects, rand::random(), Instant::now());
     restore_provisioning(&mut engine, &state);
+    resume_reporting(&mut engine, &state);
     let mut dtls = Vec::new();
     sync_dtls(&engine, &mut dtls, &config);
     set_device_facts(&mut engine, &config);
@@ -307,6 +308,7 @@ pub async fn run(config: Config) -> Result<(), DaemonError> {
 
     // Nothing observed yet: backends start at their configured intervals.
     let mut observers_seen = engine.observers_version();
+    let mut reporting_seen = engine.reporting_version();
     let mut buf4 = vec![0u8; 2048];
     let mut buf6 = vec![0u8; 2048];
     let mut stop_by: Option<Instant> = None;
@@ -358,6 +360,10 @@ pub async fn run(config: Config) -> Result<(), DaemonError> {
             observers_seen = engine.observers_version();
             bindings.observe(|path| engine.observed_pmin(path));
             sensors.follow_observers(&engine);
+        }
+        if engine.reporting_version() != reporting_seen {
+            reporting_seen = engine.reporting_version();
+            save_reporting(&engine, &state);
         }
         if let Some(deadline) = stop_by {
             if engine.is_stopped() || Instant::now() >= deadline {
@@ -451,6 +457,53 @@ fn restore_provisioning(engine: &mut Engine, state: &StateDir) {
                 aside.map_or_else(|e| format!("<failed: {e}>"), |p| p.display().to_string())
             );
         }
+    }
+}
+
+/// Registrations of the previous run still valid carry on (see `engine::resume`). A file
+/// that cannot be used is moved aside and the servers get a Register.
+fn resume_reporting(engine: &mut Engine, state: &StateDir) {
+    let path = state.path(resume::FILE);
+    let data = match state.read(resume::FILE) {
+        Ok(Some(data)) => data,
+        Ok(None) => return,
+        Err(e) => {
+            tracing::error!("reading {}: {e}; registering afresh", path.display());
+            return;
+        }
+    };
+    match serde_json::from_slice::<resume::Snapshot>(&data) {
+        Ok(snapshot) => {
+            let resumed = engine.resume(snapshot, Instant::now(), device::system_clock());
+            tracing::debug!(?resumed, "registrations taken up from {}", path.display());
+        }
+        Err(e) => {
+            let aside = state.move_aside(resume::FILE);
+            tracing::error!(
+                "{} is unusable ({e}); moved aside to {}; registering afresh",
+                path.display(),
+                aside.map_or_else(|e| format!("<failed: {e}>"), |p| p.display().to_string())
+            );
+        }
+    }
+}
+
+/// Keeps what the servers asked to be reported, and the notifications stored for them,
+/// across a restart or a power cut.
+fn save_reporting(engine: &Engine, state: &StateDir) {
+    let snapshot = engine.snapshot(Instant::now(), device::system_clock());
+    let saved = if snapshot.is_empty() {
+        state.remove(resume::FILE)
+    } else {
+        serde_json::to_vec(&snapshot)
+            .map_err(std::io::Error::other)
+            .and_then(|data| state.write(resume::FILE, &data))
+    };
+    if let Err(e) = saved {
+        tracing::warn!(
+            "saving {}: {e}; a restart will register afresh",
+            state.path(resume::FILE).display()
+        );
     }
 }
 

@@ -257,6 +257,14 @@ impl AttributeStore {
         a
     }
 
+    /// What `server` assigned, path by path.
+    pub fn of_server(&self, server: u16) -> impl Iterator<Item = (&Path, &Attributes)> {
+        self.assigned
+            .iter()
+            .filter(move |((s, _), _)| *s == server)
+            .map(|((_, p), a)| (p, a))
+    }
+
     /// Forgets what a server assigned (it registered anew or was removed).
     pub fn clear_server(&mut self, server: u16) {
         self.version += 1;

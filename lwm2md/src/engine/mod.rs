@@ -10,6 +10,7 @@ mod notify;
 pub mod observe;
 pub mod options;
 pub mod registration;
+pub mod resume;
 pub mod retry;
 mod send;
 
@@ -152,6 +153,10 @@ pub struct Engine {
     now: Instant,
     /// Bumped whenever an observation starts or ends (see `observers_version`).
     observer_generation: u64,
+    /// Bumped whenever a notification is stored or a stored one sent, and whenever a
+    /// registration exchange ends (see `reporting_version`).
+    stored_generation: u64,
+    registration_generation: u64,
 }
 
 /// A response held until the bound actions of its request are done.
@@ -197,6 +202,8 @@ impl Engine {
             next_ticket: 0,
             now,
             observer_generation: 0,
+            stored_generation: 0,
+            registration_generation: 0,
             bootstrap: Default::default(),
             config,
         };
@@ -446,6 +453,7 @@ impl Engine {
         let Some(idx) = self.sessions.iter().position(|s| matches!(s.state, State::Registering(r) | State::Updating(r) | State::Deregistering(r) if r == id)) else {
             return;
         };
+        self.registration_generation += 1;
         let rules = self.retry_rules(self.sessions[idx].short_server_id);
         let mut exhausted = false;
         let s = &mut self.sessions[idx];
@@ -568,6 +576,10 @@ impl Engine {
             },
             State::Deregistering(_) => {
                 s.state = State::Stopped;
+                if code.is_some() {
+                    // Gone on the server's side too: nothing left to resume.
+                    s.expires_at = None;
+                }
                 tracing::info!(server = %s.uri, "de-registered");
                 self.events.push_back(Event::Deregistered {
                     short_server_id: ssid,

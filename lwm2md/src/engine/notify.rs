@@ -234,13 +234,13 @@ impl Engine {
     /// newer (non-confirmable: the latest state follows under the usual rules).
     pub(super) fn release_held(&mut self, now: Instant, server: u16) {
         for o in self.observations.iter_mut().filter(|o| o.server == server) {
-            while let Some(records) = o.stored.pop_front() {
-                if let Some(p) = notification_packet(o, &records, self.config.block_size) {
-                    let id = self
-                        .coap
-                        .send_notification(now, o.peer, &o.token.clone(), p, false);
-                    o.remember(id);
-                }
+            while let Some(payload) = o.stored.pop_front() {
+                self.stored_generation += 1;
+                let p = notification_packet(o, &payload, self.config.block_size);
+                let id = self
+                    .coap
+                    .send_notification(now, o.peer, &o.token.clone(), p, false);
+                o.remember(id);
             }
         }
     }
@@ -296,15 +296,17 @@ impl Engine {
             if !(worth || pmax_due) {
                 continue;
             }
+            let Some(payload) = encode_notification(o, &records) else {
+                continue;
+            };
             if hold == Hold::Store {
-                o.store(records.clone(), self.config.limits.stored_per_observation);
+                o.store(payload, self.config.limits.stored_per_observation);
+                self.stored_generation += 1;
                 o.last_sent = now;
                 o.last_records = records;
                 continue;
             }
-            let Some(p) = notification_packet(o, &records, self.config.block_size) else {
-                continue;
-            };
+            let p = notification_packet(o, &payload, self.config.block_size);
             let confirmable =
                 attrs.con.unwrap_or(con_default) || now >= o.last_con + observe::CON_INTERVAL;
             if confirmable {
@@ -336,20 +338,16 @@ enum Hold {
     Latest,
 }
 
-/// A 2.05 notification of `records` for `o` with the next sequence number. A large one
-/// carries its first block; the server fetches the rest.
-fn notification_packet(
-    o: &mut Observation,
-    records: &[crate::codec::Record],
-    block_size: usize,
-) -> Option<Packet> {
-    let payload = match codec::encode(o.format, &o.path, records) {
-        Ok(p) => p,
-        Err(e) => {
-            tracing::warn!(path = %o.path, "cannot encode notification: {e}");
-            return None;
-        }
-    };
+/// `records` in the observation's content format.
+fn encode_notification(o: &Observation, records: &[crate::codec::Record]) -> Option<Vec<u8>> {
+    codec::encode(o.format, &o.path, records)
+        .inspect_err(|e| tracing::warn!(path = %o.path, "cannot encode notification: {e}"))
+        .ok()
+}
+
+/// A 2.05 notification carrying `payload` for `o` with the next sequence number. A large
+/// one carries its first block; the server fetches the rest.
+fn notification_packet(o: &mut Observation, payload: &[u8], block_size: usize) -> Packet {
     let mut p = Packet::new();
     p.header.code = MessageClass::Response(ResponseType::Content);
     p.add_option(CoapOption::Observe, encode_uint(o.next_seq()));
@@ -357,12 +355,12 @@ fn notification_packet(
         CoapOption::ContentFormat,
         encode_uint(o.format.code().into()),
     );
-    match block::block2_slice(&payload, None, block_size) {
+    match block::block2_slice(payload, None, block_size) {
         Ok(Some((slice, option))) => {
             block::set_block2(&mut p, option);
             p.payload = slice.to_vec();
         }
-        _ => p.payload = payload,
+        _ => p.payload = payload.to_vec(),
     }
-    Some(p)
+    p
 }

@@ -43,9 +43,9 @@ pub struct Observation {
     pub changed_paths: u64,
     /// Recent notifications, to match a RST or timeout to this observation.
     pub recent: Vec<RequestId>,
-    /// Notifications produced while the server could not be reached (/1/x/6), oldest
-    /// first, sent once an Update gets through.
-    pub stored: VecDeque<Vec<Record>>,
+    /// Notifications produced while the server could not be reached (/1/x/6), encoded
+    /// in `format`, oldest first, sent once an Update gets through.
+    pub stored: VecDeque<Vec<u8>>,
 }
 
 impl Observation {
@@ -124,12 +124,12 @@ impl Observation {
     }
 
     /// Keeps a notification for later delivery (notification storing).
-    pub fn store(&mut self, records: Vec<Record>, limit: usize) {
+    pub fn store(&mut self, payload: Vec<u8>, limit: usize) {
         if self.stored.len() >= limit.max(1) {
             self.stored.pop_front();
             tracing::warn!(path = %self.path, "stored notifications full: the oldest is dropped");
         }
-        self.stored.push_back(records);
+        self.stored.push_back(payload);
     }
 
     pub fn remember(&mut self, id: RequestId) {

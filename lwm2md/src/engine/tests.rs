@@ -85,6 +85,20 @@ impl Sim {
         binding: &str,
         extra: Vec<Box<dyn Object>>,
     ) -> Sim {
+        let mut sim = Sim::unstarted(lifetime, block_size, max_upload, send, binding, extra);
+        sim.engine.handle_timeout(sim.now);
+        sim
+    }
+
+    /// A Sim whose engine has not been given time yet (nothing sent).
+    fn unstarted(
+        lifetime: u32,
+        block_size: usize,
+        max_upload: usize,
+        send: Vec<SendSpec>,
+        binding: &str,
+        extra: Vec<Box<dyn Object>>,
+    ) -> Sim {
         let now = Instant::now();
         let server: SocketAddr = SERVER.parse().unwrap();
         let mut security = Security::new();
@@ -118,7 +132,6 @@ impl Sim {
                 ResourceValue::Single(Value::String("ACME".into())),
             )
             .unwrap();
-        engine.handle_timeout(now);
         Sim {
             engine,
             now,
@@ -1436,4 +1449,106 @@ fn notifications_are_stored_while_offline_and_delivered_in_order() {
         };
         assert_eq!(delivered, expected, "storing {storing}");
     }
+}
+
+#[test]
+fn a_restart_resumes_the_registration_observations_and_stored_notifications() {
+    let mut sim = Sim::new(86400);
+    sim.register();
+    sim.set(TZ, Value::String("UTC".into()));
+    assert_eq!(
+        sim.write_attributes("/3/0/15", &["pmax=600"]),
+        ResponseType::Changed
+    );
+    sim.observe("/3/0/15", &[6]);
+    sim.set(TZ, Value::String("Europe/Berlin".into()));
+    let seq = observe_option(&sim.sent()).unwrap();
+    // The server vanishes; two changes are stored.
+    sim.request(RequestType::Post, "/1/0/8", |_| {});
+    while !sim.engine.sessions[0].reconnecting {
+        sim.step();
+    }
+    let before = sim.engine.reporting_version();
+    sim.set(TZ, Value::String("Europe/Paris".into()));
+    sim.set(TZ, Value::String("Asia/Tokyo".into()));
+    assert_ne!(
+        sim.engine.reporting_version(),
+        before,
+        "storing is worth saving"
+    );
+    // What the daemon writes to the state directory, and reads back after a power cut.
+    let saved = serde_json::to_vec(&sim.engine.snapshot(sim.now, clock())).unwrap();
+    let snapshot: super::resume::Snapshot = serde_json::from_slice(&saved).unwrap();
+
+    let mut next = Sim::unstarted(86400, 1024, 65536, Vec::new(), "U", Vec::new());
+    assert_eq!(next.engine.resume(snapshot, next.now, clock()), vec![1]);
+    next.engine.handle_timeout(next.now);
+    // An Update to the old location carrying everything, not a Register.
+    let update = next.sent();
+    assert_eq!(path_of(&update), "rd/abc");
+    let queries = queries_of(&update);
+    assert!(queries.contains(&"lt=86400".to_string()), "{queries:?}");
+    assert!(queries.contains(&"b=U".to_string()), "{queries:?}");
+    assert!(String::from_utf8_lossy(&update.payload).contains("</3/0>"));
+    assert!(
+        next.engine.poll_transmit().is_none(),
+        "stored notifications wait"
+    );
+    next.answer(&update, ResponseType::Changed, &[]);
+    let delivered: Vec<Packet> = std::iter::from_fn(|| next.engine.poll_transmit())
+        .map(|t| Packet::from_bytes(&t.data).unwrap())
+        .collect();
+    let payloads: Vec<&[u8]> = delivered.iter().map(|p| p.payload.as_slice()).collect();
+    assert_eq!(payloads, [&b"Europe/Paris"[..], b"Asia/Tokyo"]);
+    let seqs: Vec<u32> = delivered
+        .iter()
+        .map(|p| observe_option(p).unwrap())
+        .collect();
+    for p in &delivered {
+        assert_eq!(p.get_token(), [6]);
+    }
+    // Fresher than anything sent before the restart (RFC 7641 §3.4), and in order.
+    assert!(
+        seqs[0] > seq + 2 && seqs[0] - seq < 1 << 23,
+        "{seq} then {seqs:?}"
+    );
+    assert_eq!(seqs[1], seqs[0] + 1);
+    // The observation and its attributes carry on.
+    assert_eq!(
+        next.engine.attributes.get(1, &TZ).and_then(|a| a.pmax),
+        Some(600)
+    );
+    next.set(TZ, Value::String("America/Lima".into()));
+    let n = next.sent();
+    assert_eq!(
+        (n.get_token(), n.payload.as_slice()),
+        (&[6][..], &b"America/Lima"[..])
+    );
+}
+
+#[test]
+fn nothing_is_resumed_from_an_expired_registration_or_another_endpoint() {
+    let mut sim = Sim::new(600);
+    sim.register();
+    sim.observe("/3/0/15", &[6]);
+    let snapshot = || {
+        serde_json::from_slice::<super::resume::Snapshot>(
+            &serde_json::to_vec(&sim.engine.snapshot(sim.now, clock())).unwrap(),
+        )
+        .unwrap()
+    };
+    let mut other = snapshot();
+    other.endpoint = "another".into();
+    for (snapshot, unix_now) in [(snapshot(), clock() + 601), (other, clock())] {
+        let mut next = Sim::unstarted(600, 1024, 65536, Vec::new(), "U", Vec::new());
+        assert!(next.engine.resume(snapshot, next.now, unix_now).is_empty());
+        next.engine.handle_timeout(next.now);
+        assert_eq!(path_of(&next.sent()), "rd");
+        assert_eq!(next.engine.observation_count(1), 0);
+    }
+    // A confirmed De-register leaves nothing to resume.
+    sim.engine.shutdown(sim.now);
+    let dereg = sim.sent();
+    sim.answer(&dereg, ResponseType::Deleted, &[]);
+    assert!(sim.engine.snapshot(sim.now, clock()).is_empty());
 }
