@@ -100,3 +100,15 @@ async def test_wrong_key_is_reported_and_retried_without_registering(dtls_server
     assert daemon.alive()
     assert dtls_server.events == []
     assert "DTLS session established" not in log
+
+
+async def test_notifications_over_the_session(dtls_server, start_daemon, tmp_path, endpoint):
+    daemon = start_daemon(config=psk_config(tmp_path, dtls_server, endpoint, KEY))
+    await dtls_server.wait_registered(timeout=15)
+    first, obs = await dtls_server.observe("/1/0/1")
+    assert (first.code, first.payload) == ("2.05", b"300") and obs is not None
+    assert (await dtls_server.write("/1/0/1", b"120", TEXT)).code == "2.04"
+    n = await obs.next(timeout=10)
+    assert (n.code, n.payload) == ("2.05", b"120")
+    assert n.observe is not None and n.observe > 0
+    assert daemon.log().count("DTLS session established") == 1
