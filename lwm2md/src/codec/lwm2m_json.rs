@@ -10,7 +10,7 @@
 
 use serde_json::Value as Json;
 
-use super::senml::json::{string, to_number};
+use super::senml::json::{parse_object, string, to_number, Dialect, Field};
 use super::senml::{from_raw, RawRecord, SenmlValue, MAX_RECORDS};
 use super::{declared_type, text, CodecError, Record};
 use crate::path::Path;
@@ -102,43 +102,23 @@ pub fn parse(base: &Path, payload: &[u8]) -> Result<Vec<RawRecord>, CodecError> 
         .collect()
 }
 
+/// The labels of an entry. LwM2M JSON has no must-understand labels: others are ignored.
+/// Opaque values travel as base64 strings in "sv" (see `decode`).
+const ENTRY: Dialect = Dialect {
+    name: "LwM2M JSON",
+    field: |label| match label {
+        "n" => Field::Name,
+        "t" => Field::Time,
+        "v" => Field::Number,
+        "sv" => Field::String,
+        "bv" => Field::Bool,
+        "ov" => Field::ObjLnk,
+        _ => Field::Unknown,
+    },
+};
+
 fn parse_entry(json: Json) -> Result<RawRecord, CodecError> {
-    let Json::Object(map) = json else {
-        return Err(CodecError::Malformed(
-            "an LwM2M JSON entry is a JSON object".into(),
-        ));
-    };
-    let mut r = RawRecord::default();
-    for (label, field) in map {
-        let value = match label.as_str() {
-            "n" => {
-                r.n = Some(string(&label, field)?);
-                continue;
-            }
-            "t" => {
-                r.t = Some(to_number(&label, &field)?.as_f64());
-                continue;
-            }
-            "v" => SenmlValue::Number(to_number(&label, &field)?),
-            "sv" => SenmlValue::String(string(&label, field)?),
-            "bv" => match field {
-                Json::Bool(b) => SenmlValue::Bool(b),
-                _ => {
-                    return Err(CodecError::Malformed(
-                        "LwM2M JSON \"bv\" is not a boolean".into(),
-                    ))
-                }
-            },
-            "ov" => SenmlValue::ObjLnk(string(&label, field)?),
-            _ => continue,
-        };
-        if r.value.replace(value).is_some() {
-            return Err(CodecError::Malformed(
-                "LwM2M JSON entry with two values".into(),
-            ));
-        }
-    }
-    Ok(r)
+    parse_object(json, &ENTRY)
 }
 
 #[cfg(test)]

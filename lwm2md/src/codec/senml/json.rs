@@ -91,60 +91,115 @@ pub fn parse(payload: &[u8]) -> Result<Vec<RawRecord>, CodecError> {
     pack.into_iter().map(parse_record).collect()
 }
 
+/// What a label of a JSON record carries. SenML JSON and LwM2M 1.0's JSON entries share
+/// the record shape and differ only in how they spell the labels.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Field {
+    BaseName,
+    Name,
+    BaseTime,
+    Time,
+    Number,
+    String,
+    Bool,
+    Data,
+    ObjLnk,
+    /// Known and checked for its type, but of no use here.
+    IgnoredNumber,
+    IgnoredString,
+    /// Known, with a meaning lwm2md does not implement: the record is refused.
+    Unsupported,
+    /// Not known: ignored, unless the format says it must be understood.
+    Unknown,
+}
+
+/// A JSON record dialect: its name (for errors) and its labels.
+pub(crate) struct Dialect {
+    pub name: &'static str,
+    pub field: fn(&str) -> Field,
+}
+
+const SENML: Dialect = Dialect {
+    name: "SenML",
+    field: |label| match label {
+        "bn" => Field::BaseName,
+        "n" => Field::Name,
+        "bt" => Field::BaseTime,
+        "t" => Field::Time,
+        "v" => Field::Number,
+        "vs" => Field::String,
+        "vb" => Field::Bool,
+        "vd" => Field::Data,
+        "vlo" => Field::ObjLnk,
+        "bver" | "ut" => Field::IgnoredNumber,
+        "u" | "bu" => Field::IgnoredString,
+        "bv" | "bs" | "s" => Field::Unsupported,
+        other if must_understand(other) => Field::Unsupported,
+        _ => Field::Unknown,
+    },
+};
+
 fn parse_record(json: Json) -> Result<RawRecord, CodecError> {
+    parse_object(json, &SENML)
+}
+
+/// Parses one record of `dialect` into its raw fields.
+pub(crate) fn parse_object(json: Json, dialect: &Dialect) -> Result<RawRecord, CodecError> {
+    let name = dialect.name;
     let Json::Object(map) = json else {
-        return Err(CodecError::Malformed(
-            "a SenML record is a JSON object".into(),
-        ));
+        return Err(CodecError::Malformed(format!(
+            "a {name} record is a JSON object"
+        )));
     };
     let mut r = RawRecord::default();
     for (label, field) in map {
-        let value = match label.as_str() {
-            "bn" => {
+        let value = match (dialect.field)(&label) {
+            Field::BaseName => {
                 r.bn = Some(string(&label, field)?);
                 continue;
             }
-            "n" => {
+            Field::Name => {
                 r.n = Some(string(&label, field)?);
                 continue;
             }
-            "bt" => {
+            Field::BaseTime => {
                 r.bt = Some(to_number(&label, &field)?.as_f64());
                 continue;
             }
-            "t" => {
+            Field::Time => {
                 r.t = Some(to_number(&label, &field)?.as_f64());
                 continue;
             }
-            "v" => SenmlValue::Number(to_number(&label, &field)?),
-            "vs" => SenmlValue::String(string(&label, field)?),
-            "vb" => match field {
+            Field::IgnoredNumber => {
+                to_number(&label, &field)?;
+                continue;
+            }
+            Field::IgnoredString => {
+                string(&label, field)?;
+                continue;
+            }
+            Field::Unknown => continue,
+            Field::Unsupported => return Err(unsupported(&label)),
+            Field::Number => SenmlValue::Number(to_number(&label, &field)?),
+            Field::String => SenmlValue::String(string(&label, field)?),
+            Field::ObjLnk => SenmlValue::ObjLnk(string(&label, field)?),
+            Field::Bool => match field {
                 Json::Bool(b) => SenmlValue::Bool(b),
                 _ => return Err(wrong_type(&label)),
             },
-            "vd" => {
+            Field::Data => {
                 let text = string(&label, field)?;
                 SenmlValue::Data(
                     URL_SAFE_NO_PAD_INDIFFERENT
                         .decode(text)
-                        .map_err(|_| CodecError::Malformed("vd is not base64url".into()))?,
+                        .map_err(|_| CodecError::Malformed(format!("{label} is not base64url")))?,
                 )
             }
-            "vlo" => SenmlValue::ObjLnk(string(&label, field)?),
-            "bver" | "ut" => {
-                to_number(&label, &field)?;
-                continue;
-            }
-            "u" | "bu" => {
-                string(&label, field)?;
-                continue;
-            }
-            "bv" | "bs" | "s" => return Err(unsupported(&label)),
-            other if must_understand(other) => return Err(unsupported(other)),
-            _ => continue,
         };
         if r.value.replace(value).is_some() {
-            return Err(CodecError::Malformed("SenML record with two values".into()));
+            return Err(CodecError::Malformed(format!(
+                "{name} record with two values"
+            )));
         }
     }
     Ok(r)
