@@ -1552,3 +1552,61 @@ fn nothing_is_resumed_from_an_expired_registration_or_another_endpoint() {
     sim.answer(&dereg, ResponseType::Deleted, &[]);
     assert!(sim.engine.snapshot(sim.now, clock()).is_empty());
 }
+
+#[test]
+fn unusable_parts_of_a_saved_snapshot_are_skipped() {
+    use super::resume::{ObservationSnapshot, SessionSnapshot, Snapshot};
+    let observation = |path: &str, format: u16, token: Vec<u8>| ObservationSnapshot {
+        token,
+        path: path.into(),
+        composite: Vec::new(),
+        format,
+        seq: 0x00ff_fff0,
+        stored: vec![b"x".to_vec(); 100],
+    };
+    let snapshot = Snapshot {
+        endpoint: "sim-ep".into(),
+        sessions: vec![
+            SessionSnapshot {
+                short_server_id: 1,
+                uri: "coap://192.0.2.1".into(),
+                location: vec!["rd".into(), "abc".into()],
+                expires: clock() + 100,
+                attributes: vec![
+                    ("/3/0/15".into(), vec!["pmin=9".into(), "pmax=3".into()]),
+                    ("/3/x".into(), vec!["pmax=3".into()]),
+                    ("/3/0/13".into(), vec!["pmax=30".into()]),
+                ],
+                observations: vec![
+                    observation("/3/0/15", 0, vec![1]),
+                    observation("/3/0/15", 9999, vec![2]),
+                    observation("/3/0/1/2/3/4", 0, vec![3]),
+                    observation("/3/0/15", 0, vec![0; 9]),
+                ],
+            },
+            SessionSnapshot {
+                short_server_id: 7,
+                uri: "coap://192.0.2.9".into(),
+                location: vec!["rd".into(), "x".into()],
+                expires: clock() + 100,
+                attributes: Vec::new(),
+                observations: Vec::new(),
+            },
+        ],
+    };
+    let mut sim = Sim::unstarted(86400, 1024, 65536, Vec::new(), "U", Vec::new());
+    assert_eq!(sim.engine.resume(snapshot, sim.now, clock()), vec![1]);
+    assert_eq!(sim.engine.observation_count(1), 1);
+    let o = &sim.engine.observations[0];
+    assert_eq!(o.token, [1]);
+    assert_eq!(o.seq, (0x00ff_fff0 + (1 << 22)) & 0x00ff_ffff);
+    assert_eq!(o.stored.len(), Limits::default().stored_per_observation);
+    assert!(sim.engine.attributes.get(1, &TZ).is_none(), "pmax < pmin");
+    assert_eq!(
+        sim.engine
+            .attributes
+            .get(1, &Path::resource(3, 0, 13))
+            .and_then(|a| a.pmax),
+        Some(30)
+    );
+}
