@@ -10,7 +10,7 @@ import signal
 
 import pytest
 
-from bench.daemon import expect_event
+from bench.daemon import expect_event, expect_registration
 from bench.server import TEXT
 
 OPAQUE = 42
@@ -108,7 +108,7 @@ async def restart(server, start_daemon, d, **kw):
     await d.wait()
     mark = server.mark()
     d2 = start_daemon(**kw)
-    await expect_event(server, d2, "register", after=mark, timeout=30)
+    await expect_registration(server, d2, after=mark, timeout=30)
     return d2
 
 
@@ -169,7 +169,7 @@ async def test_firmware_rolls_back_when_the_new_system_cannot_register(tmp_path,
     # Back in the old system: the update failed, the package is still there.
     mark = server.mark()
     d = start_daemon({"firmware": fw})
-    await expect_event(server, d, "register", after=mark, timeout=30)
+    await expect_registration(server, d, after=mark, timeout=30)
     await wait_value(server, "/5/0/5", "8")
     assert await value(server, "/5/0/3") == "2"
     assert not (tmp_path / "committed").exists()
@@ -306,7 +306,7 @@ async def test_firmware_uboot_ab_update_commit_and_fallback(tmp_path, server, st
     boot_slot(tmp_path, "B")
     mark = server.mark()
     d = start_uboot(tmp_path, server, start_daemon, fw)
-    await expect_event(server, d, "register", after=mark, timeout=30)
+    await expect_registration(server, d, after=mark, timeout=30)
     await wait_value(server, "/5/0/5", "1")
     assert await value(server, "/5/0/3") == "0"
     assert uboot_env(tmp_path, "BOOT_ORDER") == "B A"
@@ -325,7 +325,7 @@ async def test_firmware_uboot_ab_update_commit_and_fallback(tmp_path, server, st
     await d.wait()
     mark = server.mark()
     d = start_uboot(tmp_path, server, start_daemon, fw)  # still B on the command line
-    await expect_event(server, d, "register", after=mark, timeout=30)
+    await expect_registration(server, d, after=mark, timeout=30)
     await wait_value(server, "/5/0/5", "8")
     assert await value(server, "/5/0/3") == "2"
     assert uboot_env(tmp_path, "BOOT_ORDER") == "B A"
@@ -347,7 +347,7 @@ async def test_firmware_kill_9_at_random_points_resumes_or_fails_cleanly(tmp_pat
     for round_ in range(16):
         mark = server.mark()
         d = start_uboot(tmp_path, server, start_daemon, fw)
-        await expect_event(server, d, "register", after=mark, timeout=30)
+        await expect_registration(server, d, after=mark, timeout=30)
 
         async def drive():
             st = await value(server, "/5/0/3")
@@ -374,7 +374,7 @@ async def test_firmware_kill_9_at_random_points_resumes_or_fails_cleanly(tmp_pat
 
         mark = server.mark()
         d = start_uboot(tmp_path, server, start_daemon, fw)
-        await expect_event(server, d, "register", after=mark, timeout=30)
+        await expect_registration(server, d, after=mark, timeout=30)
         # Settled: an update waiting for its commit gets it right after registering.
         loop = asyncio.get_running_loop()
         end = loop.time() + 60

@@ -13,7 +13,7 @@ import aiocoap.resource
 import pytest
 from aiocoap import Code, Message
 
-from bench.daemon import expect_event
+from bench.daemon import expect_event, expect_registration
 from bench.server import TEXT
 from test_e2e_firmware import package, script_firmware, state, value, wait_for, wait_value
 
@@ -119,7 +119,7 @@ async def test_coap_pull_resumes_after_a_daemon_restart(tmp_path, server, start_
         src.image.slow = 0.0
         mark = server.mark()
         d = start_daemon({"firmware": fw})
-        await expect_event(server, d, "register", after=mark, timeout=30)
+        await expect_registration(server, d, after=mark, timeout=30)
         await wait_value(server, "/5/0/3", "2")
         assert (tmp_path / "state" / "firmware" / "package").read_bytes() == image
         # Resumed at the block position: the first blocks were fetched once only.
@@ -285,7 +285,7 @@ async def test_https_pull_checks_the_certificate(tmp_path, server, start_daemon)
         (tmp_path / "state" / "firmware.json").unlink()
         mark = server.mark()
         d = start_daemon({"firmware": script_firmware(tmp_path, pull_retries=0)}, name="untrusting")
-        await expect_event(server, d, "register", after=mark, timeout=15)
+        await expect_registration(server, d, after=mark, timeout=15)
         await write_uri(server, src.uri())
         await wait_value(server, "/5/0/5", "4")
         assert await value(server, "/5/0/3") == "0"
@@ -310,7 +310,7 @@ async def test_http_pull_resumes_after_a_daemon_restart(tmp_path, server, start_
         src.throttle = 0.0
         mark = server.mark()
         d = start_daemon({"firmware": fw})
-        await expect_event(server, d, "register", after=mark, timeout=30)
+        await expect_registration(server, d, after=mark, timeout=30)
         await wait_value(server, "/5/0/3", "2")
         assert staged.read_bytes() == image
         assert src.ranges[0] is None

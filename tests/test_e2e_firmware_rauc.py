@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from bench.daemon import expect_event
+from bench.daemon import expect_event, expect_registration
 from test_e2e_firmware import push, value, wait_for, wait_value
 from test_e2e_system import PrivateBus
 
@@ -76,7 +76,7 @@ def phase(tmp_path):
 async def start(server, start_daemon, rauc, mark=None, **fw):
     changes = {"firmware": {"backend": "rauc", "commit_window": 60, **fw}}
     d = start_daemon(changes, env={"DBUS_SYSTEM_BUS_ADDRESS": rauc.bus.address})
-    await expect_event(server, d, "register", after=mark or 0, timeout=30)
+    await expect_registration(server, d, after=mark or 0, timeout=30)
     return d
 
 

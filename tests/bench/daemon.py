@@ -182,3 +182,20 @@ async def expect_event(server, daemon: Daemon, kind: str | None, after: int = 0,
                 ) from None
             if time.monotonic() >= deadline:
                 raise
+
+
+async def expect_registration(server, daemon: Daemon, after: int = 0, timeout: float = 15.0):
+    """The daemon registered after ``after``: a Register, or after a kill -9 the Update
+    with which it takes up the registration of the killed run (kept in its state
+    directory). Fails at once if the daemon dies."""
+    deadline = time.monotonic() + timeout
+    while True:
+        for ev in server.events[after:]:
+            if (ev.kind, ev.response_code) in (("register", "2.01"), ("update", "2.04")):
+                return ev
+        if not daemon.alive():
+            raise AssertionError(f"lwm2md exited with status {daemon.proc.returncode} before registering")
+        if time.monotonic() >= deadline:
+            seen = [(e.kind, e.response_code) for e in server.events[after:]]
+            raise AssertionError(f"no registration within {timeout} s; saw {seen}")
+        await asyncio.sleep(0.05)

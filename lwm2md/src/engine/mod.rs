@@ -551,10 +551,19 @@ impl Engine {
                         .map_or(crate::config::DEFAULT_LIFETIME, |a| a.lifetime);
                     s.state = State::Registered;
                     s.schedule_update(now, lifetime, max_wait);
-                    tracing::debug!(server = %s.uri, "registration updated");
-                    self.events.push_back(Event::Updated {
-                        short_server_id: ssid,
-                    });
+                    if std::mem::take(&mut s.resumed) {
+                        // For this run, that is what a Register would have been.
+                        tracing::info!(server = %s.uri, location = %s.location.join("/"), "registered (the previous run's registration)");
+                        self.events.push_back(Event::Registered {
+                            short_server_id: ssid,
+                            location: s.location.join("/"),
+                        });
+                    } else {
+                        tracing::debug!(server = %s.uri, "registration updated");
+                        self.events.push_back(Event::Updated {
+                            short_server_id: ssid,
+                        });
+                    }
                     self.release_held(now, ssid);
                 }
                 None if !self.stopping && s.update_lost(now) => {

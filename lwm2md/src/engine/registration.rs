@@ -66,6 +66,9 @@ pub struct Session {
     /// Notifications wait for an Update to get through: after waking from queue mode,
     /// or after an Update went unanswered while the registration is still valid.
     pub reconnecting: bool,
+    /// Taken up from a previous run (`Engine::resume`): the first Update that gets
+    /// through makes it registered for this run.
+    pub resumed: bool,
 }
 
 /// An unanswered Update is retried after this, doubling up to the maximum, for as long
@@ -91,6 +94,7 @@ impl Session {
             awake_until: None,
             asleep: false,
             reconnecting: false,
+            resumed: false,
         }
     }
 
@@ -184,6 +188,7 @@ impl Session {
         self.awake_until = None;
         self.asleep = false;
         self.reconnecting = false;
+        self.resumed = false;
     }
 }
 

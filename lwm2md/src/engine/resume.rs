@@ -161,6 +161,7 @@ impl Engine {
             s.expires_at = Some(now + Duration::from_secs(left));
             s.update_at = Some(now);
             s.reconnecting = true;
+            s.resumed = true;
             let (ssid, peer) = (s.short_server_id, s.addr);
             tracing::info!(server = %s.uri, location = %s.location.join("/"), "resuming the registration of the previous run");
             for (path, queries) in saved.attributes {

@@ -1495,6 +1495,15 @@ fn a_restart_resumes_the_registration_observations_and_stored_notifications() {
         "stored notifications wait"
     );
     next.answer(&update, ResponseType::Changed, &[]);
+    // Registered for this run (what waits for a registration, a firmware commit, goes on).
+    let events: Vec<Event> = std::iter::from_fn(|| next.engine.poll_event()).collect();
+    assert!(
+        events.contains(&Event::Registered {
+            short_server_id: 1,
+            location: "rd/abc".into()
+        }),
+        "{events:?}"
+    );
     let delivered: Vec<Packet> = std::iter::from_fn(|| next.engine.poll_transmit())
         .map(|t| Packet::from_bytes(&t.data).unwrap())
         .collect();
