@@ -21,7 +21,7 @@ const POLL: Duration = Duration::from_millis(1);
 const MAX_POLLS: u32 = 100;
 
 fn target(address: u8) -> TargetAddr {
-    // ADDR strapping (datasheet table 4); the configuration admits only these addresses.
+    // ADDR pin strapping (datasheet, address selection); the configuration admits only these addresses.
     match address {
         0x49 => TargetAddr::Vdd,
         0x4a => TargetAddr::Sda,
@@ -99,7 +99,8 @@ macro_rules! adc {
     };
 }
 
-// Codes per full scale: 2^15 (ADS1115 datasheet table 3), 2^11 (ADS1015 table 3).
+// Codes per full scale: 2^15 on the ADS1115, 2^11 on the ADS1015 (datasheets: full-scale
+// range and LSB size).
 adc!(
     Ads1115,
     ic::Ads1115,

@@ -105,7 +105,7 @@ const LIS3DH_SPANS: &[Span] = &[
     span(AccelerationY, -20.09, 20.09),
     span(AccelerationZ, -20.09, 20.09),
 ];
-// ADS1115/ADS1015 datasheets table 3: the ±4.096 V full-scale range the driver sets.
+// ADS1115/ADS1015 datasheets: the ±4.096 V full-scale range the driver sets.
 const ADS1X1X_SPANS: &[Span] = &[
     span(InputVoltage(0), -4.096, 4.096),
     span(InputVoltage(1), -4.096, 4.096),
@@ -114,9 +114,9 @@ const ADS1X1X_SPANS: &[Span] = &[
 ];
 // TMP102 datasheet 7.3: operating range.
 const TMP102_SPANS: &[Span] = &[span(Temperature, -55.0, 150.0)];
-// TMP117 datasheet 6.3: operating range.
+// TMP117 datasheet: specified operating range.
 const TMP117_SPANS: &[Span] = &[span(Temperature, -55.0, 150.0)];
-// LM75B datasheet 6.3: operating range.
+// LM75B datasheet: specified operating range.
 const LM75_SPANS: &[Span] = &[span(Temperature, -55.0, 125.0)];
 const SIM_SPANS: &[Span] = &[
     span(Temperature, -40.0, 125.0),

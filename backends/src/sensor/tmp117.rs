@@ -11,7 +11,7 @@ use super::chip::Chip;
 use super::shared::bus_error;
 use super::{Quantity, Reading, SensorError};
 
-/// The device ID register's value (datasheet 7.6.1.9).
+/// The device ID register's value (datasheet register map).
 const DEVICE_ID: u16 = 0x117;
 
 pub struct Tmp117<I: I2c> {

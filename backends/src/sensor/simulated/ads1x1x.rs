@@ -1,7 +1,7 @@
-//! ADS1115 and ADS1015 (TI datasheets SBAS444, SBAS473): pointer register of 9.6.1 (bits
-//! 7..2 zero), configuration resetting to 0x8583 (9.6.3: OS, MUX, PGA, MODE, DR),
+//! ADS1115 and ADS1015 (TI datasheets SBAS444, SBAS473): pointer register (bits 7..2 zero),
+//! configuration register resetting to 0x8583 (OS, MUX, PGA, MODE, DR),
 //! single-shot conversions started by writing OS and lasting one data-rate period, OS
-//! reading 0 meanwhile; output codes of table 4 / 3, clipped at the full scale, 12-bit
+//! reading 0 meanwhile; ideal output codes, clipped at the full scale, 12-bit
 //! codes left-justified on the ADS1015.
 
 use std::time::{Duration, Instant};

@@ -1,13 +1,13 @@
-//! LM75B (TI datasheet SNOS830): pointer register of 7.5.1 (temperature, configuration,
+//! LM75B (TI datasheet SNOS830): pointer register (temperature, configuration,
 //! T_HYST, T_OS; others NACKed), 9-bit two's-complement temperature left-justified in
-//! 0.5 °C steps (table 7-1), configuration resetting to 0 with shutdown in bit 0 (the
+//! 0.5 °C steps (the temperature data format table), configuration resetting to 0 with shutdown in bit 0 (the
 //! temperature register then keeps its last conversion), T_HYST 75 °C and T_OS 80 °C.
 
 use super::bus::SimChip;
 use crate::sensor::Quantity;
 
 pub struct SimLm75 {
-    /// What the next conversion yields: 9 bits, as table 7-1's "digital output".
+    /// What the next conversion yields: 9 bits, as the data format table's "digital output".
     pub raw: u16,
     /// The temperature register.
     register: u16,

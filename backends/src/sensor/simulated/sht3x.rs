@@ -1,5 +1,5 @@
-//! SHT3x-DIS (Sensirion datasheet v6): 16-bit commands (4.3 to 4.11), single shot with and
-//! without clock stretching (table 9), answers of words each followed by the CRC-8 of
+//! SHT3x-DIS (Sensirion datasheet v6): 16-bit commands (section 4), single shot with and
+//! without clock stretching, answers of words each followed by the CRC-8 of
 //! 4.12 (the SHT4x's), conversions of 4.13, status register of 4.11 (0x8010 after a
 //! reset), NACK on a read with no data pending and on unknown commands.
 

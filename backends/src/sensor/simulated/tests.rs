@@ -199,7 +199,8 @@ fn sht3x_converts_the_datasheet_formulas_and_checks_crc() {
 
 #[test]
 fn tmp117_follows_the_datasheet_table() {
-    // Table 7-1: 16-bit output and temperature, 7.8125 m°C per bit.
+    // The datasheet's temperature data format: 16-bit output and temperature,
+    // 7.8125 m°C per bit.
     let table = [
         (0x4b00, 150.0),
         (0x3200, 100.0),
@@ -238,7 +239,8 @@ fn tmp117_follows_the_datasheet_table() {
 
 #[test]
 fn lm75_follows_the_datasheet_table() {
-    // LM75B table 7-1: 9-bit output and temperature, 0.5 °C per bit.
+    // The LM75B datasheet's temperature data format: 9-bit output and temperature,
+    // 0.5 °C per bit.
     let table = [
         (0x0fa, 125.0),
         (0x032, 25.0),
@@ -265,7 +267,8 @@ fn lm75_follows_the_datasheet_table() {
 
 #[test]
 fn ads1115_and_ads1015_follow_the_datasheet_codes() {
-    // Table 3 at the ±4.096 V range: 125 µV per code (ADS1115), 2 mV (ADS1015); table 4:
+    // The datasheets' full-scale ranges: 125 µV per code (ADS1115) and 2 mV (ADS1015) at
+    // ±4.096 V; ideal output codes:
     // one code, and clipping at +FS (2^15 - 1) / 2^15 (0x7FFF) and 2^11 - 1 codes.
     let inputs = [1.0, 3.3, 0.002, 5.0];
     let cases = [
@@ -294,7 +297,7 @@ fn ads1115_and_ads1015_follow_the_datasheet_codes() {
         let mut absent = driver(model, 0x48, &slot);
         assert!(matches!(absent.init(), Err(SensorError::Bus(_))));
     }
-    // One code of the ADS1115 above zero.
+    // One code above and below zero, and clipping at -FS (0x8000).
     let bus = SimBus::default();
     bus.attach(0x48, SimAds1x1x::ads1115([0.000125, -0.000125, 0.0, -5.0]));
     let slot = RefCell::new(Some(bus));

@@ -1,9 +1,9 @@
-//! TMP117 (TI datasheet SNOSD82): register map of 7.6 (temperature resetting to 0x8000,
+//! TMP117 (TI datasheet SNOSD82): register map (temperature resetting to 0x8000,
 //! configuration to 0x0220, limits 0x6000/0x8000, offset, device ID 0x0117), 16-bit
-//! two's-complement temperature in 7.8125 m°C steps (table 7-1) with the offset register
+//! two's-complement temperature in 7.8125 m°C steps (temperature data format table) with the offset register
 //! added, read-only flags in configuration bits 15..12, Data_Ready cleared by a read of
 //! the temperature or configuration register, one-shot conversions lasting as the
-//! averaging of table 7-7 says and then returning to shutdown, soft reset in bit 1.
+//! averaging mode says and then returning to shutdown, soft reset in bit 1.
 
 use std::time::{Duration, Instant};
 
@@ -17,7 +17,7 @@ const SHUTDOWN: u16 = 0b01 << 10;
 const ONE_SHOT: u16 = 0b11 << 10;
 
 pub struct SimTmp117 {
-    /// What a conversion yields, before the offset: table 7-1's 16-bit output.
+    /// What a conversion yields, before the offset: the data format table's 16-bit output.
     pub raw: i16,
     temperature: u16,
     config: u16,
@@ -92,7 +92,7 @@ impl SimChip for SimTmp117 {
                 self.config = (self.config & 0xf000) | (v & 0x0ffc);
                 self.converting = None;
                 if v & MODE == ONE_SHOT {
-                    // Table 7-7: active conversion time by AVG (bits 6..5).
+                    // Active conversion time by AVG (bits 6..5).
                     let ms = [16, 125, 500, 1000][usize::from((v >> 5) & 0b11)];
                     self.converting = Some(Instant::now() + Duration::from_millis(ms));
                 }
