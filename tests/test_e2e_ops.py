@@ -232,7 +232,10 @@ async def test_check_probes_the_configured_backends(server, bus, tmp_path):
         config = base_config(tmp_path, server.uri, "bench-check")
         config["location"] = {"backend": "gpsd", "address": f"127.0.0.1:{port}"}
         config["sensor"] = [{"model": "bme280", "bus": "/dev/i2c-77", "address": 0x76,
-                             "interval": 60, "instance": 0}]
+                             "interval": 60, "instance": 0},
+                            # A simulated bus has no device to probe.
+                            {"model": "sht3x", "bus": "sim", "address": 0x44,
+                             "interval": 60, "instance": 1}]
         config["firmware"] = {"backend": "rauc"}
         path = write_config(tmp_path, config)
         deadline = time.monotonic() + 30
@@ -244,6 +247,7 @@ async def test_check_probes_the_configured_backends(server, bus, tmp_path):
             await asyncio.sleep(0.5)
         assert checks["gpsd"]["status"] == "ok", checks["gpsd"]
         assert checks["i2c"]["status"] == "error" and "/dev/i2c-77" in checks["i2c"]["detail"]
+        assert "sim" not in checks["i2c"]["detail"], checks["i2c"]
         assert checks["rauc"]["status"] == "error", checks["rauc"]
         assert proc.returncode != 0
     finally:

@@ -126,3 +126,93 @@ async def test_unknown_sensor_model_is_a_config_error_naming_the_line(server, st
     assert "bme281" in log and "bad.toml" in log
     assert re.search(r"bad\.toml:\d+:\d+: unknown variant", log), log
     assert server.events == []
+
+
+async def notification_with_new_value(obs, seen, timeout=30):
+    while True:
+        n = await obs.next(timeout=timeout)
+        assert n.code == "2.05", n
+        v = float(n.payload.decode())
+        if v not in seen:
+            seen.add(v)
+            return v
+
+
+async def test_a_chip_unplugged_and_plugged_back_while_running(server, start_daemon, tmp_path):
+    # A simulated bus whose chips are unplugged while a file names them: the real SHT3x
+    # and TMP117 drivers against register-level simulations of the chips.
+    sockets = tmp_path / "sockets"
+    sockets.mkdir()
+    bus = f"sim:{sockets}"
+    chips = [
+        {"model": "sht3x", "bus": bus, "address": 0x44, "interval": 1, "instance": 0},
+        {"model": "tmp117", "bus": bus, "address": 0x48, "interval": 1, "instance": 1},
+    ]
+    daemon = start_daemon({"sensor": chips})
+    await expect_event(server, daemon, "register", timeout=15)
+    values = await read_values(server, "/3303/0", lambda v: "/3303/0/5700" in v)
+    assert (values["/3303/0/5603"], values["/3303/0/5604"]) == (-40.0, 125.0)
+    assert values["/3303/0/6042"] == 4
+    t117 = await read_values(server, "/3303/1", lambda v: "/3303/1/5700" in v)
+    assert (t117["/3303/1/5603"], t117["/3303/1/5604"]) == (-55.0, 150.0)
+    assert 17.0 <= t117["/3303/1/5700"] <= 25.0
+    device = await read_values(server, "/3/0/11")
+    assert device["/3/0/11/0"] == 0
+    first, sht = await server.observe("/3303/0/5700")
+    assert first.code == "2.05" and sht is not None
+    _, tmp = await server.observe("/3303/1/5700")
+    assert tmp is not None
+
+    (sockets / "unplug-0x44").touch()
+    # The observer of the vanished sensor hears an error, which ends the observation.
+    while True:
+        n = await sht.next(timeout=30)
+        if n.code != "2.05":
+            break
+    assert n.code == "4.04", n
+    assert (await server.read("/3303/0/5700")).code == "4.04"
+    quality = await read_values(server, "/3303/0/6042")
+    assert quality["/3303/0/6042"] == 1
+    device = await read_values(server, "/3/0/11")
+    assert device["/3/0/11/0"] == 8
+    # The humidity of the same chip fails with it.
+    assert (await server.read("/3304/0/5700")).code == "4.04"
+    # The other chip on the bus goes on: three new values, each a pass of the sampler
+    # over the bus that retried the missing chip too, which is logged once.
+    seen = set()
+    for _ in range(3):
+        await notification_with_new_value(tmp, seen)
+    lines = [line for line in daemon.log().splitlines() if "0x44" in line]
+    assert len(lines) == 1, lines
+    assert "WARN" in lines[0] and bus in lines[0], lines
+    assert "sht3x" in lines[0] and "did not acknowledge its address" in lines[0], lines
+
+    (sockets / "unplug-0x44").unlink()
+    values = await read_values(
+        server, "/3303/0", lambda v: "/3303/0/5700" in v and v.get("/3303/0/6042") == 4, timeout=30
+    )
+    assert 17.0 <= values["/3303/0/5700"] <= 25.0
+    device = await read_values(server, "/3/0/11", lambda v: v["/3/0/11/0"] == 0, timeout=30)
+    assert (await server.read("/3304/0/5700")).code == "2.05"
+    # Observed again, it notifies as before.
+    first, sht = await server.observe("/3303/0/5700")
+    assert first.code == "2.05" and sht is not None
+    await notification_with_new_value(sht, {float(first.payload.decode())})
+    assert "answers again" in daemon.log()
+
+
+async def test_adc_inputs_are_voltage_instances(server, start_daemon):
+    # An ADS1115 on a simulated bus: its four inputs are /3316/4 to /3316/7.
+    chip = {"model": "ads1115", "bus": "sim", "address": 0x48, "interval": 1, "instance": 4}
+    daemon = start_daemon({"sensor": [chip]})
+    ev = await expect_event(server, daemon, "register", timeout=15)
+    payload = server.registrations[ev.location].payload
+    for n in range(4):
+        assert f"</3316/{4 + n}>".encode() in payload, payload
+    for n in range(4):
+        path = f"/3316/{4 + n}"
+        v = await read_values(server, path, lambda v, p=path: f"{p}/5700" in v)
+        assert v[f"{path}/5701"] == "V"
+        assert (v[f"{path}/5603"], v[f"{path}/5604"]) == (-4.096, 4.096)
+        # The simulated input n follows 1 + 0.5 n ± 0.25 V.
+        assert abs(v[f"{path}/5700"] - (1.0 + 0.5 * n)) <= 0.2501, v

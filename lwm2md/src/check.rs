@@ -744,7 +744,8 @@ fn dbus_policy(_config: &Config) -> ProbeFuture<'_> {
     })
 }
 
-/// Each I2C bus a configured sensor is on must exist (simulated sensors need none).
+/// Each I2C bus a configured sensor is on must exist (simulated sensors and buses need
+/// none).
 fn i2c_buses(config: &Config) -> ProbeFuture<'_> {
     Box::pin(async move {
         let mut buses: Vec<&str> = config
@@ -753,6 +754,7 @@ fn i2c_buses(config: &Config) -> ProbeFuture<'_> {
             .map(|s| s.get_ref())
             .filter(|s| s.model != config::SensorModel::Sim)
             .map(|s| s.bus.as_str())
+            .filter(|b| !backends::sensor::is_simulated_bus(b))
             .collect();
         buses.sort_unstable();
         buses.dedup();

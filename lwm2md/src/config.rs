@@ -194,12 +194,17 @@ pub struct SensorConfig {
 #[serde(rename_all = "lowercase")]
 pub enum SensorModel {
     Bme280,
+    Sht3x,
     Sht4x,
     Tmp102,
+    Tmp117,
+    Lm75,
     Bh1750,
     Scd4x,
     Ina219,
     Lis3dh,
+    Ads1115,
+    Ads1015,
     Sim,
 }
 
@@ -208,12 +213,17 @@ impl SensorModel {
         use backends::sensor::Model;
         match self {
             SensorModel::Bme280 => Model::Bme280,
+            SensorModel::Sht3x => Model::Sht3x,
             SensorModel::Sht4x => Model::Sht4x,
             SensorModel::Tmp102 => Model::Tmp102,
+            SensorModel::Tmp117 => Model::Tmp117,
+            SensorModel::Lm75 => Model::Lm75,
             SensorModel::Bh1750 => Model::Bh1750,
             SensorModel::Scd4x => Model::Scd4x,
             SensorModel::Ina219 => Model::Ina219,
             SensorModel::Lis3dh => Model::Lis3dh,
+            SensorModel::Ads1115 => Model::Ads1115,
+            SensorModel::Ads1015 => Model::Ads1015,
             SensorModel::Sim => Model::Sim,
         }
     }
@@ -914,17 +924,31 @@ impl Config {
                 ));
             }
             addresses.push((s.bus.as_str(), address));
-            for object in crate::sensors::objects_fed(model) {
-                if instances.contains(&(object, s.instance)) {
+            let last = model
+                .spans()
+                .iter()
+                .map(|span| crate::sensors::instance_offset(span.quantity))
+                .max()
+                .unwrap_or(0);
+            if s.instance.checked_add(last).is_none_or(|i| i == u16::MAX) {
+                return Err((
+                    at,
+                    format!(
+                        "sensor {name}: instance must be at most {}",
+                        u16::MAX - 1 - last
+                    ),
+                ));
+            }
+            for (object, instance) in crate::sensors::instances_fed(model, s.instance) {
+                if instances.contains(&(object, instance)) {
                     return Err((
                         at,
                         format!(
-                            "sensor {name}: instance /{object}/{} is fed by another sensor",
-                            s.instance
+                            "sensor {name}: instance /{object}/{instance} is fed by another sensor"
                         ),
                     ));
                 }
-                instances.push((object, s.instance));
+                instances.push((object, instance));
             }
             if s.application_type.as_ref().is_some_and(|a| a.len() > 255) {
                 return Err((
@@ -1465,6 +1489,20 @@ mod tests {
                 format!("{SERVER}{}unit = \"C\"\n", sensor("sim", "1", 0)),
                 "9:",
                 "unit",
+            ), // An ADC's four inputs are four instances of 3316 Voltage: 2 is taken.
+            (
+                format!(
+                    "{SERVER}{}{}",
+                    sensor("ads1115", "0x48", 0),
+                    sensor("ina219", "0x40", 2)
+                ),
+                "9:",
+                "/3316/2",
+            ),
+            (
+                format!("{SERVER}{}", sensor("ads1015", "0x49", 65532)),
+                "3:",
+                "at most 65531",
             ),
         ];
         for (text, line, wanted) in cases {

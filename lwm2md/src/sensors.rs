@@ -27,22 +27,48 @@ pub fn placement(q: Quantity) -> (&'static ObjectDef, u16, &'static str) {
         Quantity::AccelerationX => (&defs::ACCELEROMETER, ipso::X_VALUE, "m/s2"),
         Quantity::AccelerationY => (&defs::ACCELEROMETER, ipso::Y_VALUE, "m/s2"),
         Quantity::AccelerationZ => (&defs::ACCELEROMETER, ipso::Z_VALUE, "m/s2"),
-        Quantity::Voltage => (&defs::VOLTAGE, ipso::SENSOR_VALUE, "V"),
+        Quantity::Voltage | Quantity::InputVoltage(_) => (&defs::VOLTAGE, ipso::SENSOR_VALUE, "V"),
         Quantity::Current => (&defs::CURRENT, ipso::SENSOR_VALUE, "A"),
         Quantity::Power => (&defs::POWER, ipso::SENSOR_VALUE, "W"),
         Quantity::Co2 => (&defs::CONCENTRATION, ipso::SENSOR_VALUE, "ppm"),
     }
 }
 
-/// The objects a model feeds, each once.
-pub fn objects_fed(model: Model) -> Vec<u16> {
-    let mut ids: Vec<u16> = model
+/// The instance a quantity goes to, counted from the sensor's first: an ADC's inputs
+/// each have an instance of their own.
+pub fn instance_offset(q: Quantity) -> u16 {
+    match q {
+        Quantity::InputVoltage(n) => n.into(),
+        _ => 0,
+    }
+}
+
+/// The (object, instance) pairs a model feeds from instance `first`, each once. The
+/// configuration is checked to leave room for them.
+pub fn instances_fed(model: Model, first: u16) -> Vec<(u16, u16)> {
+    let mut ids: Vec<(u16, u16)> = model
         .spans()
         .iter()
-        .map(|s| placement(s.quantity).0.id)
+        .map(|s| {
+            let offset = instance_offset(s.quantity);
+            (placement(s.quantity).0.id, first.saturating_add(offset))
+        })
         .collect();
     ids.dedup();
     ids
+}
+
+/// The resources a model's readings go to, from instance `first`.
+pub fn measured_paths(model: Model, first: u16) -> Vec<Path> {
+    model
+        .spans()
+        .iter()
+        .map(|s| {
+            let (def, resource, _) = placement(s.quantity);
+            let instance = first.saturating_add(instance_offset(s.quantity));
+            Path::resource(def.id, instance, resource)
+        })
+        .collect()
 }
 
 /// One IPSO object per object ID that a configured sensor feeds, with an instance per
@@ -53,15 +79,16 @@ pub fn objects(config: &Config, clock: Clock, state: &StateDir) -> Vec<Box<dyn O
         let s = s.get_ref();
         for span in s.model.backend().spans() {
             let (def, _, units) = placement(span.quantity);
+            let id = s.instance.saturating_add(instance_offset(span.quantity));
             let object = objects
                 .entry(def.id)
                 .or_insert_with(|| IpsoSensor::new(def, clock, Some(state.clone())));
-            if object.instances().contains(&s.instance) {
+            if object.instances().contains(&id) {
                 // The accelerometer's three axes share one instance.
                 continue;
             }
             object.add_instance(InstanceSpec {
-                id: s.instance,
+                id,
                 units,
                 range: (span.min, span.max),
                 application_type: s.application_type.clone(),
@@ -82,7 +109,10 @@ struct SinkChip {
     /// (bus, chip) across all buses.
     key: (usize, usize),
     instance: u16,
-    objects: Vec<u16>,
+    /// (object, instance) of everything the chip feeds.
+    instances: Vec<(u16, u16)>,
+    /// The resources its readings go to.
+    measured: Vec<Path>,
     scale: f64,
     offset: f64,
     /// Whether the chip failed at its last sample; `None` before the first.
@@ -119,19 +149,23 @@ fn sink(
             } else {
                 ipso::QUALITY_ACCEPTED
             };
-            for o in &chip.objects {
+            for (o, i) in &chip.instances {
                 out.push(Feed::Value(
-                    Path::resource(*o, chip.instance, ipso::QUALITY_INDICATOR),
+                    Path::resource(*o, *i, ipso::QUALITY_INDICATOR),
                     ResourceValue::Single(Value::Integer(quality)),
                 ));
+            }
+            if failed {
+                out.extend(chip.measured.iter().map(|p| Feed::Absent(*p)));
             }
         }
         if let Report::Readings { readings, .. } = &report {
             for r in readings {
                 let (def, resource, _) = placement(r.quantity);
                 let value = r.value * chip.scale + chip.offset;
+                let instance = chip.instance.saturating_add(instance_offset(r.quantity));
                 out.push(Feed::Value(
-                    Path::resource(def.id, chip.instance, resource),
+                    Path::resource(def.id, instance, resource),
                     ResourceValue::Single(Value::Float(value)),
                 ));
             }
@@ -165,7 +199,7 @@ fn sink(
 /// A sensor as the daemon follows it.
 struct Fed {
     instance: u16,
-    objects: Vec<u16>,
+    instances: Vec<(u16, u16)>,
     interval: Duration,
     current: Duration,
 }
@@ -211,7 +245,8 @@ impl Sensors {
                 .map(|(index, s)| SinkChip {
                     key: (bus_index, index),
                     instance: s.instance,
-                    objects: objects_fed(s.model.backend()),
+                    instances: instances_fed(s.model.backend(), s.instance),
+                    measured: measured_paths(s.model.backend(), s.instance),
                     scale: s.scale,
                     offset: s.offset,
                     failing: None,
@@ -225,7 +260,7 @@ impl Sensors {
                         .iter()
                         .map(|s| Fed {
                             instance: s.instance,
-                            objects: objects_fed(s.model.backend()),
+                            instances: instances_fed(s.model.backend(), s.instance),
                             interval: Duration::from_secs(s.interval.into()),
                             current: Duration::from_secs(s.interval.into()),
                         })
@@ -246,9 +281,9 @@ impl Sensors {
         for bus in &mut self.buses {
             for (index, chip) in bus.chips.iter_mut().enumerate() {
                 let pmin = chip
-                    .objects
+                    .instances
                     .iter()
-                    .filter_map(|o| engine.observed_pmin(&Path::instance(*o, chip.instance)))
+                    .filter_map(|(o, i)| engine.observed_pmin(&Path::instance(*o, *i)))
                     .min();
                 let wanted = match pmin {
                     Some(p) => chip.interval.min(p.max(self.floor)),
@@ -286,7 +321,8 @@ mod tests {
         SinkChip {
             key,
             instance,
-            objects: objects_fed(Model::Tmp102),
+            instances: instances_fed(Model::Tmp102, instance),
+            measured: measured_paths(Model::Tmp102, instance),
             scale: 2.0,
             offset: -1.0,
             failing: None,
@@ -331,9 +367,13 @@ mod tests {
         );
         assert_eq!(drain(&mut rx), vec![quality(5, 4), value]);
         assert!(bus_a(failed()));
-        assert_eq!(drain(&mut rx), vec![quality(5, 1), error_code(8)]);
+        let absent = |i| Feed::Absent(Path::resource(3303, i, 5700));
+        assert_eq!(
+            drain(&mut rx),
+            vec![quality(5, 1), absent(5), error_code(8)]
+        );
         assert!(bus_b(failed()));
-        assert_eq!(drain(&mut rx), vec![quality(6, 1)]);
+        assert_eq!(drain(&mut rx), vec![quality(6, 1), absent(6)]);
         assert!(bus_a(t(10.0)));
         assert_eq!(drain(&mut rx).first(), Some(&quality(5, 4)));
         assert!(bus_b(Report::Readings {

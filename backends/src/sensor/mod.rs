@@ -4,24 +4,27 @@
 //! Readings are in the quantity's own unit (degrees Celsius, %RH, pascals, lux, m/s²,
 //! volts, amperes, watts, ppm); the mapping to LwM2M objects lives in `lwm2md`.
 
+mod ads1x1x;
 mod bh1750;
 mod bme280;
 mod chip;
 mod ina219;
 mod lis3dh;
+mod lm75;
 mod sampler;
 mod scd4x;
 mod shared;
+mod sht3x;
 mod sht4x;
 mod sim;
-mod tmp102;
-
-#[cfg(test)]
 mod simulated;
+mod tmp102;
+mod tmp117;
 
 use std::fmt;
 
 pub use sampler::{spawn, BusHandle, ChipSpec, Report};
+pub use simulated::is_simulated as is_simulated_bus;
 
 /// What a chip measures.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -40,6 +43,8 @@ pub enum Quantity {
     AccelerationZ,
     /// Volts.
     Voltage,
+    /// Volts at an analog-to-digital converter's input, numbered from 0.
+    InputVoltage(u8),
     /// Amperes.
     Current,
     /// Watts.
@@ -76,6 +81,8 @@ const BME280_SPANS: &[Span] = &[
     span(Humidity, 0.0, 100.0),
     span(Pressure, 30_000.0, 110_000.0),
 ];
+// SHT3x-DIS datasheet, tables 1 and 2: specified ranges.
+const SHT3X_SPANS: &[Span] = &[span(Temperature, -40.0, 125.0), span(Humidity, 0.0, 100.0)];
 // SHT4x datasheet, tables 1 and 2: specified ranges.
 const SHT4X_SPANS: &[Span] = &[span(Temperature, -40.0, 125.0), span(Humidity, 0.0, 100.0)];
 // BH1750FVI datasheet, page 1: measurement range.
@@ -98,8 +105,19 @@ const LIS3DH_SPANS: &[Span] = &[
     span(AccelerationY, -20.09, 20.09),
     span(AccelerationZ, -20.09, 20.09),
 ];
+// ADS1115/ADS1015 datasheets: the ±4.096 V full-scale range the driver sets.
+const ADS1X1X_SPANS: &[Span] = &[
+    span(InputVoltage(0), -4.096, 4.096),
+    span(InputVoltage(1), -4.096, 4.096),
+    span(InputVoltage(2), -4.096, 4.096),
+    span(InputVoltage(3), -4.096, 4.096),
+];
 // TMP102 datasheet 7.3: operating range.
 const TMP102_SPANS: &[Span] = &[span(Temperature, -55.0, 150.0)];
+// TMP117 datasheet: specified operating range.
+const TMP117_SPANS: &[Span] = &[span(Temperature, -55.0, 150.0)];
+// LM75B datasheet: specified operating range.
+const LM75_SPANS: &[Span] = &[span(Temperature, -55.0, 125.0)];
 const SIM_SPANS: &[Span] = &[
     span(Temperature, -40.0, 125.0),
     span(Humidity, 0.0, 100.0),
@@ -119,10 +137,16 @@ const SIM_SPANS: &[Span] = &[
 pub enum Model {
     /// Bosch BME280: temperature, humidity, pressure.
     Bme280,
+    /// Sensirion SHT30/31/35: temperature, humidity.
+    Sht3x,
     /// Sensirion SHT40/41/43/45: temperature, humidity.
     Sht4x,
     /// TI TMP102 (and TMP112): temperature.
     Tmp102,
+    /// TI TMP117: temperature.
+    Tmp117,
+    /// LM75 (NXP LM75A, TI LM75B and compatibles): temperature.
+    Lm75,
     /// ROHM BH1750FVI: illuminance.
     Bh1750,
     /// Sensirion SCD40/SCD41: CO2, temperature, humidity.
@@ -131,6 +155,10 @@ pub enum Model {
     Ina219,
     /// ST LIS3DH: acceleration on three axes.
     Lis3dh,
+    /// TI ADS1115: four 16-bit analog inputs.
+    Ads1115,
+    /// TI ADS1015: four 12-bit analog inputs.
+    Ads1015,
     /// No chip: a deterministic waveform on every quantity, for demos and tests.
     Sim,
 }
@@ -139,12 +167,17 @@ impl Model {
     pub fn name(self) -> &'static str {
         match self {
             Model::Bme280 => "bme280",
+            Model::Sht3x => "sht3x",
             Model::Sht4x => "sht4x",
             Model::Tmp102 => "tmp102",
+            Model::Tmp117 => "tmp117",
+            Model::Lm75 => "lm75",
             Model::Bh1750 => "bh1750",
             Model::Scd4x => "scd4x",
             Model::Ina219 => "ina219",
             Model::Lis3dh => "lis3dh",
+            Model::Ads1115 => "ads1115",
+            Model::Ads1015 => "ads1015",
             Model::Sim => "sim",
         }
     }
@@ -153,12 +186,16 @@ impl Model {
     pub fn spans(self) -> &'static [Span] {
         match self {
             Model::Bme280 => BME280_SPANS,
+            Model::Sht3x => SHT3X_SPANS,
             Model::Sht4x => SHT4X_SPANS,
             Model::Tmp102 => TMP102_SPANS,
+            Model::Tmp117 => TMP117_SPANS,
+            Model::Lm75 => LM75_SPANS,
             Model::Bh1750 => BH1750_SPANS,
             Model::Scd4x => SCD4X_SPANS,
             Model::Ina219 => INA219_SPANS,
             Model::Lis3dh => LIS3DH_SPANS,
+            Model::Ads1115 | Model::Ads1015 => ADS1X1X_SPANS,
             Model::Sim => SIM_SPANS,
         }
     }
@@ -167,8 +204,12 @@ impl Model {
     pub fn addresses(self) -> &'static [u8] {
         match self {
             Model::Bme280 => &[0x76, 0x77],
+            Model::Sht3x => &[0x44, 0x45],
             Model::Sht4x => &[0x44, 0x45, 0x46],
-            Model::Tmp102 => &[0x48, 0x49, 0x4a, 0x4b],
+            Model::Tmp102 | Model::Tmp117 | Model::Ads1115 | Model::Ads1015 => {
+                &[0x48, 0x49, 0x4a, 0x4b]
+            }
+            Model::Lm75 => &[0x48, 0x49, 0x4a, 0x4b, 0x4c, 0x4d, 0x4e, 0x4f],
             Model::Bh1750 => &[0x23, 0x5c],
             Model::Scd4x => &[0x62],
             Model::Lis3dh => &[0x18, 0x19],

@@ -10,11 +10,12 @@ use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use embedded_hal::i2c::I2c;
-use linux_embedded_hal::I2cdev;
+use embedded_hal::i2c::{self, ErrorKind, ErrorType, I2c, Operation, SevenBitAddress};
+use linux_embedded_hal::{I2CError, I2cdev};
 
 use super::chip::{self, Chip};
 use super::shared::Slot;
+use super::simulated::{self, SimBus, SimError};
 use super::{check_plausible, Model, Reading, SensorError};
 
 /// Small: the thread only runs drivers with fixed-size buffers.
@@ -59,22 +60,78 @@ impl BusHandle {
     }
 }
 
-/// Starts sampling the chips on the bus device `bus` (`/dev/i2c-1`). The device is opened
-/// only if a chip needs it, and reopened after failures, so a bus missing at start is
-/// retried rather than fatal. `sink` gets every report and returns false to stop.
+/// Starts sampling the chips on the bus device `bus` (`/dev/i2c-1`), or on a simulated
+/// bus (`sim`, `sim:DIR`: see `simulated::SimBus`). The device is opened only if a chip
+/// needs it, and reopened after failures, so a bus missing at start is retried rather
+/// than fatal. `sink` gets every report and returns false to stop.
 pub fn spawn<S>(bus: String, chips: Vec<ChipSpec>, sink: S) -> io::Result<BusHandle>
 where
     S: FnMut(Report) -> bool + Send + 'static,
 {
     let (commands, rx) = mpsc::channel();
+    let sim = simulated::is_simulated(&bus).then(|| {
+        let models: Vec<(Model, u8)> = chips.iter().map(|c| (c.model, c.address)).collect();
+        SimBus::configured(&bus, &models)
+    });
     thread::Builder::new()
         .name("i2c".into())
         .stack_size(STACK_SIZE)
         .spawn(move || {
-            let open = || I2cdev::new(&bus).map_err(|e| SensorError::Open(format!("{bus}: {e}")));
+            let open = || match &sim {
+                Some(sim) => Ok(AnyBus::Sim(sim.clone())),
+                None => I2cdev::new(&bus)
+                    .map(AnyBus::Dev)
+                    .map_err(|e| SensorError::Open(format!("{bus}: {e}"))),
+            };
             run(&bus, open, &chips, &rx, sink);
         })?;
     Ok(BusHandle { commands })
+}
+
+/// A device or a simulated bus, so that the drivers are built once for both.
+enum AnyBus {
+    Dev(I2cdev),
+    Sim(SimBus),
+}
+
+enum AnyError {
+    Dev(I2CError),
+    Sim(SimError),
+}
+
+impl fmt::Debug for AnyError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            AnyError::Dev(e) => write!(f, "{}", e.inner()),
+            AnyError::Sim(_) => write!(f, "simulated bus"),
+        }
+    }
+}
+
+impl i2c::Error for AnyError {
+    fn kind(&self) -> ErrorKind {
+        match self {
+            AnyError::Dev(e) => e.kind(),
+            AnyError::Sim(e) => e.kind(),
+        }
+    }
+}
+
+impl ErrorType for AnyBus {
+    type Error = AnyError;
+}
+
+impl I2c for AnyBus {
+    fn transaction(
+        &mut self,
+        address: SevenBitAddress,
+        operations: &mut [Operation<'_>],
+    ) -> Result<(), AnyError> {
+        match self {
+            AnyBus::Dev(bus) => bus.transaction(address, operations).map_err(AnyError::Dev),
+            AnyBus::Sim(bus) => bus.transaction(address, operations).map_err(AnyError::Sim),
+        }
+    }
 }
 
 struct Sampled<'a> {

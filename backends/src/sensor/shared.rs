@@ -29,11 +29,20 @@ impl<'a, B> Shared<'a, B> {
     }
 }
 
-#[derive(Debug)]
 pub enum SharedError<E> {
     /// The bus device is not open.
     Closed,
     Bus(E),
+}
+
+// The bus's own error, as a log line shows it after the error's kind.
+impl<E: fmt::Debug> fmt::Debug for SharedError<E> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            SharedError::Closed => write!(f, "the bus is not open"),
+            SharedError::Bus(e) => write!(f, "{e:?}"),
+        }
+    }
 }
 
 impl<E: fmt::Debug> fmt::Display for SharedError<E> {

@@ -34,6 +34,7 @@ pub fn wave(quantity: Quantity, k: u32) -> f64 {
         Quantity::AccelerationY => (0.0, 0.25),
         Quantity::AccelerationZ => (9.80665, 0.1),
         Quantity::Voltage => (12.0, 0.5),
+        Quantity::InputVoltage(n) => (1.0 + 0.5 * f64::from(n), 0.25),
         Quantity::Current => (1.0, 0.5),
         Quantity::Power => (12.0, 6.0),
         Quantity::Co2 => (600.0, 200.0),

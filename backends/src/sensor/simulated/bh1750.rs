@@ -3,6 +3,7 @@
 //! down), 2-byte big-endian result read without a register address.
 
 use super::bus::SimChip;
+use crate::sensor::Quantity;
 
 pub struct SimBh1750 {
     /// The count the next conversion yields in H-resolution mode (lux × 1.2).
@@ -56,5 +57,12 @@ impl SimChip for SimBh1750 {
             *b = byte;
         }
         Ok(())
+    }
+
+    fn sense(&mut self, environment: &dyn Fn(Quantity) -> f64) {
+        // H-resolution mode: lux = count / 1.2.
+        self.count = (environment(Quantity::Illuminance) * 1.2)
+            .round()
+            .clamp(0.0, 65535.0) as u16;
     }
 }

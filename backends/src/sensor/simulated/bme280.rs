@@ -28,6 +28,24 @@ pub struct Bme280Calibration {
     pub h6: i8,
 }
 
+/// The BMP280 datasheet's worked example (section 3.12, table 21), whose temperature and
+/// pressure compensation the BME280 shares; humidity trimming values of a real BME280.
+pub const EXAMPLE: Bme280Calibration = Bme280Calibration {
+    t1: 27504,
+    t2: 26435,
+    t3: -1000,
+    p: (36477, [-10685, 3024, 2855, 140, -7, 15500, -14600, 6000]),
+    h1: 75,
+    h2: 370,
+    h3: 0,
+    h4: 306,
+    h5: 50,
+    h6: 30,
+};
+
+/// The example's raw temperature and pressure (25.08 °C, 100653.27 Pa), and a humidity.
+pub const EXAMPLE_ADC: (u32, u32, u16) = (519888, 415148, 30000);
+
 pub struct SimBme280 {
     regs: [u8; 256],
     pointer: u8,

@@ -4,6 +4,7 @@
 //! computed from the calibration register as in 8.5.1.
 
 use super::bus::SimChip;
+use crate::sensor::Quantity;
 
 const CONFIG_DEFAULT: u16 = 0x399f;
 
@@ -73,5 +74,14 @@ impl SimChip for SimIna219 {
             *b = byte;
         }
         Ok(())
+    }
+
+    fn sense(&mut self, environment: &dyn Fn(Quantity) -> f64) {
+        // The 0.1 Ω shunt of the common boards: 10 µV per 100 µA.
+        let shunt = environment(Quantity::Current) * 0.1 / 10e-6;
+        self.shunt_10uv = shunt.round().clamp(-32000.0, 32000.0) as i16;
+        self.bus_mv = (environment(Quantity::Voltage) * 1000.0)
+            .round()
+            .clamp(0.0, 32000.0) as u16;
     }
 }

@@ -4,6 +4,7 @@
 //! with its MSB set (6.1.1), no new data while powered down (ODR 0).
 
 use super::bus::SimChip;
+use crate::sensor::Quantity;
 
 const WHO_AM_I: u8 = 0x0f;
 const CTRL_REG1: u8 = 0x20;
@@ -96,5 +97,16 @@ impl SimChip for SimLis3dh {
             }
         }
         Ok(())
+    }
+
+    fn sense(&mut self, environment: &dyn Fn(Quantity) -> f64) {
+        let axes = [
+            Quantity::AccelerationX,
+            Quantity::AccelerationY,
+            Quantity::AccelerationZ,
+        ];
+        for (mg, q) in self.mg.iter_mut().zip(axes) {
+            *mg = (environment(q) / 9.80665 * 1000.0).round() as i32;
+        }
     }
 }

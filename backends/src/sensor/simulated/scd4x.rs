@@ -5,6 +5,8 @@
 
 use super::bus::SimChip;
 use super::sht4x::crc8;
+use crate::sensor::Quantity;
+use std::time::{Duration, Instant};
 
 pub struct SimScd4x {
     /// Raw words of the next measurement: CO2 in ppm, temperature and humidity ticks.
@@ -13,6 +15,8 @@ pub struct SimScd4x {
     /// A measurement is waiting in the buffer.
     ready: bool,
     pending: Vec<u8>,
+    /// When periodic measurement started or last produced a measurement.
+    since: Instant,
 }
 
 impl SimScd4x {
@@ -22,6 +26,7 @@ impl SimScd4x {
             periodic: false,
             ready: false,
             pending: Vec::new(),
+            since: Instant::now(),
         }
     }
 
@@ -74,5 +79,24 @@ impl SimChip for SimScd4x {
         buf.copy_from_slice(&self.pending[..buf.len()]);
         self.pending.clear();
         Ok(())
+    }
+
+    fn sense(&mut self, environment: &dyn Fn(Quantity) -> f64) {
+        // Datasheet 3.6.2: CO2 in ppm, T = -45 + 175 * word / 65535,
+        // RH = 100 * word / 65535.
+        let word = |v: f64| v.round().clamp(0.0, 65535.0) as u16;
+        self.words = [
+            word(environment(Quantity::Co2)),
+            word((environment(Quantity::Temperature) + 45.0) * 65535.0 / 175.0),
+            word(environment(Quantity::Humidity) * 65535.0 / 100.0),
+        ];
+        // A periodic measurement every 5 s.
+        let now = Instant::now();
+        if !self.periodic {
+            self.since = now;
+        } else if now.duration_since(self.since) >= Duration::from_secs(5) {
+            self.since = now;
+            self.tick();
+        }
     }
 }

@@ -3,6 +3,7 @@
 //! NACK on a read with no measurement pending.
 
 use super::bus::SimChip;
+use crate::sensor::Quantity;
 
 pub fn crc8(data: &[u8]) -> u8 {
     let mut crc = 0xffu8;
@@ -85,5 +86,10 @@ impl SimChip for SimSht4x {
         let n = buf.len().min(data.len());
         buf[..n].copy_from_slice(&data[..n]);
         Ok(())
+    }
+
+    fn sense(&mut self, environment: &dyn Fn(Quantity) -> f64) {
+        self.temperature = environment(Quantity::Temperature);
+        self.humidity = environment(Quantity::Humidity);
     }
 }

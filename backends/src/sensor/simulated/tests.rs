@@ -14,23 +14,11 @@ use crate::sensor::chip::driver;
 use crate::sensor::sampler::{run, ChipSpec, Command, Report};
 use crate::sensor::{Model, Quantity, Reading, SensorError};
 
-/// The BMP280 datasheet's worked example (section 3.12, table 21), whose temperature and
-/// pressure compensation the BME280 shares; humidity trimming values of a real BME280.
-const EXAMPLE: Bme280Calibration = Bme280Calibration {
-    t1: 27504,
-    t2: 26435,
-    t3: -1000,
-    p: (36477, [-10685, 3024, 2855, 140, -7, 15500, -14600, 6000]),
-    h1: 75,
-    h2: 370,
-    h3: 0,
-    h4: 306,
-    h5: 50,
-    h6: 30,
-};
-const ADC_T: u32 = 519888;
-const ADC_P: u32 = 415148;
-const ADC_H: u16 = 30000;
+use super::bme280::{EXAMPLE, EXAMPLE_ADC};
+
+const ADC_T: u32 = EXAMPLE_ADC.0;
+const ADC_P: u32 = EXAMPLE_ADC.1;
+const ADC_H: u16 = EXAMPLE_ADC.2;
 
 /// BME280 datasheet 4.2.3: t_fine and humidity by the 32-bit integer formulas, as an
 /// independent check of the driver's floating-point ones.
@@ -168,6 +156,159 @@ fn tmp102_follows_the_datasheet_table() {
         let r = d.measure().unwrap();
         assert_eq!(value(&r, Quantity::Temperature), celsius, "{raw:#x}");
         assert_eq!(SimTmp102::raw_for(celsius), raw);
+    }
+}
+
+#[test]
+fn sht3x_converts_the_datasheet_formulas_and_checks_crc() {
+    // Datasheet 4.12: CRC(0xBEEF) = 0x92; 4.13: T = -45 + 175 * S_T / 65535,
+    // RH = 100 * S_RH / 65535, at both ends of the scale and in between.
+    assert_eq!(crc8(&[0xbe, 0xef]), 0x92);
+    let bus = SimBus::default();
+    bus.attach(0x45, SimSht3x::new(0.0, 0.0));
+    let slot = RefCell::new(Some(bus.clone()));
+    let mut d = driver(Model::Sht3x, 0x45, &slot);
+    d.init().unwrap();
+    for ((t, rh), (st, srh)) in [
+        ((-45.0, 0.0), (0x0000, 0x0000)),
+        ((130.0, 100.0), (0xffff, 0xffff)),
+        ((25.0, 50.0), (0x6666, 0x8000)),
+    ] {
+        assert_eq!(SimSht3x::ticks(t, rh), (st, srh));
+        bus.with(0x45, |c: &mut SimSht3x| {
+            (c.temperature, c.humidity) = (t, rh)
+        });
+        let r = d.measure().unwrap();
+        let want_t = -45.0 + 175.0 * f64::from(st) / 65535.0;
+        let want_rh = 100.0 * f64::from(srh) / 65535.0;
+        assert!(
+            (value(&r, Quantity::Temperature) - want_t).abs() < 1e-3,
+            "{r:?}"
+        );
+        assert!(
+            (value(&r, Quantity::Humidity) - want_rh).abs() < 1e-3,
+            "{r:?}"
+        );
+    }
+    bus.with(0x45, |c: &mut SimSht3x| c.bad_crc = true);
+    assert_eq!(d.measure(), Err(SensorError::Crc));
+    // The other strapping is absent.
+    let mut absent = driver(Model::Sht3x, 0x44, &slot);
+    assert!(matches!(absent.init(), Err(SensorError::Bus(_))));
+}
+
+#[test]
+fn tmp117_follows_the_datasheet_table() {
+    // The datasheet's temperature data format: 16-bit output and temperature,
+    // 7.8125 m°C per bit.
+    let table = [
+        (0x4b00, 150.0),
+        (0x3200, 100.0),
+        (0x0c80, 25.0),
+        (0x0001, 0.0078125),
+        (0x0000, 0.0),
+        (0xffff_u16 as i16, -0.0078125),
+        (0xf380_u16 as i16, -25.0),
+        (0xe480_u16 as i16, -55.0),
+    ];
+    let bus = SimBus::default();
+    bus.attach(0x4a, SimTmp117::new(0));
+    let slot = RefCell::new(Some(bus.clone()));
+    let mut d = driver(Model::Tmp117, 0x4a, &slot);
+    d.init().unwrap();
+    // Reset puts the chip in continuous conversion until the driver shuts it down.
+    let before = bus.with(0x4a, |c: &mut SimTmp117| c.conversions);
+    for (n, (raw, celsius)) in table.into_iter().enumerate() {
+        bus.with(0x4a, |c: &mut SimTmp117| c.raw = raw);
+        let r = d.measure().unwrap();
+        assert_eq!(value(&r, Quantity::Temperature), celsius, "{raw:#x}");
+        assert_eq!(SimTmp117::raw_for(celsius), raw);
+        // One one-shot conversion per measurement, none in between.
+        let conversions = bus.with(0x4a, |c: &mut SimTmp117| c.conversions);
+        assert_eq!(conversions, before + n as u32 + 1);
+    }
+    // A TMP102 does not have the device ID register: its pointer is not acknowledged.
+    let other = SimBus::default();
+    other.attach(0x48, SimTmp102::new(0));
+    let slot = RefCell::new(Some(other));
+    assert!(matches!(
+        driver(Model::Tmp117, 0x48, &slot).init(),
+        Err(SensorError::Bus(_))
+    ));
+}
+
+#[test]
+fn lm75_follows_the_datasheet_table() {
+    // The LM75B datasheet's temperature data format: 9-bit output and temperature,
+    // 0.5 °C per bit.
+    let table = [
+        (0x0fa, 125.0),
+        (0x032, 25.0),
+        (0x001, 0.5),
+        (0x000, 0.0),
+        (0x1ff, -0.5),
+        (0x1ce, -25.0),
+        (0x192, -55.0),
+    ];
+    let bus = SimBus::default();
+    bus.attach(0x4f, SimLm75::new(0));
+    let slot = RefCell::new(Some(bus.clone()));
+    let mut d = driver(Model::Lm75, 0x4f, &slot);
+    d.init().unwrap();
+    for (raw, celsius) in table {
+        bus.with(0x4f, |c: &mut SimLm75| c.raw = raw);
+        let r = d.measure().unwrap();
+        assert_eq!(value(&r, Quantity::Temperature), celsius, "{raw:#x}");
+        assert_eq!(SimLm75::raw_for(celsius), raw);
+    }
+    let mut absent = driver(Model::Lm75, 0x48, &slot);
+    assert!(matches!(absent.init(), Err(SensorError::Bus(_))));
+}
+
+#[test]
+fn ads1115_and_ads1015_follow_the_datasheet_codes() {
+    // The datasheets' full-scale ranges: 125 µV per code (ADS1115) and 2 mV (ADS1015) at
+    // ±4.096 V; ideal output codes:
+    // one code, and clipping at +FS (2^15 - 1) / 2^15 (0x7FFF) and 2^11 - 1 codes.
+    let inputs = [1.0, 3.3, 0.002, 5.0];
+    let cases = [
+        (
+            Model::Ads1115,
+            SimAds1x1x::ads1115(inputs),
+            [1.0, 3.3, 0.002, 4.095875],
+        ),
+        (
+            Model::Ads1015,
+            SimAds1x1x::ads1015(inputs),
+            [1.0, 3.3, 0.002, 4.094],
+        ),
+    ];
+    for (model, chip, want) in cases {
+        let bus = SimBus::default();
+        bus.attach(0x49, chip);
+        let slot = RefCell::new(Some(bus.clone()));
+        let mut d = driver(model, 0x49, &slot);
+        d.init().unwrap();
+        let r = d.measure().unwrap();
+        for (n, v) in (0u8..).zip(want) {
+            let got = value(&r, Quantity::InputVoltage(n));
+            assert!((got - v).abs() < 1e-9, "{model:?} AIN{n}: {got} vs {v}");
+        }
+        let mut absent = driver(model, 0x48, &slot);
+        assert!(matches!(absent.init(), Err(SensorError::Bus(_))));
+    }
+    // One code above and below zero, and clipping at -FS (0x8000).
+    let bus = SimBus::default();
+    bus.attach(0x48, SimAds1x1x::ads1115([0.000125, -0.000125, 0.0, -5.0]));
+    let slot = RefCell::new(Some(bus));
+    let mut d = driver(Model::Ads1115, 0x48, &slot);
+    d.init().unwrap();
+    let r = d.measure().unwrap();
+    for (n, v) in (0u8..).zip([0.000125, -0.000125, 0.0, -4.096]) {
+        assert!(
+            (value(&r, Quantity::InputVoltage(n)) - v).abs() < 1e-9,
+            "{r:?}"
+        );
     }
 }
 
@@ -419,4 +560,57 @@ fn interval_changes_take_effect() {
     })
     .unwrap();
     wait_for(&rx, "second sample", |_| true);
+}
+
+#[test]
+fn a_configured_simulated_bus_runs_every_model_and_unplugs_by_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let models = [
+        (Model::Bme280, 0x76),
+        (Model::Sht3x, 0x44),
+        (Model::Sht4x, 0x45),
+        (Model::Tmp102, 0x48),
+        (Model::Tmp117, 0x49),
+        (Model::Lm75, 0x4c),
+        (Model::Bh1750, 0x23),
+        (Model::Ina219, 0x40),
+        (Model::Lis3dh, 0x18),
+        (Model::Ads1115, 0x4a),
+    ];
+    let name = format!("sim:{}", dir.path().display());
+    let bus = SimBus::configured(&name, &models);
+    let specs: Vec<ChipSpec> = models.iter().map(|(m, a)| spec(*m, *a)).collect();
+    let (cmd_tx, cmd_rx) = mpsc::channel();
+    let (tx, rx) = mpsc::channel();
+    thread::spawn(move || {
+        let open = move || Ok(bus.clone());
+        run("sim", open, &specs, &cmd_rx, move |r| tx.send(r).is_ok());
+    });
+    // Every chip's driver reads plausible values (checked by the sampler) off its
+    // simulation.
+    let mut seen = [false; 10];
+    wait_for(&rx, "all chips", |r| {
+        match r {
+            Report::Readings { chip, .. } => seen[*chip] = true,
+            Report::Failed { chip, error } => panic!("{:?}: {error}", models[*chip]),
+        }
+        seen.iter().all(|s| *s)
+    });
+    let unplug = dir.path().join("unplug-0x44");
+    std::fs::write(&unplug, b"").unwrap();
+    let r = wait_for(&rx, "sht3x unplugged", |r| {
+        matches!(r, Report::Failed { .. })
+    });
+    match r {
+        Report::Failed {
+            chip: 1,
+            error: SensorError::Bus(why),
+        } => assert!(why.contains(&nack_address()), "{why}"),
+        other => panic!("{other:?}"),
+    }
+    std::fs::remove_file(&unplug).unwrap();
+    wait_for(&rx, "sht3x back", |r| {
+        matches!(r, Report::Readings { chip: 1, .. })
+    });
+    drop(cmd_tx);
 }

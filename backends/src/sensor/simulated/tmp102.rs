@@ -3,6 +3,7 @@
 //! register resetting to 0x60A0 (7.5.3).
 
 use super::bus::SimChip;
+use crate::sensor::Quantity;
 
 pub struct SimTmp102 {
     /// Temperature register content, 12 bits (table 7-2's "digital output").
@@ -62,5 +63,9 @@ impl SimChip for SimTmp102 {
             *b = *byte;
         }
         Ok(())
+    }
+
+    fn sense(&mut self, environment: &dyn Fn(Quantity) -> f64) {
+        self.raw = Self::raw_for(environment(Quantity::Temperature));
     }
 }

@@ -183,6 +183,17 @@ impl Object for IpsoSensor {
         }
     }
 
+    /// A failing chip's measured values are dropped, so that their observers hear that
+    /// they are gone rather than nothing.
+    fn remove_value(&mut self, instance: u16, resource: u16) -> Result<(), DmError> {
+        if !self.is_measured(resource) {
+            return Err(DmError::MethodNotAllowed);
+        }
+        let i = self.instances.get_mut(&instance).ok_or(DmError::NotFound)?;
+        i.values.remove(&resource);
+        Ok(())
+    }
+
     fn has_resource(&self, instance: u16, resource: u16) -> bool {
         if resource == RESET_MIN_MAX {
             return self.has(resource) && self.instances.contains_key(&instance);
