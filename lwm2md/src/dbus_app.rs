@@ -472,6 +472,33 @@ mod tests {
         assert!(bad(Variant::Bool(true), ResourceType::None).contains("executable"));
     }
 
+    #[tokio::test]
+    async fn without_a_bus_requests_fail_at_once_with_5_03() {
+        let (feed, mut outcomes) = crate::feed::channel();
+        let (requests, app) = channel(AppOwned::default(), feed);
+        tokio::spawn(app.run(None));
+        requests
+            .dispatch(BoundRequest {
+                ticket: 5,
+                path: Path::resource(33000, 0, 1),
+                op: BoundOp::Execute(String::new()),
+            })
+            .unwrap();
+        let done = tokio::time::timeout(std::time::Duration::from_secs(60), outcomes.recv())
+            .await
+            .unwrap();
+        assert!(
+            matches!(
+                done,
+                Some(Feed::Done {
+                    ticket: 5,
+                    result: Err(DmError::Unavailable(_))
+                })
+            ),
+            "{done:?}"
+        );
+    }
+
     #[test]
     fn answer_codes() {
         assert_eq!(outcome("2.04"), Some(Ok(())));

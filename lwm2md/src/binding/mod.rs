@@ -408,6 +408,19 @@ mod tests {
                 "belongs to an application",
             ),
         ];
+        // A whole object for an application: every resource, no instance of its own.
+        let c = config(
+            &dir,
+            "[[resource]]\npath = \"/33002\"\napp = true\ntimeout = 2\n",
+        )
+        .unwrap();
+        let s = setup(&c, &[(3, "Device")]).unwrap();
+        assert!(s.apps.owns_object(33002));
+        let (rdef, timeout) = s.apps.resource(&Path::resource(33002, 0, 1)).unwrap();
+        assert_eq!((rdef.name, timeout), ("Mode", Duration::from_secs(2)));
+        assert!(s.apps.resource(&Path::resource(33002, 0, 9)).is_none());
+        assert!(s.bindings.is_empty() && s.constants.is_empty());
+
         for (table, wanted) in cases {
             let c = config(&dir, &format!("\n[[resource]]\n{table}\n")).unwrap();
             let e = setup(&c, &[(3, "Device")]).err().unwrap().to_string();
