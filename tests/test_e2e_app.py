@@ -162,6 +162,11 @@ async def test_an_application_owns_an_object(server, bus, start_daemon, tmp_path
         assert (await server.read("/33010/1/1")).payload == b"eco"
         assert (await server.write("/33010/1/1", b"refuse", TEXT)).code == "4.00"
         assert (await server.read("/33010/1/1")).payload == b"eco"
+        # An answer that takes longer than the server's ACK_TIMEOUT: an empty ACK, then
+        # the outcome as a separate response (RFC 7252 §5.2.2), which aiocoap matches.
+        assert (await server.write("/33010/1/1", b"slow", TEXT)).code == "2.04"
+        assert "empty ACK, separate response to follow" in daemon.log()
+        assert (await server.read("/33010/1/1")).payload == b"slow"
 
         # Execute with arguments.
         assert (await server.execute("/33010/1/2", "5='fast'")).code == "2.04"
@@ -173,6 +178,14 @@ async def test_an_application_owns_an_object(server, bus, start_daemon, tmp_path
         assert "no answer from the application in 3 s" in daemon.log()
         # The server may not shape what the application owns.
         assert (await server.delete("/33010/1")).code == "4.05"
+
+        # An application that leaves the bus: the same bounded wait; one that comes back
+        # is heard again, without a restart of the daemon.
+        app.close()
+        assert (await server.execute("/33010/1/2")).code == "5.03"
+        app = Application(bus.address, tmp_path / "signals-again.jsonl")
+        assert (await server.write("/33010/1/1", b"back", TEXT)).code == "2.04"
+        assert (await server.read("/33010/1/1")).payload == b"back"
 
         # Deleting the instance: an Update without it, and it is gone for the server.
         mark = server.mark()

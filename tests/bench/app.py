@@ -3,8 +3,8 @@ with a GLib main loop, as a gateway's own program would be written).
 
 Run as `python -m bench.app BUS_ADDRESS EVENTS_FILE`. It answers the daemon's signals:
 a Write is applied (the value set back with SetValue) and answered 2.04, except the
-string "refuse" (answered 4.00) and "hang" (never answered); an Execute is answered
-2.04. Every signal is appended to EVENTS_FILE as a JSON line.
+string "refuse" (answered 4.00), "slow" (applied and answered after 2 s) and "hang"
+(never answered); an Execute is answered 2.04. Every signal is appended to EVENTS_FILE as a JSON line.
 """
 
 from __future__ import annotations
@@ -37,8 +37,15 @@ def main(address: str, events: str) -> None:
         if value == "refuse":
             app.Answer(request_id, "4.00", signature="ts")
             return
-        app.SetValue(path, value, signature="sv")
-        app.Answer(request_id, "2.04", signature="ts")
+        def apply():
+            app.SetValue(path, value, signature="sv")
+            app.Answer(request_id, "2.04", signature="ts")
+            return False
+
+        if value == "slow":
+            GLib.timeout_add(2000, apply)
+        else:
+            apply()
 
     def on_execute(request_id, path, arguments):
         record(signal="Execute", request_id=int(request_id), path=str(path), arguments=str(arguments))
