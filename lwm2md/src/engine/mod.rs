@@ -160,8 +160,9 @@ struct Deferred {
     response: Packet,
     waiting: Vec<u64>,
     error: Option<DmError>,
-    /// When the server has stopped retransmitting (MAX_TRANSMIT_SPAN): a backend that
-    /// has not answered by then gets 5.00 said for it, and its late answer is ignored.
+    /// The most a backend may take (MAX_TRANSMIT_SPAN, the span a server retransmits
+    /// over): one that has not answered by then gets 5.00 said for it, and its late
+    /// answer is ignored.
     deadline: Instant,
     /// When to acknowledge a confirmable request with an empty ACK and answer it later
     /// in a separate response (RFC 7252 §5.2.2); `None` once acknowledged.
