@@ -738,7 +738,8 @@ fn dbus_policy(_config: &Config) -> ProbeFuture<'_> {
             Check::warning(
                 name,
                 format!("{DBUS_POLICY} is missing: the daemon cannot own its bus name"),
-                "install the lwm2md package (it ships the policy); lwm2md status needs it",
+                "install the lwm2md package (it ships the policy); lwm2md status and \
+                 applications owning resources (org.lwm2md.Application1) need it",
             )
         })
     })

@@ -143,6 +143,11 @@ pub struct ResourceConfig {
     pub shell: bool,
     /// A fixed value.
     pub value: Option<toml::Value>,
+    /// The value is owned by a local application through `org.lwm2md.Application1`;
+    /// `path` may also name a whole object, whose instances the application then
+    /// creates and deletes.
+    #[serde(default)]
+    pub app: bool,
     /// Seconds between two readings of a file or command.
     pub interval: Option<u32>,
     /// The shortest interval observers may bring readings down to, in seconds.
@@ -151,7 +156,8 @@ pub struct ResourceConfig {
     pub scale: Option<f64>,
     /// Added to a numeric reading after `scale` (and subtracted from a written value).
     pub offset: Option<f64>,
-    /// Seconds a command may run before it is killed.
+    /// Seconds a command may run before it is killed, or an application has to answer
+    /// a server's Write or Execute.
     pub timeout: Option<u32>,
     /// 1-based line and column of the table's `path`, for errors found later.
     #[serde(skip)]
@@ -1302,12 +1308,28 @@ fn parse_psk_key(bytes: &[u8]) -> Vec<u8> {
 /// What a `[[resource]]` table must say whatever the object definitions are.
 fn validate_resource(r: &ResourceConfig) -> Result<(), String> {
     let path: crate::path::Path = r.path.get_ref().parse().map_err(|e| format!("{e}"))?;
-    if path.len() != 3 {
-        return Err("path must name a resource: /object/instance/resource".into());
-    }
-    let kinds = [r.file.is_some(), r.command.is_some(), r.value.is_some()];
+    let kinds = [
+        r.file.is_some(),
+        r.command.is_some(),
+        r.value.is_some(),
+        r.app,
+    ];
     if kinds.iter().filter(|k| **k).count() != 1 {
-        return Err("needs exactly one of file, command, value".into());
+        return Err("needs exactly one of file, command, value, app = true".into());
+    }
+    if path.len() != 3 && !(r.app && path.len() == 1) {
+        return Err(match r.app {
+            true => "path must name a resource or, with app, an object".into(),
+            false => "path must name a resource: /object/instance/resource".into(),
+        });
+    }
+    if r.app
+        && (r.interval.is_some()
+            || r.min_interval.is_some()
+            || r.scale.is_some()
+            || r.offset.is_some())
+    {
+        return Err("interval, min_interval, scale and offset do not apply to app".into());
     }
     if let Some(argv) = &r.command {
         if argv.first().is_none_or(String::is_empty) {
@@ -1329,8 +1351,8 @@ fn validate_resource(r: &ResourceConfig) -> Result<(), String> {
             "interval, min_interval, scale and offset do not apply to a constant value".into(),
         );
     }
-    if r.timeout.is_some() && r.command.is_none() {
-        return Err("timeout only applies to command".into());
+    if r.timeout.is_some() && r.command.is_none() && !r.app {
+        return Err("timeout only applies to command and app".into());
     }
     if r.interval == Some(0) || r.min_interval == Some(0) {
         return Err("interval and min_interval must be at least 1 second".into());
@@ -1519,11 +1541,14 @@ mod tests {
         let ok = format!(
             "object_dirs = [\"/tmp/o\"]\n{base}[[resource]]\npath = \"/33000/0/1\"\nfile = \"/sys/x\"\nscale = 0.001\n\
              [[resource]]\npath = \"/33000/0/2\"\ncommand = [\"echo 1\"]\nshell = true\ntimeout = 3\n\
-             [[resource]]\npath = \"/33000/0/3\"\nvalue = 7\n"
+             [[resource]]\npath = \"/33000/0/3\"\nvalue = 7\n\
+             [[resource]]\npath = \"/33000/0/4\"\napp = true\ntimeout = 5\n\
+             [[resource]]\npath = \"/33001\"\napp = true\n"
         );
         let c = parse(&ok).unwrap();
         assert_eq!(c.object_dirs(), vec![PathBuf::from("/tmp/o")]);
-        assert_eq!(c.resources.len(), 3);
+        assert_eq!(c.resources.len(), 5);
+        assert!(c.resources[4].app);
         assert_eq!(c.resources[1].position, Some((9, 8)));
         assert_eq!(
             parse(base).unwrap().object_dirs(),
@@ -1559,6 +1584,12 @@ mod tests {
                 "at least 1",
             ),
             ("path = \"/33000/0/1\"\nfile = \"/f\"\nscale = 0.0", "scale"),
+            (
+                "path = \"/33000/0/1\"\napp = true\nvalue = 1",
+                "exactly one of",
+            ),
+            ("path = \"/33000/0\"\napp = true", "or, with app, an object"),
+            ("path = \"/33000/0/1\"\napp = true\ninterval = 5", "app"),
         ];
         for (table, wanted) in cases {
             let e = parse(&format!("{base}[[resource]]\n{table}\n")).unwrap_err();

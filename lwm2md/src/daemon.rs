@@ -221,6 +221,7 @@ pub async fn run(config: Config) -> Result<(), DaemonError> {
         }
     }
     let bindings = crate::binding::Bindings::spawn(custom.bindings, &feed_tx);
+    let (app_requests, app) = crate::dbus_app::channel(custom.apps, feed_tx.clone());
     let connectivity = connectivity::spawn(
         config.connectivity.clone(),
         StateDir::new(&config.state_dir),
@@ -290,6 +291,7 @@ pub async fn run(config: Config) -> Result<(), DaemonError> {
     let mut api_rx = dbus_api::serve(
         backends::system::SystemBus::from_env().address().to_owned(),
         endpoint_name(&config),
+        app,
     );
 
     let mut sigterm = signal(SignalKind::terminate()).map_err(|error| DaemonError::Io {
@@ -319,7 +321,11 @@ pub async fn run(config: Config) -> Result<(), DaemonError> {
                 (Action::Firmware(a), Some(fw)) => to_firmware(fw, fwupdate::Command::Action(a)),
                 (Action::Bound(request), _) => {
                     let ticket = request.ticket;
-                    if let Err(e) = bindings.dispatch(request) {
+                    let dispatched = match app_requests.owns(&request.path) {
+                        true => app_requests.dispatch(request),
+                        false => bindings.dispatch(request),
+                    };
+                    if let Err(e) = dispatched {
                         engine.complete_action(Instant::now(), ticket, Err(e));
                     }
                 }

@@ -1,5 +1,6 @@
 //! The daemon's local API on the system bus: `org.lwm2md.Daemon` owns
-//! `/org/lwm2md/Daemon`, which implements `org.lwm2md.Daemon1` (status and reads).
+//! `/org/lwm2md/Daemon`, which implements `org.lwm2md.Daemon1` (status and reads) and
+//! `org.lwm2md.Application1` (resources owned by local applications, see `dbus_app`).
 //!
 //! zbus runs the interface on the daemon's single-threaded runtime as tasks of its own;
 //! each method sends a [`Request`] through a bounded channel to the daemon loop and
@@ -21,7 +22,7 @@ use crate::codec::Record;
 use crate::engine::{Engine, Event};
 use crate::model::DmError;
 use crate::path::Path;
-use crate::value::Value;
+use crate::value::{ResourceValue, Value};
 
 pub const BUS_NAME: &str = "org.lwm2md.Daemon";
 pub const OBJECT_PATH: &str = "/org/lwm2md/Daemon";
@@ -39,6 +40,11 @@ pub enum Request {
     /// Send (`POST /dp`) of these paths' current values now; answers how many servers
     /// it went to.
     Send(Vec<Path>, oneshot::Sender<Result<usize, DmError>>),
+    /// An application's value of a resource it owns (checked against its type already).
+    SetValue(Path, ResourceValue, oneshot::Sender<Result<(), DmError>>),
+    /// An application creates or deletes an instance of an object it owns.
+    CreateInstance(Path, oneshot::Sender<Result<(), DmError>>),
+    DeleteInstance(Path, oneshot::Sender<Result<(), DmError>>),
 }
 
 pub type RequestReceiver = mpsc::Receiver<Request>;
@@ -178,6 +184,15 @@ pub fn answer(engine: &mut Engine, book: &StatusBook, request: Request) {
                 crate::codec::ContentFormat::SenmlCbor,
             ));
         }
+        Request::SetValue(path, value, reply) => {
+            let _ = reply.send(engine.set_value(path, value));
+        }
+        Request::CreateInstance(path, reply) => {
+            let _ = reply.send(engine.create_instance(Instant::now(), path));
+        }
+        Request::DeleteInstance(path, reply) => {
+            let _ = reply.send(engine.delete_instance(Instant::now(), path));
+        }
     }
 }
 
@@ -307,7 +322,7 @@ impl Daemon1 {
 /// An LwM2M value as the D-Bus type closest to it: integers and times `x`, unsigned
 /// `t`, floats `d`, booleans `b`, strings and CoRE links `s`, opaque `ay`, object links
 /// `(qq)`.
-fn variant(value: &Value) -> Variant<'static> {
+pub(crate) fn variant(value: &Value) -> Variant<'static> {
     match value {
         Value::Integer(v) | Value::Time(v) => Variant::from(*v),
         Value::Unsigned(v) => Variant::from(*v),
@@ -322,13 +337,15 @@ fn variant(value: &Value) -> Variant<'static> {
 /// Connects to the bus at `address`, takes the name and serves the interface, in a task
 /// of its own. Without the bus (none here, or the policy refuses the name) the daemon
 /// logs a warning and runs on; the returned receiver then simply never yields.
-pub fn serve(address: String, endpoint: String) -> RequestReceiver {
+pub fn serve(address: String, endpoint: String, app: crate::dbus_app::App) -> RequestReceiver {
     let (requests, rx) = mpsc::channel(REQUEST_CAPACITY);
     tokio::spawn(async move {
+        let application = app.interface(requests.clone());
         let iface = Daemon1 { requests, endpoint };
         let built = async {
             zbus::connection::Builder::address(address.as_str())?
                 .serve_at(OBJECT_PATH, iface)?
+                .serve_at(OBJECT_PATH, application)?
                 .name(BUS_NAME)?
                 .build()
                 .await
@@ -337,13 +354,16 @@ pub fn serve(address: String, endpoint: String) -> RequestReceiver {
             Ok(connection) => {
                 tracing::info!(bus = %address, "serving {BUS_NAME} on the system bus");
                 // The connection serves as long as it lives: for the daemon's life.
-                std::future::pending::<()>().await;
-                drop(connection);
+                app.run(Some(connection)).await;
             }
-            Err(e) => tracing::warn!(
-                bus = %address,
-                "no D-Bus service ({BUS_NAME}): {e}; `lwm2md status` will not reach this daemon"
-            ),
+            Err(e) => {
+                tracing::warn!(
+                    bus = %address,
+                    "no D-Bus service ({BUS_NAME}): {e}; `lwm2md status` and applications \
+                     will not reach this daemon"
+                );
+                app.run(None).await;
+            }
         }
     });
     rx

@@ -9,6 +9,7 @@ pub mod config;
 pub mod connectivity;
 pub mod daemon;
 pub mod dbus_api;
+pub mod dbus_app;
 pub mod dtls;
 pub mod engine;
 pub mod feed;

@@ -1,5 +1,5 @@
 //! Resources of loaded objects bound to the machine by configuration (`[[resource]]`):
-//! a file, a command or a constant. Most values of a Linux gateway already exist
+//! a file, a command, a constant or a local application (`app`). Most values of a Linux gateway already exist
 //! somewhere, so exposing one takes a table in the configuration, not code.
 
 pub mod reading;
@@ -73,6 +73,38 @@ pub struct Setup {
     pub objects: Vec<Box<dyn Object>>,
     pub bindings: Vec<Binding>,
     pub constants: Vec<(Path, Value)>,
+    pub apps: AppOwned,
+}
+
+/// What local applications own (`app = true`), for the bus interface.
+#[derive(Debug, Clone, Default)]
+pub struct AppOwned {
+    /// Single resources, with how long the application has to answer a server.
+    pub resources: BTreeMap<Path, (&'static ResourceDef, Duration)>,
+    /// Whole objects, whose instances the application creates and deletes.
+    pub objects: BTreeMap<u16, (&'static ObjectDef, Duration)>,
+}
+
+impl AppOwned {
+    /// The definition of an app-owned resource and the answer timeout; `None` when no
+    /// application owns it.
+    pub fn resource(&self, path: &Path) -> Option<(&'static ResourceDef, Duration)> {
+        if let Some(found) = self.resources.get(path) {
+            return Some(*found);
+        }
+        let (o, _, r) = (path.object_id()?, path.instance_id()?, path.resource_id()?);
+        let (def, timeout) = self.objects.get(&o)?;
+        Some((def.resource(r)?, *timeout))
+    }
+
+    /// Whether an application owns the whole object (and so its instances).
+    pub fn owns_object(&self, object: u16) -> bool {
+        self.objects.contains_key(&object)
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.resources.is_empty() && self.objects.is_empty()
+    }
 }
 
 /// Loads the object definitions from `config.object_dirs()` and resolves the
@@ -99,9 +131,37 @@ pub fn setup(config: &Config, reserved: &[(u16, &str)]) -> Result<Setup, ConfigE
     let mut bound: BTreeMap<u16, BTreeMap<(u16, u16), BoundKind>> = BTreeMap::new();
     let mut bindings = Vec::new();
     let mut constants = Vec::new();
+    let mut apps = AppOwned::default();
+    let app_timeout = |r: &ResourceConfig| {
+        r.timeout
+            .map_or(DEFAULT_TIMEOUT, |t| Duration::from_secs(t.into()))
+    };
+    // Whole objects first, so that a table binding one of their resources is refused
+    // wherever it stands.
+    for r in config.resources.iter().filter(|r| r.app) {
+        let fail = |m: String| r.error(&config.source, m);
+        let path: Path = r.path.get_ref().parse().map_err(|e| fail(format!("{e}")))?;
+        let (Some(o), None) = (path.object_id(), path.instance_id()) else {
+            continue;
+        };
+        let def = defs.iter().find(|d| d.id == o).ok_or_else(|| {
+            fail(format!(
+                "no definition of object {o} to hand to an application"
+            ))
+        })?;
+        apps.objects.insert(o, (*def, app_timeout(r)));
+    }
     for r in &config.resources {
         let fail = |m: String| r.error(&config.source, m);
         let path: Path = r.path.get_ref().parse().map_err(|e| fail(format!("{e}")))?;
+        if path.instance_id().is_none() {
+            continue;
+        }
+        if let Some(o) = path.object_id().filter(|o| apps.owns_object(*o)) {
+            return Err(fail(format!(
+                "object {o} belongs to an application as a whole (app = true on /{o})"
+            )));
+        }
         let (Some(o), Some(i), Some(rid)) =
             (path.object_id(), path.instance_id(), path.resource_id())
         else {
@@ -135,8 +195,13 @@ pub fn setup(config: &Config, reserved: &[(u16, &str)]) -> Result<Setup, ConfigE
                 rdef.name
             )));
         }
-        let kind = resolve(r, rdef, path).map_err(fail)?;
         let entry = bound.entry(o).or_default();
+        if r.app {
+            entry.insert((i, rid), BoundKind::App);
+            apps.resources.insert(path, (rdef, app_timeout(r)));
+            continue;
+        }
+        let kind = resolve(r, rdef, path).map_err(fail)?;
         match kind {
             Resolved::Constant(v) => {
                 entry.insert((i, rid), BoundKind::Constant);
@@ -152,6 +217,9 @@ pub fn setup(config: &Config, reserved: &[(u16, &str)]) -> Result<Setup, ConfigE
     let objects = defs
         .into_iter()
         .map(|def| {
+            if apps.owns_object(def.id) {
+                return Box::new(Custom::app_owned(def, Some(state.clone()))) as Box<dyn Object>;
+            }
             let b = bound.remove(&def.id).unwrap_or_default();
             Box::new(Custom::new(def, b, Some(state.clone()))) as Box<dyn Object>
         })
@@ -160,6 +228,7 @@ pub fn setup(config: &Config, reserved: &[(u16, &str)]) -> Result<Setup, ConfigE
         objects,
         bindings,
         constants,
+        apps,
     })
 }
 
@@ -208,7 +277,7 @@ fn resolve(r: &ResourceConfig, rdef: &ResourceDef, path: Path) -> Result<Resolve
                     .map_or(DEFAULT_TIMEOUT, |t| Duration::from_secs(t.into())),
             }
         }
-        (None, None) => return Err("needs exactly one of file, command, value".into()),
+        (None, None) => return Err("needs exactly one of file, command, value, app".into()),
     };
     Ok(Resolved::Backend(Binding {
         path,
@@ -257,6 +326,8 @@ mod tests {
           <Mandatory>Optional</Mandatory><Type></Type></Item>
         <Item ID="3"><Name>List</Name><Operations>R</Operations><MultipleInstances>Multiple</MultipleInstances>
           <Mandatory>Optional</Mandatory><Type>Integer</Type></Item>
+        <Item ID="4"><Name>Owner</Name><Operations>RW</Operations><MultipleInstances>Single</MultipleInstances>
+          <Mandatory>Optional</Mandatory><Type>String</Type></Item>
       </Resources></Object></LWM2M>"#;
 
     fn config(dir: &std::path::Path, tables: &str) -> Result<Config, ConfigError> {
@@ -278,10 +349,15 @@ mod tests {
             &dir,
             "[[resource]]\npath = \"/33002/0/0\"\nfile = \"/sys/t\"\nscale = 0.001\ninterval = 2\n\
              [[resource]]\npath = \"/33002/0/1\"\nvalue = \"eco\"\n\
-             [[resource]]\npath = \"/33002/0/2\"\ncommand = [\"reboot-modem $1\"]\nshell = true\ntimeout = 5\n",
+             [[resource]]\npath = \"/33002/0/2\"\ncommand = [\"reboot-modem $1\"]\nshell = true\ntimeout = 5\n\
+             [[resource]]\npath = \"/33002/0/4\"\napp = true\ntimeout = 3\n",
         )
         .unwrap();
         let s = setup(&c, &[(3, "Device")]).unwrap();
+        let (rdef, timeout) = s.apps.resource(&Path::resource(33002, 0, 4)).unwrap();
+        assert_eq!((rdef.name, timeout), ("Owner", Duration::from_secs(3)));
+        assert!(s.apps.resource(&Path::resource(33002, 0, 1)).is_none());
+        assert!(!s.apps.owns_object(33002));
         assert_eq!(s.objects.len(), 1);
         assert_eq!(s.objects[0].instances(), [0]);
         assert_eq!(
@@ -327,7 +403,24 @@ mod tests {
                 "path = \"/33002/0/1\"\nfile = \"/f\"\nscale = 2.0",
                 "numeric",
             ),
+            (
+                "path = \"/33002/0/1\"\nvalue = \"x\"\n[[resource]]\npath = \"/33002\"\napp = true",
+                "belongs to an application",
+            ),
         ];
+        // A whole object for an application: every resource, no instance of its own.
+        let c = config(
+            &dir,
+            "[[resource]]\npath = \"/33002\"\napp = true\ntimeout = 2\n",
+        )
+        .unwrap();
+        let s = setup(&c, &[(3, "Device")]).unwrap();
+        assert!(s.apps.owns_object(33002));
+        let (rdef, timeout) = s.apps.resource(&Path::resource(33002, 0, 1)).unwrap();
+        assert_eq!((rdef.name, timeout), ("Mode", Duration::from_secs(2)));
+        assert!(s.apps.resource(&Path::resource(33002, 0, 9)).is_none());
+        assert!(s.bindings.is_empty() && s.constants.is_empty());
+
         for (table, wanted) in cases {
             let c = config(&dir, &format!("\n[[resource]]\n{table}\n")).unwrap();
             let e = setup(&c, &[(3, "Device")]).err().unwrap().to_string();

@@ -149,7 +149,8 @@ struct Exchange {
     mid: u16,
     token: [u8; TOKEN_LEN],
     token_len: usize,
-    /// A notification expects no response, only an ACK (CON) or nothing (NON).
+    /// A notification (or a separate response) expects no response, only an ACK (CON)
+    /// or nothing (NON).
     notification: bool,
     state: State,
     deadline: Instant,
@@ -394,6 +395,50 @@ impl MessageLayer {
             None => self.remember(now, peer, request_mid, Some(bytes.clone())),
         }
         self.transmits.push_back(Transmit { peer, data: bytes });
+    }
+
+    /// RFC 7252 §5.2.2: acknowledges a confirmable request with an empty ACK, promising
+    /// a separate response ([`MessageLayer::respond_separately`]). A duplicate of the
+    /// request gets the empty ACK again. Returns false (and sends nothing) for a
+    /// non-confirmable request, which has nothing to acknowledge.
+    pub fn acknowledge(&mut self, now: Instant, request: &IncomingRequest) -> bool {
+        if request.packet.header.get_type() != MessageType::Confirmable {
+            return false;
+        }
+        self.expire_seen(now);
+        let (peer, mid) = (request.peer, request.packet.header.message_id);
+        let ack = empty_message(TYPE_ACK, mid).to_vec();
+        match self.seen_mut(peer, mid) {
+            Some(seen) => seen.reply = Some(ack.clone()),
+            None => self.remember(now, peer, mid, Some(ack.clone())),
+        }
+        self.transmits.push_back(Transmit { peer, data: ack });
+        true
+    }
+
+    /// The separate response to a request acknowledged with [`MessageLayer::acknowledge`]:
+    /// a CON with a new message ID and the request's token, retransmitted until the peer
+    /// ACKs it; a RST or no ACK gives [`Event::Reset`] or [`Event::Timeout`] with the
+    /// returned ID. A non-confirmable request is answered as by `respond`.
+    pub fn respond_separately(
+        &mut self,
+        now: Instant,
+        request: &IncomingRequest,
+        response: Packet,
+    ) -> Option<RequestId> {
+        if request.packet.header.get_type() != MessageType::Confirmable {
+            self.respond(now, request, response);
+            return None;
+        }
+        let id = RequestId(self.next_id);
+        self.next_id = self.next_id.wrapping_add(1);
+        let mut response = response;
+        let token = request.packet.get_token();
+        response.set_token(token.get(..TOKEN_LEN).unwrap_or(token).to_vec());
+        // Like a notification it expects only an ACK, and it is not a request of ours
+        // that NSTART would hold back.
+        self.transmit_new(now, id, request.peer, response, true, true);
+        Some(id)
     }
 
     pub fn handle_timeout(&mut self, now: Instant) {
@@ -1590,5 +1635,66 @@ mod tests {
                 layer.respond(now, &incoming, response(ResponseType::Content, b""));
             }
         }
+    }
+
+    #[test]
+    fn empty_ack_then_a_confirmable_separate_response() {
+        // RFC 7252 §5.2.2, Figure 6: ACK first, then CON 2.04 with the request's token.
+        let t0 = Instant::now();
+        let mut layer = MessageLayer::new(CoapParams::default(), 3);
+        let data = wire(
+            request(RequestType::Put, "33000"),
+            MessageType::Confirmable,
+            0x7d38,
+            &[0x53, 0x2e],
+        );
+        let req = layer.handle_datagram(t0, server(), &data).unwrap();
+        assert!(layer.acknowledge(t0, &req));
+        assert_eq!(transmits(&mut layer)[0].data, [0x60, 0x00, 0x7d, 0x38]);
+        // A retransmission of the request gets the empty ACK again, not a second job.
+        assert!(layer.handle_datagram(t0, server(), &data).is_none());
+        assert_eq!(transmits(&mut layer)[0].data, [0x60, 0x00, 0x7d, 0x38]);
+
+        let id = layer
+            .respond_separately(t0, &req, response(ResponseType::Changed, b""))
+            .unwrap();
+        let sent = transmits(&mut layer);
+        let separate = decode(&sent[0]);
+        assert_eq!(separate.header.get_type(), MessageType::Confirmable);
+        assert_ne!(separate.header.message_id, 0x7d38);
+        assert_eq!(separate.get_token(), [0x53, 0x2e]);
+        assert_eq!(
+            separate.header.code,
+            MessageClass::Response(ResponseType::Changed)
+        );
+        // Unacknowledged: retransmitted like any CON.
+        let later = layer.poll_timeout().unwrap();
+        layer.handle_timeout(later);
+        assert_eq!(transmits(&mut layer)[0].data, sent[0].data);
+        // The server's ACK ends it without an event.
+        let [hi, lo] = separate.header.message_id.to_be_bytes();
+        layer.handle_datagram(later, server(), &[0x60, 0x00, hi, lo]);
+        assert!(events(&mut layer).is_empty());
+        assert_eq!(layer.poll_timeout(), None);
+        let _ = id;
+
+        // A NON request has nothing to acknowledge; its response is a NON.
+        let data = wire(
+            request(RequestType::Post, "33000/0/2"),
+            MessageType::NonConfirmable,
+            0x0101,
+            &[1],
+        );
+        let req = layer.handle_datagram(t0, server(), &data).unwrap();
+        assert!(!layer.acknowledge(t0, &req));
+        assert!(layer
+            .respond_separately(t0, &req, response(ResponseType::Changed, b""))
+            .is_none());
+        let sent = transmits(&mut layer);
+        assert_eq!(sent.len(), 1);
+        assert_eq!(
+            decode(&sent[0]).header.get_type(),
+            MessageType::NonConfirmable
+        );
     }
 }

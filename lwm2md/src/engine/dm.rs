@@ -72,6 +72,7 @@ pub fn error_code(e: &DmError) -> ResponseType {
         DmError::Internal(_) => ResponseType::InternalServerError,
         DmError::TooLarge { .. } => ResponseType::RequestEntityTooLarge,
         DmError::Incomplete => ResponseType::RequestEntityIncomplete,
+        DmError::Unavailable(_) => ResponseType::ServiceUnavailable,
     }
 }
 

@@ -165,9 +165,14 @@ struct Deferred {
     response: Packet,
     waiting: Vec<u64>,
     error: Option<DmError>,
-    /// When the server has stopped retransmitting (MAX_TRANSMIT_SPAN): a backend that
-    /// has not answered by then gets 5.00 said for it, and its late answer is ignored.
+    /// The most a backend may take (MAX_TRANSMIT_SPAN, the span a server retransmits
+    /// over): one that has not answered by then gets 5.00 said for it, and its late
+    /// answer is ignored.
     deadline: Instant,
+    /// When to acknowledge a confirmable request with an empty ACK and answer it later
+    /// in a separate response (RFC 7252 §5.2.2); `None` once acknowledged.
+    ack_at: Option<Instant>,
+    acknowledged: bool,
 }
 
 impl Engine {
@@ -235,6 +240,7 @@ impl Engine {
     pub fn handle_timeout(&mut self, now: Instant) {
         self.now = now;
         self.coap.handle_timeout(now);
+        self.acknowledge_deferred(now);
         self.expire_deferred(now);
         self.expire_streams(now);
         self.process(now);
@@ -266,6 +272,7 @@ impl Engine {
             .chain(self.observation_deadline())
             .chain(self.send_deadline())
             .chain(self.deferred.iter().map(|d| d.deadline))
+            .chain(self.deferred.iter().filter_map(|d| d.ack_at))
             .chain(self.bootstrap.deadline())
             .chain(self.block1_streams.poll_timeout())
             .min()
@@ -704,20 +711,33 @@ impl Engine {
         if waiting.is_empty() {
             self.coap.respond(now, &request, response);
         } else {
-            // Duplicates of the request are ignored meanwhile (the message layer has no
-            // reply to replay yet), and the server keeps retransmitting, so the answer
-            // arrives piggybacked as long as the backend's own timeout is shorter than
-            // the server's MAX_TRANSMIT_SPAN.
+            // A quick backend's answer goes piggybacked. A slower one's goes separately,
+            // after an empty ACK sent before the server's first retransmission (half of
+            // ACK_TIMEOUT), so the server stops retransmitting and waits for it.
             self.deferred.push(Deferred {
                 request,
                 response,
                 waiting,
                 error: None,
                 deadline: now + self.config.coap.max_transmit_span(),
+                ack_at: Some(now + self.config.coap.ack_timeout / 2),
+                acknowledged: false,
             });
         }
         for action in actions {
             self.apply(now, action);
+        }
+    }
+
+    fn acknowledge_deferred(&mut self, now: Instant) {
+        for d in &mut self.deferred {
+            if d.ack_at.is_some_and(|t| t <= now) {
+                d.ack_at = None;
+                d.acknowledged = self.coap.acknowledge(now, &d.request);
+                if d.acknowledged {
+                    tracing::debug!(peer = %d.request.peer, "backend still working: empty ACK, separate response to follow");
+                }
+            }
         }
     }
 
@@ -735,7 +755,11 @@ impl Engine {
             d.response.payload.clear();
             d.response.header.code = MessageClass::Response(dm::error_code(&e));
         }
-        self.coap.respond(now, &d.request, d.response);
+        if d.acknowledged {
+            self.coap.respond_separately(now, &d.request, d.response);
+        } else {
+            self.coap.respond(now, &d.request, d.response);
+        }
     }
 
     /// The outcome of an `Action::Bound`: once every bound action of a request is done,
@@ -760,6 +784,45 @@ impl Engine {
         }
         let d = self.deferred.swap_remove(idx);
         self.finish_deferred(now, d, None);
+    }
+
+    /// Creates an instance on the device's own behalf (a local application). Servers
+    /// learn of it from a Registration Update, observers of the object from a
+    /// notification.
+    pub fn create_instance(&mut self, now: Instant, path: Path) -> Result<(), DmError> {
+        let (Some(o), Some(i), None) = (path.object_id(), path.instance_id(), path.resource_id())
+        else {
+            return Err(DmError::BadRequest(format!("{path} is not an instance")));
+        };
+        self.objects
+            .get_mut(&o)
+            .ok_or(DmError::NotFound)?
+            .create_local(i)?;
+        self.instances_changed(now, o);
+        Ok(())
+    }
+
+    /// Deletes an instance on the device's own behalf, as `create_instance` creates one.
+    pub fn delete_instance(&mut self, now: Instant, path: Path) -> Result<(), DmError> {
+        let (Some(o), Some(i), None) = (path.object_id(), path.instance_id(), path.resource_id())
+        else {
+            return Err(DmError::BadRequest(format!("{path} is not an instance")));
+        };
+        self.objects
+            .get_mut(&o)
+            .ok_or(DmError::NotFound)?
+            .delete_local(i)?;
+        self.instances_changed(now, o);
+        Ok(())
+    }
+
+    fn instances_changed(&mut self, now: Instant, object: u16) {
+        self.now = now;
+        for s in &mut self.sessions {
+            s.recheck = true;
+        }
+        self.values_changed(&Path::object(object));
+        self.process(now);
     }
 
     /// Engine-level actions are carried out here; the rest go to the daemon.

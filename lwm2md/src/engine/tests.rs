@@ -1345,14 +1345,157 @@ fn bound_action_without_an_outcome_is_answered_when_the_server_gives_up() {
     let Some(Action::Bound(b)) = sim.engine.poll_action() else {
         panic!("no bound action")
     };
+    let ack = sim
+        .run_until_transmit(Duration::from_secs(120))
+        .expect("an empty ACK");
+    assert_eq!(ack.header.get_type(), MessageType::Acknowledgement);
+    assert_eq!(ack.header.code, MessageClass::Empty);
     let resp = sim
         .run_until_transmit(Duration::from_secs(120))
         .expect("an answer once MAX_TRANSMIT_SPAN is over");
     assert_eq!(code(&resp), ResponseType::InternalServerError);
-    assert_eq!(resp.header.message_id, 800);
+    assert_eq!(resp.header.get_type(), MessageType::Confirmable);
+    assert_eq!(resp.get_token(), [8]);
     // The late outcome changes nothing.
     sim.engine.complete_action(sim.now, b.ticket, Ok(()));
     assert!(sim.engine.poll_transmit().is_none());
+}
+
+#[test]
+fn slow_bound_write_gets_an_empty_ack_then_a_separate_response() {
+    // RFC 7252 §5.2.2: the request is acknowledged before the server would retransmit
+    // it, and the outcome follows as a confirmable response with the request's token.
+    let mut sim = sim_with_bound_resource();
+    sim.register();
+    let mut req = packet(
+        MessageClass::Request(RequestType::Put),
+        MessageType::Confirmable,
+        900,
+        &[9, 9],
+    );
+    add_string_options(&mut req, CoapOption::UriPath, ["33000", "0", "1"]);
+    req.add_option(CoapOption::ContentFormat, encode_uint(0));
+    req.payload = b"eco".to_vec();
+    let start = sim.now;
+    sim.deliver(&req);
+    assert!(sim.engine.poll_transmit().is_none());
+    let Some(Action::Bound(b)) = sim.engine.poll_action() else {
+        panic!("no bound action")
+    };
+    let ack = sim.step();
+    assert_eq!(ack.len(), 1);
+    assert_eq!(ack[0].header.get_type(), MessageType::Acknowledgement);
+    assert_eq!(ack[0].header.code, MessageClass::Empty);
+    assert_eq!(ack[0].header.message_id, 900);
+    // Before the server's first retransmission (ACK_TIMEOUT at the earliest).
+    assert!(sim.now - start < CoapParams::default().ack_timeout);
+    // A retransmission that crossed the ACK gets the ACK again and runs nothing twice.
+    sim.deliver(&req);
+    let again = sim.sent();
+    assert_eq!(again.header.code, MessageClass::Empty);
+    assert_eq!(again.header.message_id, 900);
+    assert_eq!(sim.engine.poll_action(), None);
+
+    sim.now += Duration::from_secs(20);
+    sim.engine.complete_action(sim.now, b.ticket, Ok(()));
+    let resp = sim.sent();
+    assert_eq!(resp.header.get_type(), MessageType::Confirmable);
+    assert_eq!(code(&resp), ResponseType::Changed);
+    assert_eq!(resp.get_token(), [9, 9]);
+    assert_ne!(resp.header.message_id, 900);
+    // Retransmitted until the server acknowledges it.
+    let resent = sim.step();
+    assert_eq!(resent.len(), 1);
+    assert_eq!(resent[0].header.message_id, resp.header.message_id);
+    let ack = packet(
+        MessageClass::Empty,
+        MessageType::Acknowledgement,
+        resp.header.message_id,
+        &[],
+    );
+    sim.deliver(&ack);
+    assert!(sim
+        .run_until_transmit(Duration::from_secs(60))
+        .is_none_or(|p| path_of(&p) == "rd/abc"));
+
+    // A quick outcome still goes piggybacked.
+    let resp = {
+        let mut quick = req.clone();
+        quick.header.message_id = 901;
+        sim.deliver(&quick);
+        let Some(Action::Bound(b)) = sim.engine.poll_action() else {
+            panic!("no bound action")
+        };
+        sim.engine.complete_action(sim.now, b.ticket, Ok(()));
+        sim.sent()
+    };
+    assert_eq!(resp.header.get_type(), MessageType::Acknowledgement);
+    assert_eq!(resp.header.message_id, 901);
+    assert_eq!(code(&resp), ResponseType::Changed);
+}
+
+/// An object of our own that a local application owns as a whole.
+fn sim_with_app_object() -> Sim {
+    use crate::objects::custom::Custom;
+    let xml = r#"<LWM2M><Object ObjectType="MODefinition"><Name>Rooms</Name>
+      <ObjectID>33010</ObjectID><MultipleInstances>Multiple</MultipleInstances>
+      <Mandatory>Optional</Mandatory><Resources>
+      <Item ID="0"><Name>Level</Name><Operations>RW</Operations><MultipleInstances>Single</MultipleInstances>
+        <Mandatory>Optional</Mandatory><Type>Integer</Type></Item>
+      </Resources></Object></LWM2M>"#;
+    let def = crate::model::ddf::parse(xml).unwrap().remove(0).leak();
+    let custom = Custom::app_owned(def, None);
+    Sim::make_with(300, 1024, 65536, Vec::new(), "U", vec![Box::new(custom)])
+}
+
+#[test]
+fn instances_an_application_creates_and_deletes_are_announced_in_an_update() {
+    let mut sim = sim_with_app_object();
+    let reg = sim.register();
+    let list = String::from_utf8(reg.payload).unwrap();
+    assert!(list.contains("</33010>"), "{list}");
+    let room = Path::instance(33010, 4);
+    sim.engine.create_instance(sim.now, room).unwrap();
+    let update = sim.sent();
+    assert_eq!(path_of(&update), "rd/abc");
+    let list = String::from_utf8(update.payload.clone()).unwrap();
+    assert!(list.contains("</33010/4>"), "{list}");
+    sim.answer(&update, ResponseType::Changed, &[]);
+    sim.engine
+        .set_value(
+            Path::resource(33010, 4, 0),
+            ResourceValue::Single(Value::Integer(3)),
+        )
+        .unwrap();
+    let resp = sim.request(RequestType::Get, "/33010/4/0", |p| {
+        p.add_option(CoapOption::Accept, encode_uint(0));
+    });
+    assert_eq!(
+        (code(&resp), resp.payload.as_slice()),
+        (ResponseType::Content, &b"3"[..])
+    );
+    // The server may not shape what the application owns.
+    let resp = sim.request(RequestType::Delete, "/33010/4", |_| {});
+    assert_eq!(code(&resp), ResponseType::MethodNotAllowed);
+    assert!(matches!(
+        sim.engine.create_instance(sim.now, room),
+        Err(DmError::BadRequest(_))
+    ));
+    assert_eq!(
+        sim.engine.create_instance(sim.now, Path::instance(3, 1)),
+        Err(DmError::MethodNotAllowed)
+    );
+
+    sim.engine.delete_instance(sim.now, room).unwrap();
+    let update = sim.sent();
+    let list = String::from_utf8(update.payload.clone()).unwrap();
+    assert!(
+        !list.contains("</33010/4>") && list.contains("</33010>"),
+        "{list}"
+    );
+    sim.answer(&update, ResponseType::Changed, &[]);
+    let resp = sim.request(RequestType::Get, "/33010/4/0", |_| {});
+    assert_eq!(code(&resp), ResponseType::NotFound);
 }
 
 #[test]

@@ -81,6 +81,8 @@ pub enum DmError {
     TooLarge { max: u64 },
     /// 4.08: a streamed write's block does not continue what was received.
     Incomplete,
+    /// 5.03: whoever carries the operation out (a local application) did not answer.
+    Unavailable(String),
 }
 
 impl std::fmt::Display for DmError {
@@ -95,6 +97,7 @@ impl std::fmt::Display for DmError {
             DmError::Internal(why) => write!(f, "internal error: {why}"),
             DmError::TooLarge { max } => write!(f, "larger than {max} bytes"),
             DmError::Incomplete => write!(f, "block does not continue the transfer"),
+            DmError::Unavailable(why) => write!(f, "service unavailable: {why}"),
         }
     }
 }
@@ -252,6 +255,19 @@ pub trait Object: Send {
     }
 
     fn delete(&mut self, instance: u16) -> Result<(), DmError> {
+        let _ = instance;
+        Err(DmError::MethodNotAllowed)
+    }
+
+    /// Creates an instance on the device's own behalf (a local application), where the
+    /// server may not.
+    fn create_local(&mut self, instance: u16) -> Result<(), DmError> {
+        let _ = instance;
+        Err(DmError::MethodNotAllowed)
+    }
+
+    /// Deletes an instance on the device's own behalf.
+    fn delete_local(&mut self, instance: u16) -> Result<(), DmError> {
         let _ = instance;
         Err(DmError::MethodNotAllowed)
     }

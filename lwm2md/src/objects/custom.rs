@@ -21,11 +21,17 @@ pub enum BoundKind {
     Backend,
     /// A fixed value: the server may read it, never change it.
     Constant,
+    /// Owned by a local application on the bus: Write and Execute go to it.
+    App,
 }
 
 pub struct Custom {
     store: Store,
     bound: BTreeMap<(u16, u16), BoundKind>,
+    /// The whole object belongs to a local application: every resource of every
+    /// instance is `BoundKind::App`, and the application (not the server) creates and
+    /// deletes instances.
+    app_object: bool,
     state: Option<StateDir>,
 }
 
@@ -51,9 +57,25 @@ impl Custom {
         bound: BTreeMap<(u16, u16), BoundKind>,
         state: Option<StateDir>,
     ) -> Custom {
+        Custom::build(def, bound, false, state)
+    }
+
+    /// An object owned by a local application. The instances it had are restored from
+    /// `state`, without values: the application sets them again.
+    pub fn app_owned(def: &'static ObjectDef, state: Option<StateDir>) -> Custom {
+        Custom::build(def, BTreeMap::new(), true, state)
+    }
+
+    fn build(
+        def: &'static ObjectDef,
+        bound: BTreeMap<(u16, u16), BoundKind>,
+        app_object: bool,
+        state: Option<StateDir>,
+    ) -> Custom {
         let mut c = Custom {
             store: Store::new(def),
             bound,
+            app_object,
             state,
         };
         let instances: BTreeSet<u16> = c.bound.keys().map(|(i, _)| *i).collect();
@@ -101,7 +123,7 @@ impl Custom {
                 let Some(rdef) = def.resource(r) else {
                     continue;
                 };
-                if self.bound.contains_key(&(i, r)) {
+                if self.kind(i, r).is_some() {
                     continue;
                 }
                 let parse = |t: &str| text::parse_value(t, rdef.ty);
@@ -137,7 +159,7 @@ impl Custom {
         for i in self.store.instance_ids() {
             let entry = out.entry(i).or_default();
             for rdef in self.store.def().resources {
-                if self.bound.contains_key(&(i, rdef.id)) {
+                if self.kind(i, rdef.id).is_some() {
                     continue;
                 }
                 let stored = match self.store.get(i, rdef.id) {
@@ -165,6 +187,13 @@ impl Custom {
         }
     }
 
+    fn kind(&self, instance: u16, resource: u16) -> Option<BoundKind> {
+        match self.app_object {
+            true => Some(BoundKind::App),
+            false => self.bound.get(&(instance, resource)).copied(),
+        }
+    }
+
     fn path(&self, instance: u16, resource: u16) -> Path {
         Path::resource(self.store.def().id, instance, resource)
     }
@@ -184,8 +213,19 @@ impl Object for Custom {
     }
 
     fn has_resource(&self, instance: u16, resource: u16) -> bool {
+        let executable = || {
+            self.store
+                .def()
+                .resource(resource)
+                .is_some_and(|r| r.operations.executable())
+        };
         self.store.get(instance, resource).is_some()
-            || (self.store.has_instance(instance) && self.bound.contains_key(&(instance, resource)))
+            || (self.store.has_instance(instance)
+                && match self.app_object {
+                    // Values come and go with the application; what it executes stays.
+                    true => executable(),
+                    false => self.bound.contains_key(&(instance, resource)),
+                })
     }
 
     fn write(
@@ -199,23 +239,23 @@ impl Object for Custom {
             self.store.set(instance, resource, value)?;
             return Ok(Vec::new());
         }
-        match (self.bound.get(&(instance, resource)), value) {
+        match (self.kind(instance, resource), value) {
             (None, value) => {
                 self.store.set(instance, resource, value)?;
                 self.persist();
                 Ok(Vec::new())
             }
             (Some(BoundKind::Constant), _) => Err(DmError::MethodNotAllowed),
-            (Some(BoundKind::Backend), ResourceValue::Single(v)) => {
+            (Some(BoundKind::Backend | BoundKind::App), ResourceValue::Single(v)) => {
                 Ok(vec![Action::Bound(BoundRequest {
                     ticket: 0,
                     path: self.path(instance, resource),
                     op: BoundOp::Write(v),
                 })])
             }
-            (Some(BoundKind::Backend), ResourceValue::Multiple(_)) => Err(DmError::BadRequest(
-                "a bound resource takes a single value".into(),
-            )),
+            (Some(BoundKind::Backend | BoundKind::App), ResourceValue::Multiple(_)) => Err(
+                DmError::BadRequest("a bound resource takes a single value".into()),
+            ),
         }
     }
 
@@ -228,8 +268,8 @@ impl Object for Custom {
         if !self.store.has_instance(instance) {
             return Err(DmError::NotFound);
         }
-        match self.bound.get(&(instance, resource)) {
-            Some(BoundKind::Backend) => Ok(vec![Action::Bound(BoundRequest {
+        match self.kind(instance, resource) {
+            Some(BoundKind::Backend | BoundKind::App) => Ok(vec![Action::Bound(BoundRequest {
                 ticket: 0,
                 path: self.path(instance, resource),
                 op: BoundOp::Execute(args.to_string()),
@@ -240,7 +280,7 @@ impl Object for Custom {
     }
 
     fn create(&mut self, instance: u16) -> Result<(), DmError> {
-        if !self.store.def().multiple {
+        if !self.store.def().multiple || self.app_object {
             return Err(DmError::MethodNotAllowed);
         }
         self.store.add_instance(instance);
@@ -250,7 +290,31 @@ impl Object for Custom {
 
     fn delete(&mut self, instance: u16) -> Result<(), DmError> {
         // Bindings name their instances: without it they would have nowhere to go.
-        if self.bound.keys().any(|(i, _)| *i == instance) {
+        if self.app_object || self.bound.keys().any(|(i, _)| *i == instance) {
+            return Err(DmError::MethodNotAllowed);
+        }
+        self.store.remove_instance(instance)?;
+        self.persist();
+        Ok(())
+    }
+
+    fn create_local(&mut self, instance: u16) -> Result<(), DmError> {
+        if !self.app_object || !self.store.def().multiple {
+            return Err(DmError::MethodNotAllowed);
+        }
+        if self.store.has_instance(instance) {
+            return Err(DmError::BadRequest(format!(
+                "{} exists",
+                Path::instance(self.store.def().id, instance)
+            )));
+        }
+        self.store.add_instance(instance);
+        self.persist();
+        Ok(())
+    }
+
+    fn delete_local(&mut self, instance: u16) -> Result<(), DmError> {
+        if !self.app_object || !self.store.def().multiple {
             return Err(DmError::MethodNotAllowed);
         }
         self.store.remove_instance(instance)?;
@@ -368,5 +432,50 @@ mod tests {
         );
         assert_eq!(c.delete(0), Err(DmError::MethodNotAllowed));
         assert_eq!(c.execute(1, 2, ""), Err(DmError::NotFound));
+    }
+
+    #[test]
+    fn an_app_owned_object_is_the_applications_to_shape() {
+        let state = scratch("app");
+        let def = def();
+        let mut c = Custom::app_owned(def, Some(state.clone()));
+        assert!(c.instances().is_empty());
+        // The server may neither create nor delete: the application does.
+        assert_eq!(c.create(1), Err(DmError::MethodNotAllowed));
+        c.create_local(1).unwrap();
+        assert!(matches!(c.create_local(1), Err(DmError::BadRequest(_))));
+        c.write(1, 0, single(Value::String("from app".into())), false)
+            .unwrap();
+        assert!(c.has_resource(1, 2));
+        assert!(!c.has_resource(1, 3));
+        let actions = c.write(1, 3, single(Value::Float(2.0)), true).unwrap();
+        assert!(matches!(
+            &actions[..],
+            [Action::Bound(BoundRequest {
+                op: BoundOp::Write(Value::Float(_)),
+                ..
+            })]
+        ));
+        assert!(matches!(
+            &c.execute(1, 2, "").unwrap()[..],
+            [Action::Bound(_)]
+        ));
+        assert_eq!(c.delete(1), Err(DmError::MethodNotAllowed));
+
+        // The instance list survives a restart; the values are the application's to set.
+        let mut again = Custom::app_owned(def, Some(state.clone()));
+        assert_eq!(again.instances(), [1]);
+        assert_eq!(again.read(1, 0), None);
+        again.delete_local(1).unwrap();
+        assert_eq!(again.delete_local(1), Err(DmError::NotFound));
+        assert!(Custom::app_owned(def, Some(state.clone()))
+            .instances()
+            .is_empty());
+        // Objects without an application keep refusing local shaping.
+        assert_eq!(
+            Custom::new(def, BTreeMap::new(), None).create_local(2),
+            Err(DmError::MethodNotAllowed)
+        );
+        std::fs::remove_dir_all(state.root()).unwrap();
     }
 }
