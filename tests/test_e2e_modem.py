@@ -272,3 +272,51 @@ async def test_signal_changes_are_notified(server, start_daemon, modem_bus):
     assert (n.code, n.payload) == ("2.05", b"-101"), n
     obs.cancel()
     bus.close()
+
+
+async def test_apn_profiles_survive_a_killed_daemon(server, start_daemon, modem_bus, tmp_path):
+    import signal
+
+    from bench import tlv
+    from bench.server import TLV
+
+    modem_bus.mock_call("AddConnectedModem")
+    d, _ = await start(server, start_daemon, modem_bus)
+    await wait_for(server, "/11/0", lambda v: v.get("/11/0/3") is True)
+    payload = tlv.object_instance(1, [
+        tlv.resource(0, tlv.enc_str("iot")),
+        tlv.resource(1, tlv.enc_str("iot.example")),
+        tlv.resource(4, tlv.enc_int(1)),  # CHAP
+        tlv.resource(5, tlv.enc_str("gw")),
+        tlv.resource(6, tlv.enc_str("s3cret")),
+        tlv.resource(3, tlv.enc_bool(True)),
+    ])
+    r = await server.create("/11", payload, TLV)
+    assert r.code == "2.01", r
+    await wait_for(server, "/11/1", lambda v: v.get("/11/1/10/0") == 0)
+    await wait_for(server, "/11/0", lambda v: v.get("/11/0/3") is False)
+
+    # No shutdown: what was written must already be on disk.
+    d.signal(signal.SIGKILL)
+    await d.wait()
+    kept = (tmp_path / "state" / "apn-profiles.json").read_text()
+    assert "s3cret" in kept  # the connection needs it again; the file is mode 0600
+    assert oct((tmp_path / "state" / "apn-profiles.json").stat().st_mode & 0o777) == "0o600"
+
+    mark = server.mark()
+    d = start_daemon(
+        {"connectivity": {"backend": "modemmanager", "interval": 1}},
+        env={"DBUS_SYSTEM_BUS_ADDRESS": modem_bus.address},
+    )
+    await expect_event(server, d, "register", after=mark, timeout=30)
+    values = await wait_for(server, "/11/1", lambda v: "/11/1/14" in v)
+    assert values["/11/1/0"] == "iot"
+    assert values["/11/1/1"] == "iot.example"
+    assert values["/11/1/3"] is True
+    assert values["/11/1/4"] == 1
+    assert values["/11/1/5"] == "gw"
+    assert "/11/1/6" not in values  # write-only
+    # The modem's connection is the kept profile's, not a new one of its own.
+    assert (await server.read("/11/0")).code == "4.04"
+    cellular = await read_values(server, "/10/0")
+    assert cellular["/10/0/11/0"] in ("11:1", (11, 1)), cellular

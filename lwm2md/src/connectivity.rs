@@ -95,6 +95,7 @@ impl Task {
                 self.config.interval,
                 self.clock,
                 self.feed.clone(),
+                crate::objects::apn::enabled_profile(&self.state).unwrap_or(0),
             )),
             ConnectivityBackend::Host | ConnectivityBackend::At => None,
         };

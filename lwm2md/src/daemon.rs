@@ -161,7 +161,9 @@ pub async fn run(config: Config) -> Result<(), DaemonError> {
     ];
     if config.connectivity.backend == ConnectivityBackend::Modemmanager {
         objects.push(Box::new(cellular::new()));
-        objects.push(Box::new(ApnProfiles::new()));
+        objects.push(Box::new(ApnProfiles::with_state(StateDir::new(
+            &config.state_dir,
+        ))));
     }
     if config.location.is_some() {
         objects.push(Box::new(location::new()));
