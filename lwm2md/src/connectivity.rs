@@ -14,6 +14,7 @@ use crate::config::{ConnectivityBackend, ConnectivityConfig};
 use crate::feed::{Feed, FeedSender};
 use crate::model::ConnectivityAction;
 use crate::modem::ModemSource;
+use crate::objects::cellular;
 use crate::objects::connectivity::{self as monitoring, LINK_UTILIZATION};
 use crate::objects::statistics::{self, Collection};
 use crate::path::Path;
@@ -123,14 +124,22 @@ impl Task {
                     }
                     self.update(snapshot).await
                 }
-                Some(mut snapshot) = next_at_snapshot(&mut at) => {
+                Some((mut snapshot, power_saving)) = next_at_snapshot(&mut at) => {
                     // An AT modem reports no traffic: object 7 counts the interface.
                     if let Some(counters) = self.configured_counters() {
                         snapshot.counters = counters;
                     }
-                    self.update(snapshot).await
+                    self.update(snapshot).await;
+                    for (resource, value) in cellular::power_saving_values(power_saving.as_ref()) {
+                        self.set(Path::resource(cellular::OBJECT_ID, 0, resource), value)
+                            .await;
+                    }
                 }
                 action = actions.recv() => match action {
+                    Some(ConnectivityAction::PowerSaving(change)) => match &at {
+                        Some(a) => a.act(change),
+                        None => tracing::warn!(?change, "power saving needs connectivity.backend = \"at\""),
+                    },
                     Some(action) => self.act(action, modem.as_mut()).await,
                     None => return,
                 },
@@ -240,6 +249,8 @@ impl Task {
                 self.collection.period = period;
                 self.persist();
             }
+            // Taken to the AT modem by the loop, which holds it.
+            ConnectivityAction::PowerSaving(_) => {}
             other
             @ (ConnectivityAction::Connect { .. } | ConnectivityAction::Disconnect { .. }) => {
                 match modem {
@@ -329,7 +340,12 @@ async fn next_snapshot(modem: &mut Option<ModemSource>) -> Option<ConnectivitySn
     }
 }
 
-async fn next_at_snapshot(at: &mut Option<AtSource>) -> Option<ConnectivitySnapshot> {
+async fn next_at_snapshot(
+    at: &mut Option<AtSource>,
+) -> Option<(
+    ConnectivitySnapshot,
+    Option<backends::modem::at::PowerSaving>,
+)> {
     match at {
         Some(a) => a.next().await,
         None => std::future::pending().await,

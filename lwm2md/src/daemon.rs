@@ -159,8 +159,11 @@ pub async fn run(config: Config) -> Result<(), DaemonError> {
         Box::new(monitoring::new()),
         Box::new(ConnectivityStatistics::new()),
     ];
+    if config.connectivity.backend == ConnectivityBackend::At {
+        objects.push(Box::new(cellular::new(true)));
+    }
     if config.connectivity.backend == ConnectivityBackend::Modemmanager {
-        objects.push(Box::new(cellular::new()));
+        objects.push(Box::new(cellular::new(false)));
         objects.push(Box::new(ApnProfiles::with_state(StateDir::new(
             &config.state_dir,
         ))));

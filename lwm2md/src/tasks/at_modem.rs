@@ -5,7 +5,10 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use backends::modem::at::{self, AccessTechnology, AtModem, AtModemStatus, RegistrationState};
+use backends::modem::at::{
+    self, AccessTechnology, AtModem, AtModemStatus, PowerSaving, PowerSavingChange,
+    RegistrationState,
+};
 use backends::modem::{Bearer, ConnectivitySnapshot, Radio};
 use tokio::sync::mpsc;
 
@@ -13,15 +16,17 @@ use tokio::sync::mpsc;
 /// figures absent), the failure logged once by the polling thread.
 pub struct AtSource {
     results: mpsc::Receiver<Result<AtModemStatus, String>>,
+    changes: std::sync::mpsc::Sender<PowerSavingChange>,
 }
 
 impl AtSource {
     pub fn start(port: PathBuf, baud: u32, interval: u32) -> Option<AtSource> {
         let (tx, results) = mpsc::channel(2);
+        let (changes, changes_rx) = std::sync::mpsc::channel();
         let modem = AtModem::new(port, baud);
         let interval = Duration::from_secs(interval.max(1).into());
-        match at::watch(modem, interval, tx) {
-            Ok(_) => Some(AtSource { results }),
+        match at::watch(modem, interval, tx, changes_rx) {
+            Ok(_) => Some(AtSource { results, changes }),
             Err(e) => {
                 tracing::error!("cannot start the modem thread: {e}");
                 None
@@ -29,9 +34,20 @@ impl AtSource {
         }
     }
 
-    pub async fn next(&mut self) -> Option<ConnectivitySnapshot> {
+    /// The next look at the modem, with its power saving settings.
+    pub async fn next(&mut self) -> Option<(ConnectivitySnapshot, Option<PowerSaving>)> {
         let result = self.results.recv().await?;
-        Some(result.map(|s| snapshot(&s)).unwrap_or_default())
+        Some(match result {
+            Ok(s) => (snapshot(&s), s.power_saving),
+            Err(_) => (ConnectivitySnapshot::default(), None),
+        })
+    }
+
+    /// Hands a server's change to the modem thread, which carries it out between polls.
+    pub fn act(&self, change: PowerSavingChange) {
+        if self.changes.send(change).is_err() {
+            tracing::warn!(?change, "the modem thread is gone: change dropped");
+        }
     }
 }
 
