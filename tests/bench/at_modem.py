@@ -15,11 +15,13 @@ import tty
 
 class AtModem:
     def __init__(self, answers: dict[str, list[str]] | None = None, echo: bool = True,
-                 slow: dict[str, float] | None = None):
+                 slow: dict[str, float] | None = None, urc_every: int | None = 3):
         self.answers = dict(DEFAULT_ANSWERS)
         self.answers.update(answers or {})
         self.echo = echo
         self.slow = slow or {}
+        # An unsolicited +QIND after every this many commands (None: never).
+        self.urc_every = urc_every
         self.commands: list[str] = []
         self.master, slave = os.openpty()
         tty.setraw(slave)
@@ -78,7 +80,7 @@ class AtModem:
         if lines is None:
             lines = self.answers.get(key, ["ERROR"])
         self._write("".join(f"\r\n{line}\r\n" for line in lines))
-        if len(self.commands) % 3 == 0:
+        if self.urc_every and len(self.commands) % self.urc_every == 0:
             self._write('\r\n+QIND: "csq",20,99\r\n')
 
     def _power_saving(self, command: str) -> list[str] | None:
@@ -152,4 +154,34 @@ DEFAULT_ANSWERS: dict[str, list[str]] = {
         "OK",
     ],
     "AT+QCSQ": ['+QCSQ: "LTE",-66,-94,142,-9', "OK"],
+}
+
+
+# What ModemManager 1.20 asks beyond the AT backend's commands while it probes, creates
+# and enables the modem (its generic and Quectel code paths), answered as an EC25 would.
+MODEMMANAGER_ANSWERS: dict[str, list[str]] = {
+    "ATV1": ["OK"],
+    "ATX4": ["OK"],
+    "AT&C1": ["OK"],
+    "ATH": ["OK"],
+    "AT+GCAP": ["+GCAP: +CGSM", "OK"],
+    "ATI": ["Quectel", "EC25", "Revision: EC25EFAR06A06M4G", "OK"],
+    "AT+CPIN?": ["+CPIN: READY", "OK"],
+    "AT+CGMM": ["EC25", "OK"],
+    "AT+CGMR": ["EC25EFAR06A06M4G", "OK"],
+    # 28: E-UTRAN only, 30: GERAN, UTRAN and E-UTRAN, ... : the modem does LTE.
+    "AT+WS46=?": ["+WS46: (12,22,25,28,29,30,31)", "OK"],
+    "AT+CFUN?": ["+CFUN: 1", "OK"],
+    "AT+CFUN=1": ["OK"],
+    "AT+CESQ=?": ["+CESQ: (0-63,99),(0-7,99),(0-96,255),(0-49,255),(0-34,255),(0-97,255)", "OK"],
+    "AT+CGDCONT=?": [
+        '+CGDCONT: (1-24),"IP",,,(0-2),(0-4),(0,1),(0,1)',
+        '+CGDCONT: (1-24),"IPV6",,,(0-2),(0-4),(0,1),(0,1)',
+        '+CGDCONT: (1-24),"IPV4V6",,,(0-2),(0-4),(0,1),(0,1)',
+        "OK",
+    ],
+    "AT+CEMODE?": ["+CEMODE: 2", "OK"],
+    "AT+CNUM": ['+CNUM: ,"+491701234567",145', "OK"],
+    "AT+CGREG=2": ["OK"],
+    "AT+CGREG?": ['+CGREG: 2,1,"3193","08F381C5",7', "OK"],
 }
