@@ -111,3 +111,32 @@ async def test_psm_and_edrx_of_the_at_modem(server, start_daemon, modem):
     assert "/10/0/8" not in values and "/10/0/9" not in values, values
     assert modem.psm["mode"] == 0 and modem.edrx == {}
     assert not any(c.startswith("AT+CPSMS=") and "20000" in c for c in modem.commands[sent:])
+
+
+async def test_location_from_the_gnss_of_a_quectel_module(server, start_daemon):
+    m = AtModem(answers={"AT+QGPS=1": ["OK"], "AT+QGPSLOC=2": ["+CME ERROR: 516"]})  # not fixed yet
+    try:
+        d = start_daemon({
+            "connectivity": {"backend": "at", "port": m.path, "baud": 115200, "interval": 1},
+            "location": {"backend": "modem", "latitude": 48.1, "longitude": 11.5},
+        })
+        await expect_event(server, d, "register", timeout=15)
+        values = await wait_values(server, "/6/0", lambda v: "/6/0/0" in v)
+        assert (values["/6/0/0"], values["/6/0/1"]) == (48.1, 11.5)
+        deadline = time.monotonic() + 60
+        while m.commands.count("AT+QGPSLOC=2") < 2:
+            assert time.monotonic() < deadline, m.commands
+            await asyncio.sleep(0.2)
+        assert "AT+QGPS=1" in m.commands
+        values = await read_object(server, "/6/0")
+        assert (values["/6/0/0"], values["/6/0/1"]) == (48.1, 11.5), "no fix, nothing made up"
+
+        m.answers["AT+QGPSLOC=2"] = [
+            "+QGPSLOC: 101530.000,52.52000,13.40500,0.9,34.5,3,270.00,36.0,19.4,251126,09", "OK",
+        ]
+        values = await wait_values(server, "/6/0", lambda v: v.get("/6/0/0") == 52.52)
+        assert values["/6/0/1"] == 13.405 and values["/6/0/2"] == 34.5
+        assert abs(values["/6/0/6"] - 10.0) < 1e-9  # 36 km/h
+        assert values["/6/0/5"] == 1795601730  # 2026-11-25 10:15:30 UTC
+    finally:
+        m.close()

@@ -852,11 +852,11 @@ impl Config {
                 return Err("location: latitude and longitude go together".into());
             }
             if l.backend == LocationBackend::Modem
-                && self.connectivity.backend != ConnectivityBackend::Modemmanager
+                && self.connectivity.backend == ConnectivityBackend::Host
             {
                 return Err(
-                    "location: backend \"modem\" reads the modem through ModemManager: it needs \
-                     connectivity.backend = \"modemmanager\""
+                    "location: backend \"modem\" reads the modem's GNSS: it needs \
+                     connectivity.backend = \"modemmanager\" or \"at\""
                         .into(),
                 );
             }
@@ -1597,6 +1597,11 @@ mod tests {
         assert!(parse(server).unwrap().location.is_none());
         let c = parse(&format!(
             "{server}[connectivity]\nbackend = \"modemmanager\"\n[location]\nbackend = \"modem\"\n"
+        ))
+        .unwrap();
+        assert_eq!(c.location.unwrap().backend, LocationBackend::Modem);
+        let c = parse(&format!(
+            "{server}[connectivity]\nbackend = \"at\"\n[location]\nbackend = \"modem\"\n"
         ))
         .unwrap();
         assert_eq!(c.location.unwrap().backend, LocationBackend::Modem);

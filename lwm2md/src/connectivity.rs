@@ -19,7 +19,8 @@ use crate::objects::connectivity::{self as monitoring, LINK_UTILIZATION};
 use crate::objects::statistics::{self, Collection};
 use crate::path::Path;
 use crate::state::StateDir;
-use crate::tasks::at_modem::AtSource;
+use crate::tasks::at_modem::{AtLook, AtSource};
+use crate::tasks::location::Fixes;
 use crate::value::ResourceValue;
 
 /// Actions queued for the task; more than this waiting means the task is stuck, and a
@@ -39,6 +40,7 @@ pub fn spawn(
     state: StateDir,
     clock: fn() -> i64,
     feed: FeedSender,
+    at_gnss: bool,
 ) -> ActionSender {
     let (tx, rx) = mpsc::channel(ACTION_CAPACITY);
     let collection = load_collection(&state);
@@ -52,6 +54,8 @@ pub fn spawn(
         persisted_at: None,
         last_counters: None,
         last_error: None,
+        at_gnss,
+        fixes: Fixes::default(),
     };
     tokio::spawn(task.run(rx));
     tx
@@ -86,6 +90,9 @@ struct Task {
     /// The previous counters, for the link utilisation.
     last_counters: Option<(Instant, Counters)>,
     last_error: Option<String>,
+    /// The AT backend also reads the module's GNSS for object 6.
+    at_gnss: bool,
+    fixes: Fixes,
 }
 
 impl Task {
@@ -105,6 +112,7 @@ impl Task {
                 self.config.at_port(),
                 self.config.at_baud(),
                 self.config.interval,
+                self.at_gnss,
             ),
             ConnectivityBackend::Host | ConnectivityBackend::Modemmanager => None,
         };
@@ -124,15 +132,20 @@ impl Task {
                     }
                     self.update(snapshot).await
                 }
-                Some((mut snapshot, power_saving)) = next_at_snapshot(&mut at) => {
+                Some(mut look) = next_at_snapshot(&mut at) => {
                     // An AT modem reports no traffic: object 7 counts the interface.
                     if let Some(counters) = self.configured_counters() {
-                        snapshot.counters = counters;
+                        look.snapshot.counters = counters;
                     }
-                    self.update(snapshot).await;
-                    for (resource, value) in cellular::power_saving_values(power_saving.as_ref()) {
+                    self.update(look.snapshot).await;
+                    for (resource, value) in cellular::power_saving_values(look.power_saving.as_ref()) {
                         self.set(Path::resource(cellular::OBJECT_ID, 0, resource), value)
                             .await;
+                    }
+                    // Without a fix the last one stays, with its Timestamp.
+                    if let Some(fix) = look.fix.filter(|_| self.at_gnss) {
+                        let position = crate::tasks::location::from_fix(&fix, (self.clock)());
+                        let _ = self.fixes.offer(&self.feed, position).await;
                     }
                 }
                 action = actions.recv() => match action {
@@ -340,12 +353,7 @@ async fn next_snapshot(modem: &mut Option<ModemSource>) -> Option<ConnectivitySn
     }
 }
 
-async fn next_at_snapshot(
-    at: &mut Option<AtSource>,
-) -> Option<(
-    ConnectivitySnapshot,
-    Option<backends::modem::at::PowerSaving>,
-)> {
+async fn next_at_snapshot(at: &mut Option<AtSource>) -> Option<AtLook> {
     match at {
         Some(a) => a.next().await,
         None => std::future::pending().await,

@@ -10,7 +10,7 @@ use sd_notify::NotifyState;
 use tokio::net::UdpSocket;
 use tokio::signal::unix::{signal, SignalKind};
 
-use crate::config::{AccountSecurity, Config, ConnectivityBackend, RebootMethod};
+use crate::config::{AccountSecurity, Config, ConnectivityBackend, LocationBackend, RebootMethod};
 use crate::connectivity;
 use crate::dbus_api::{self, StatusBook};
 use crate::dtls::{Credentials, DtlsClient, DtlsConfig, DtlsError, DtlsSession};
@@ -225,17 +225,25 @@ pub async fn run(config: Config) -> Result<(), DaemonError> {
         }
     }
     let bindings = crate::binding::Bindings::spawn(custom.bindings, &feed_tx);
+    // The modem's own GNSS: read by the AT backend on its port, else over ModemManager.
+    let modem_location = config
+        .location
+        .as_ref()
+        .is_some_and(|l| l.backend == LocationBackend::Modem);
+    let at_gnss = modem_location && config.connectivity.backend == ConnectivityBackend::At;
     let connectivity = connectivity::spawn(
         config.connectivity.clone(),
         StateDir::new(&config.state_dir),
         device::system_clock,
         feed_tx.clone(),
+        at_gnss,
     );
     if let Some(location) = config.location.clone() {
         tokio::spawn(tasks::location::run(
             location,
             feed_tx.clone(),
             device::system_clock,
+            !at_gnss,
         ));
     }
     let mut sensors = Sensors::start(&config, &feed_tx);

@@ -155,7 +155,7 @@ fn coordinate(
 
 /// `hhmmss[.ss]` and `ddmmyy` as Unix seconds; two-digit years are 2000..2099 (RMC has
 /// no century; receivers of the last century are not expected).
-fn time_of(hms: &str, dmy: &str) -> Option<i64> {
+pub(crate) fn time_of(hms: &str, dmy: &str) -> Option<i64> {
     let two = |s: &str, i: usize| -> Option<u32> {
         let d = s.get(i..i + 2)?;
         d.bytes()

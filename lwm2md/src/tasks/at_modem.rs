@@ -5,12 +5,21 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
+use backends::location::Fix;
 use backends::modem::at::{
     self, AccessTechnology, AtModem, AtModemStatus, PowerSaving, PowerSavingChange,
     RegistrationState,
 };
 use backends::modem::{Bearer, ConnectivitySnapshot, Radio};
 use tokio::sync::mpsc;
+
+/// One poll of the modem, as the objects need it.
+#[derive(Debug, Default)]
+pub struct AtLook {
+    pub snapshot: ConnectivitySnapshot,
+    pub power_saving: Option<PowerSaving>,
+    pub fix: Option<Fix>,
+}
 
 /// Snapshots of the modem; a modem that does not answer shows as an empty snapshot (its
 /// figures absent), the failure logged once by the polling thread.
@@ -20,10 +29,11 @@ pub struct AtSource {
 }
 
 impl AtSource {
-    pub fn start(port: PathBuf, baud: u32, interval: u32) -> Option<AtSource> {
+    /// `gnss`: read the module's GNSS receiver too.
+    pub fn start(port: PathBuf, baud: u32, interval: u32, gnss: bool) -> Option<AtSource> {
         let (tx, results) = mpsc::channel(2);
         let (changes, changes_rx) = std::sync::mpsc::channel();
-        let modem = AtModem::new(port, baud);
+        let modem = AtModem::new(port, baud).read_gnss(gnss);
         let interval = Duration::from_secs(interval.max(1).into());
         match at::watch(modem, interval, tx, changes_rx) {
             Ok(_) => Some(AtSource { results, changes }),
@@ -34,12 +44,16 @@ impl AtSource {
         }
     }
 
-    /// The next look at the modem, with its power saving settings.
-    pub async fn next(&mut self) -> Option<(ConnectivitySnapshot, Option<PowerSaving>)> {
+    /// The next look at the modem.
+    pub async fn next(&mut self) -> Option<AtLook> {
         let result = self.results.recv().await?;
         Some(match result {
-            Ok(s) => (snapshot(&s), s.power_saving),
-            Err(_) => (ConnectivitySnapshot::default(), None),
+            Ok(s) => AtLook {
+                snapshot: snapshot(&s),
+                power_saving: s.power_saving,
+                fix: s.gnss_fix,
+            },
+            Err(_) => AtLook::default(),
         })
     }
 

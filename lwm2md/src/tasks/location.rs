@@ -24,8 +24,15 @@ const REFRESH: Duration = Duration::from_secs(60);
 /// default, some modems every second).
 const MODEM_POLL: Duration = Duration::from_secs(5);
 
-/// Runs until the daemon's feed closes.
-pub async fn run(config: LocationConfig, feed: FeedSender, wall_clock: fn() -> i64) {
+/// Runs until the daemon's feed closes. `modem_manager`: backend `modem` reads the
+/// modem through ModemManager (else the AT backend reads it, and this task only reports
+/// the configured position).
+pub async fn run(
+    config: LocationConfig,
+    feed: FeedSender,
+    wall_clock: fn() -> i64,
+    modem_manager: bool,
+) {
     if let Some(position) = configured(&config, wall_clock()) {
         if send(&feed, &position).await.is_err() {
             return;
@@ -33,8 +40,8 @@ pub async fn run(config: LocationConfig, feed: FeedSender, wall_clock: fn() -> i
     }
     match config.backend {
         LocationBackend::Gpsd => from_gpsd(&config, feed, wall_clock).await,
-        LocationBackend::Modem => from_modem(feed, wall_clock).await,
-        LocationBackend::Static => {}
+        LocationBackend::Modem if modem_manager => from_modem(feed, wall_clock).await,
+        LocationBackend::Modem | LocationBackend::Static => {}
     }
 }
 
@@ -59,12 +66,12 @@ async fn from_gpsd(config: &LocationConfig, feed: FeedSender, wall_clock: fn() -
 
 /// Feeds fixes that moved, or that have not been fed for [`REFRESH`].
 #[derive(Default)]
-struct Fixes {
+pub struct Fixes {
     last: Option<(Position, Instant)>,
 }
 
 impl Fixes {
-    async fn offer(&mut self, feed: &FeedSender, position: Position) -> Result<(), ()> {
+    pub async fn offer(&mut self, feed: &FeedSender, position: Position) -> Result<(), ()> {
         let due = match &self.last {
             Some((p, at)) => !same_place(p, &position) || at.elapsed() >= REFRESH,
             None => true,

@@ -6,6 +6,7 @@
 //! async code.
 
 pub mod fields;
+pub mod gnss;
 pub mod parse;
 pub mod port;
 pub mod power_saving;
@@ -61,6 +62,8 @@ pub struct AtModemStatus {
     pub gateway: Option<IpAddr>,
     /// PSM and eDRX, `None` when the modem knows neither command.
     pub power_saving: Option<PowerSaving>,
+    /// The module's GNSS fix, when asked for ([`AtModem::read_gnss`]) and it has one.
+    pub gnss_fix: Option<crate::location::Fix>,
 }
 
 /// The modem on one AT port.
@@ -69,6 +72,8 @@ pub struct AtModem {
     /// The port generation the modem was last set up for.
     setup_for: Option<u64>,
     identity: AtModemStatus,
+    /// Read the module's GNSS receiver at each poll.
+    gnss: bool,
 }
 
 impl AtModem {
@@ -81,7 +86,15 @@ impl AtModem {
             port,
             setup_for: None,
             identity: AtModemStatus::default(),
+            gnss: false,
         }
+    }
+
+    /// Also starts the module's GNSS engine and reads its fix at each poll (Quectel
+    /// modules; others have no position to give over AT here).
+    pub fn read_gnss(mut self, on: bool) -> AtModem {
+        self.gnss = on;
+        self
     }
 
     pub fn port(&mut self) -> &mut AtPort {
@@ -154,6 +167,11 @@ impl AtModem {
         self.contexts(&mut s)?;
         self.serving_cell(&mut s)?;
         s.power_saving = self.power_saving()?;
+        if self.gnss && s.vendor == Some(Vendor::Quectel) {
+            s.gnss_fix = self
+                .query(gnss::QUECTEL_LOCATION, QUERY_TIMEOUT)?
+                .and_then(|l| gnss::quectel_qgpsloc(&l));
+        }
         Ok(s)
     }
 
@@ -287,6 +305,16 @@ impl AtModem {
         }
         if vendor == Vendor::Ublox {
             self.query("AT+UCGED=2", QUERY_TIMEOUT)?;
+        }
+        if self.gnss {
+            if vendor == Vendor::Quectel {
+                self.query(gnss::QUECTEL_START, QUERY_TIMEOUT)?;
+            } else {
+                tracing::warn!(
+                    manufacturer = id.manufacturer.as_deref().unwrap_or("?"),
+                    "GNSS positions are read over AT from Quectel modules only"
+                );
+            }
         }
         tracing::info!(
             port = %self.port.path().display(),
