@@ -272,3 +272,151 @@ async def test_signal_changes_are_notified(server, start_daemon, modem_bus):
     assert (n.code, n.payload) == ("2.05", b"-101"), n
     obs.cancel()
     bus.close()
+
+
+async def test_apn_profiles_survive_a_killed_daemon(server, start_daemon, modem_bus, tmp_path):
+    import signal
+
+    from bench import tlv
+    from bench.server import TLV
+
+    modem_bus.mock_call("AddConnectedModem")
+    d, _ = await start(server, start_daemon, modem_bus)
+    await wait_for(server, "/11/0", lambda v: v.get("/11/0/3") is True)
+    payload = tlv.object_instance(1, [
+        tlv.resource(0, tlv.enc_str("iot")),
+        tlv.resource(1, tlv.enc_str("iot.example")),
+        tlv.resource(4, tlv.enc_int(1)),  # CHAP
+        tlv.resource(5, tlv.enc_str("gw")),
+        tlv.resource(6, tlv.enc_str("s3cret")),
+        tlv.resource(3, tlv.enc_bool(True)),
+    ])
+    r = await server.create("/11", payload, TLV)
+    assert r.code == "2.01", r
+    await wait_for(server, "/11/1", lambda v: v.get("/11/1/10/0") == 0)
+    await wait_for(server, "/11/0", lambda v: v.get("/11/0/3") is False)
+
+    # No shutdown: what was written must already be on disk.
+    d.signal(signal.SIGKILL)
+    await d.wait()
+    kept = (tmp_path / "state" / "apn-profiles.json").read_text()
+    assert "s3cret" in kept  # the connection needs it again; the file is mode 0600
+    assert oct((tmp_path / "state" / "apn-profiles.json").stat().st_mode & 0o777) == "0o600"
+
+    mark = server.mark()
+    d = start_daemon(
+        {"connectivity": {"backend": "modemmanager", "interval": 1}},
+        env={"DBUS_SYSTEM_BUS_ADDRESS": modem_bus.address},
+    )
+    await expect_event(server, d, "register", after=mark, timeout=30)
+    values = await wait_for(server, "/11/1", lambda v: "/11/1/14" in v)
+    assert values["/11/1/0"] == "iot"
+    assert values["/11/1/1"] == "iot.example"
+    assert values["/11/1/3"] is True
+    assert values["/11/1/4"] == 1
+    assert values["/11/1/5"] == "gw"
+    assert "/11/1/6" not in values  # write-only
+    # The modem's connection is the kept profile's, not a new one of its own.
+    assert (await server.read("/11/0")).code == "4.04"
+    cellular = await read_values(server, "/10/0")
+    assert cellular["/10/0/11/0"] in ("11:1", (11, 1)), cellular
+
+
+def nmea(body: str) -> str:
+    checksum = 0
+    for b in body.encode():
+        checksum ^= b
+    return f"${body}*{checksum:02X}"
+
+
+def mock_set_gnss(modem_bus, sentences: str, raw: dict):
+    import dbus
+
+    bus = dbus.bus.BusConnection(modem_bus.address)
+    mock = bus.get_object("org.freedesktop.ModemManager1", "/org/freedesktop/ModemManager1")
+    mock.SetGnss(sentences, dbus.Dictionary(raw, signature="sv"), dbus_interface="org.freedesktop.DBus.Mock")
+    bus.close()
+
+
+def enabled_location_sources(modem_bus) -> int:
+    r = modem_bus.send("/org/freedesktop/ModemManager1/Modems/8", "org.freedesktop.DBus.Properties.Get",
+                       "string:org.freedesktop.ModemManager1.Modem.Location", "string:Enabled")
+    assert r.returncode == 0, r.stderr
+    return int(r.stdout.split()[-1])
+
+
+async def start_with_modem_location(server, start_daemon, modem_bus, location=None):
+    d = start_daemon(
+        {"connectivity": {"backend": "modemmanager", "interval": 1},
+         "location": {"backend": "modem", **(location or {})}},
+        env={"DBUS_SYSTEM_BUS_ADDRESS": modem_bus.address},
+    )
+    await expect_event(server, d, "register", timeout=15)
+    return d
+
+
+async def test_location_from_the_modems_gnss_nmea(server, start_daemon, modem_bus):
+    import datetime
+
+    modem_bus.mock_call("AddConnectedModem")
+    sentences = "\r\n".join([
+        nmea("GPGGA,101530.00,5231.2000,N,01324.3000,E,1,09,0.9,34.5,M,39.7,M,,"),
+        nmea("GPRMC,101530.00,A,5231.2000,N,01324.3000,E,010.0,270.0,251126,,,A"),
+        nmea("GPGST,101530.00,2.0,3.0,2.0,0.0,3.0,4.0,6.0"),
+    ])
+    mock_set_gnss(modem_bus, sentences, {})
+    await start_with_modem_location(server, start_daemon, modem_bus)
+    values = await wait_for(server, "/6/0", lambda v: "/6/0/0" in v)
+    assert abs(values["/6/0/0"] - 52.52) < 1e-6, values
+    assert abs(values["/6/0/1"] - 13.405) < 1e-6, values
+    assert values["/6/0/2"] == 34.5
+    assert values["/6/0/3"] == 5.0  # hypot of GST's 3 m and 4 m
+    assert abs(values["/6/0/6"] - 10.0 * 1852 / 3600) < 1e-3, values
+    when = datetime.datetime(2026, 11, 25, 10, 15, 30, tzinfo=datetime.timezone.utc).timestamp()
+    assert values["/6/0/5"] == int(when)
+    # The daemon switched the receiver on, keeping the 3GPP source.
+    assert enabled_location_sources(modem_bus) == 0b111
+
+
+async def test_location_from_the_modems_raw_gnss(server, start_daemon, modem_bus):
+    import dbus
+
+    modem_bus.mock_call("AddConnectedModem")
+    raw = {"utc-time": dbus.String("203015"), "latitude": dbus.Double(38.889722),
+           "longitude": dbus.Double(-77.008889), "altitude": dbus.Double(33.5)}
+    mock_set_gnss(modem_bus, "", raw)
+    await start_with_modem_location(server, start_daemon, modem_bus)
+    values = await wait_for(server, "/6/0", lambda v: "/6/0/0" in v)
+    assert (values["/6/0/0"], values["/6/0/1"], values["/6/0/2"]) == (38.889722, -77.008889, 33.5)
+    assert "/6/0/3" not in values and "/6/0/6" not in values, values
+
+
+async def test_a_modem_without_gnss_gives_no_location(server, start_daemon, modem_bus):
+    modem_bus.mock_call("AddConnectedModem")
+    d = await start_with_modem_location(server, start_daemon, modem_bus)
+    deadline = time.monotonic() + 30
+    while "the modem has no GNSS receiver" not in d.log():
+        assert time.monotonic() < deadline, d.log()[-2000:]
+        await asyncio.sleep(0.2)
+    # Only the cell is known: no position is made up from it.
+    r = await server.read("/6/0", accept=SENML_JSON)
+    values = senml.decode_json(r.payload) if r.code == "2.05" else {}
+    assert "/6/0/0" not in values and "/6/0/1" not in values, values
+    assert enabled_location_sources(modem_bus) == 1
+
+
+async def test_the_configured_position_stays_until_the_modem_has_a_fix(server, start_daemon, modem_bus):
+    modem_bus.mock_call("AddConnectedModem")
+    # A receiver without a fix yet.
+    mock_set_gnss(modem_bus, nmea("GPGGA,101530.00,,,,,0,00,,,M,,M,,"), {})
+    d = await start_with_modem_location(server, start_daemon, modem_bus,
+                                        {"latitude": 48.1, "longitude": 11.5})
+    values = await wait_for(server, "/6/0", lambda v: "/6/0/0" in v)
+    assert (values["/6/0/0"], values["/6/0/1"]) == (48.1, 11.5)
+    deadline = time.monotonic() + 30
+    while "the modem's GNSS has no fix" not in d.log():
+        assert time.monotonic() < deadline, d.log()[-2000:]
+        await asyncio.sleep(0.2)
+    mock_set_gnss(modem_bus, nmea("GPGGA,101530.00,5231.2000,N,01324.3000,E,1,09,0.9,34.5,M,39.7,M,,"), {})
+    values = await wait_for(server, "/6/0", lambda v: abs(v.get("/6/0/0", 0) - 52.52) < 1e-6)
+    assert (await read_values(server, "/6/0"))["/6/0/2"] == 34.5

@@ -94,6 +94,8 @@ pub enum LocationBackend {
     #[default]
     Gpsd,
     Static,
+    /// The GNSS receiver of the modem ModemManager manages.
+    Modem,
 }
 
 fn default_gpsd_address() -> String {
@@ -864,6 +866,15 @@ impl Config {
         if let Some(l) = &self.location {
             if l.latitude.is_some() != l.longitude.is_some() {
                 return Err("location: latitude and longitude go together".into());
+            }
+            if l.backend == LocationBackend::Modem
+                && self.connectivity.backend == ConnectivityBackend::Host
+            {
+                return Err(
+                    "location: backend \"modem\" reads the modem's GNSS: it needs \
+                     connectivity.backend = \"modemmanager\" or \"at\""
+                        .into(),
+                );
             }
             if l.backend == LocationBackend::Static && l.latitude.is_none() {
                 return Err("location: backend \"static\" needs latitude and longitude".into());
@@ -1653,6 +1664,18 @@ mod tests {
             (Some(-43.5723), Some(153.2176), Some(12.0))
         );
         assert!(parse(server).unwrap().location.is_none());
+        let c = parse(&format!(
+            "{server}[connectivity]\nbackend = \"modemmanager\"\n[location]\nbackend = \"modem\"\n"
+        ))
+        .unwrap();
+        assert_eq!(c.location.unwrap().backend, LocationBackend::Modem);
+        let c = parse(&format!(
+            "{server}[connectivity]\nbackend = \"at\"\n[location]\nbackend = \"modem\"\n"
+        ))
+        .unwrap();
+        assert_eq!(c.location.unwrap().backend, LocationBackend::Modem);
+        let e = parse(&format!("{server}[location]\nbackend = \"modem\"\n")).unwrap_err();
+        assert!(e.to_string().contains("connectivity.backend"), "{e}");
 
         let e = parse(&format!(
             "{server}[location]\nlatitude = 91.0\nlongitude = 0.0\n"

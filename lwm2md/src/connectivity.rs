@@ -14,11 +14,13 @@ use crate::config::{ConnectivityBackend, ConnectivityConfig};
 use crate::feed::{Feed, FeedSender};
 use crate::model::ConnectivityAction;
 use crate::modem::ModemSource;
+use crate::objects::cellular;
 use crate::objects::connectivity::{self as monitoring, LINK_UTILIZATION};
 use crate::objects::statistics::{self, Collection};
 use crate::path::Path;
 use crate::state::StateDir;
-use crate::tasks::at_modem::AtSource;
+use crate::tasks::at_modem::{AtLook, AtSource};
+use crate::tasks::location::Fixes;
 use crate::value::ResourceValue;
 
 /// Actions queued for the task; more than this waiting means the task is stuck, and a
@@ -38,6 +40,7 @@ pub fn spawn(
     state: StateDir,
     clock: fn() -> i64,
     feed: FeedSender,
+    at_gnss: bool,
 ) -> ActionSender {
     let (tx, rx) = mpsc::channel(ACTION_CAPACITY);
     let collection = load_collection(&state);
@@ -51,6 +54,8 @@ pub fn spawn(
         persisted_at: None,
         last_counters: None,
         last_error: None,
+        at_gnss,
+        fixes: Fixes::default(),
     };
     tokio::spawn(task.run(rx));
     tx
@@ -85,6 +90,9 @@ struct Task {
     /// The previous counters, for the link utilisation.
     last_counters: Option<(Instant, Counters)>,
     last_error: Option<String>,
+    /// The AT backend also reads the module's GNSS for object 6.
+    at_gnss: bool,
+    fixes: Fixes,
 }
 
 impl Task {
@@ -95,6 +103,7 @@ impl Task {
                 self.config.interval,
                 self.clock,
                 self.feed.clone(),
+                crate::objects::apn::enabled_profile(&self.state).unwrap_or(0),
             )),
             ConnectivityBackend::Host | ConnectivityBackend::At => None,
         };
@@ -103,6 +112,7 @@ impl Task {
                 self.config.at_port(),
                 self.config.at_baud(),
                 self.config.interval,
+                self.at_gnss,
             ),
             ConnectivityBackend::Host | ConnectivityBackend::Modemmanager => None,
         };
@@ -122,14 +132,27 @@ impl Task {
                     }
                     self.update(snapshot).await
                 }
-                Some(mut snapshot) = next_at_snapshot(&mut at) => {
+                Some(mut look) = next_at_snapshot(&mut at) => {
                     // An AT modem reports no traffic: object 7 counts the interface.
                     if let Some(counters) = self.configured_counters() {
-                        snapshot.counters = counters;
+                        look.snapshot.counters = counters;
                     }
-                    self.update(snapshot).await
+                    self.update(look.snapshot).await;
+                    for (resource, value) in cellular::power_saving_values(look.power_saving.as_ref()) {
+                        self.set(Path::resource(cellular::OBJECT_ID, 0, resource), value)
+                            .await;
+                    }
+                    // Without a fix the last one stays, with its Timestamp.
+                    if let Some(fix) = look.fix.filter(|_| self.at_gnss) {
+                        let position = crate::tasks::location::from_fix(&fix, (self.clock)());
+                        let _ = self.fixes.offer(&self.feed, position).await;
+                    }
                 }
                 action = actions.recv() => match action {
+                    Some(ConnectivityAction::PowerSaving(change)) => match &at {
+                        Some(a) => a.act(change),
+                        None => tracing::warn!(?change, "power saving needs connectivity.backend = \"at\""),
+                    },
                     Some(action) => self.act(action, modem.as_mut()).await,
                     None => return,
                 },
@@ -239,6 +262,8 @@ impl Task {
                 self.collection.period = period;
                 self.persist();
             }
+            // Taken to the AT modem by the loop, which holds it.
+            ConnectivityAction::PowerSaving(_) => {}
             other
             @ (ConnectivityAction::Connect { .. } | ConnectivityAction::Disconnect { .. }) => {
                 match modem {
@@ -328,7 +353,7 @@ async fn next_snapshot(modem: &mut Option<ModemSource>) -> Option<ConnectivitySn
     }
 }
 
-async fn next_at_snapshot(at: &mut Option<AtSource>) -> Option<ConnectivitySnapshot> {
+async fn next_at_snapshot(at: &mut Option<AtSource>) -> Option<AtLook> {
     match at {
         Some(a) => a.next().await,
         None => std::future::pending().await,

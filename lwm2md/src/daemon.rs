@@ -10,7 +10,7 @@ use sd_notify::NotifyState;
 use tokio::net::UdpSocket;
 use tokio::signal::unix::{signal, SignalKind};
 
-use crate::config::{AccountSecurity, Config, ConnectivityBackend, RebootMethod};
+use crate::config::{AccountSecurity, Config, ConnectivityBackend, LocationBackend, RebootMethod};
 use crate::connectivity;
 use crate::dbus_api::{self, StatusBook};
 use crate::dtls::{Credentials, DtlsClient, DtlsConfig, DtlsError, DtlsSession};
@@ -159,9 +159,14 @@ pub async fn run(config: Config) -> Result<(), DaemonError> {
         Box::new(monitoring::new()),
         Box::new(ConnectivityStatistics::new()),
     ];
+    if config.connectivity.backend == ConnectivityBackend::At {
+        objects.push(Box::new(cellular::new(true)));
+    }
     if config.connectivity.backend == ConnectivityBackend::Modemmanager {
-        objects.push(Box::new(cellular::new()));
-        objects.push(Box::new(ApnProfiles::new()));
+        objects.push(Box::new(cellular::new(false)));
+        objects.push(Box::new(ApnProfiles::with_state(StateDir::new(
+            &config.state_dir,
+        ))));
     }
     if config.location.is_some() {
         objects.push(Box::new(location::new()));
@@ -222,17 +227,25 @@ pub async fn run(config: Config) -> Result<(), DaemonError> {
     }
     let bindings = crate::binding::Bindings::spawn(custom.bindings, &feed_tx);
     let (app_requests, app) = crate::dbus_app::channel(custom.apps, feed_tx.clone());
+    // The modem's own GNSS: read by the AT backend on its port, else over ModemManager.
+    let modem_location = config
+        .location
+        .as_ref()
+        .is_some_and(|l| l.backend == LocationBackend::Modem);
+    let at_gnss = modem_location && config.connectivity.backend == ConnectivityBackend::At;
     let connectivity = connectivity::spawn(
         config.connectivity.clone(),
         StateDir::new(&config.state_dir),
         device::system_clock,
         feed_tx.clone(),
+        at_gnss,
     );
     if let Some(location) = config.location.clone() {
         tokio::spawn(tasks::location::run(
             location,
             feed_tx.clone(),
             device::system_clock,
+            !at_gnss,
         ));
     }
     let mut sensors = Sensors::start(&config, &feed_tx);

@@ -32,7 +32,14 @@ pub struct ModemSource {
 }
 
 impl ModemSource {
-    pub fn start(interval: u32, clock: fn() -> i64, feed: FeedSender) -> ModemSource {
+    /// `active_profile`: the object 11 instance the modem's data connection belongs to
+    /// when the daemon starts.
+    pub fn start(
+        interval: u32,
+        clock: fn() -> i64,
+        feed: FeedSender,
+        active_profile: u16,
+    ) -> ModemSource {
         let (snap_tx, snapshots) = mpsc::channel(4);
         let (commands, cmd_rx) = mpsc::channel(16);
         let address = backends::system::SystemBus::from_env().address().to_owned();
@@ -43,7 +50,7 @@ impl ModemSource {
             feed,
             fed: FeedCache::default(),
             snapshots: snap_tx,
-            active_profile: 0,
+            active_profile,
             last_error: None,
         };
         tokio::spawn(task.run(cmd_rx));

@@ -1,7 +1,8 @@
 """An AT-modem simulator on a pseudo-terminal: the program under test opens the pty's
 slave path as it would /dev/ttyUSB2; a thread answers on the master side like a
 Quectel EC25, with the quirks real modules have (echo, unsolicited result codes between
-and inside answers, slow answers, +CME ERROR)."""
+and inside answers, slow answers, +CME ERROR). PSM (AT+CPSMS) and eDRX (AT+CEDRXS,
+AT+CEDRXRDP) settings are kept and changed as the commands ask."""
 
 from __future__ import annotations
 
@@ -14,11 +15,13 @@ import tty
 
 class AtModem:
     def __init__(self, answers: dict[str, list[str]] | None = None, echo: bool = True,
-                 slow: dict[str, float] | None = None):
+                 slow: dict[str, float] | None = None, urc_every: int | None = 3):
         self.answers = dict(DEFAULT_ANSWERS)
         self.answers.update(answers or {})
         self.echo = echo
         self.slow = slow or {}
+        # An unsolicited +QIND after every this many commands (None: never).
+        self.urc_every = urc_every
         self.commands: list[str] = []
         self.master, slave = os.openpty()
         tty.setraw(slave)
@@ -27,6 +30,11 @@ class AtModem:
         self._slave = slave
         self._stop = threading.Event()
         self._cops_format = 0
+        # PSM mode, requested periodic TAU and active time (24.008 bit strings).
+        self.psm = {"mode": 1, "tau": "00000110", "active": "00001111"}
+        # Requested eDRX values by AcT-type, and the paging time windows the network gave.
+        self.edrx = {4: "0101"}
+        self.ptw = {4: "0011"}
         self._thread = threading.Thread(target=self._run, daemon=True)
         self._thread.start()
 
@@ -68,10 +76,49 @@ class AtModem:
         if command.startswith("AT+COPS=3,"):
             self._cops_format = int(command.rsplit(",", 1)[1])
         key = f"AT+COPS?/{self._cops_format}" if command == "AT+COPS?" else command
-        lines = self.answers.get(key, ["ERROR"])
+        lines = self._power_saving(command)
+        if lines is None:
+            lines = self.answers.get(key, ["ERROR"])
         self._write("".join(f"\r\n{line}\r\n" for line in lines))
-        if len(self.commands) % 3 == 0:
+        if self.urc_every and len(self.commands) % self.urc_every == 0:
             self._write('\r\n+QIND: "csq",20,99\r\n')
+
+    def _power_saving(self, command: str) -> list[str] | None:
+        """27.007 7.38 (+CPSMS), 7.40 (+CEDRXS) and 7.41 (+CEDRXRDP); None: not one of them."""
+        if command in self.answers:
+            return None
+        if command == "AT+CPSMS?":
+            p = self.psm
+            return [f'+CPSMS: {p["mode"]},,,"{p["tau"]}","{p["active"]}"', "OK"]
+        if command.startswith("AT+CPSMS="):
+            args = [a.strip('"') for a in command.split("=", 1)[1].split(",")]
+            if args[0] not in ("0", "1"):
+                return ["+CME ERROR: 50"]
+            self.psm["mode"] = int(args[0])
+            for i, name in ((3, "tau"), (4, "active")):
+                if len(args) > i and args[i]:
+                    if len(args[i]) != 8 or set(args[i]) - {"0", "1"}:
+                        return ["+CME ERROR: 50"]
+                    self.psm[name] = args[i]
+            return ["OK"]
+        if command == "AT+CEDRXS?":
+            return [f'+CEDRXS: {act},"{value}"' for act, value in sorted(self.edrx.items())] + ["OK"]
+        if command.startswith("AT+CEDRXS="):
+            args = [a.strip('"') for a in command.split("=", 1)[1].split(",")]
+            mode, act = int(args[0]), int(args[1])
+            if mode == 0:
+                self.edrx.pop(act, None)
+            elif len(args) > 2 and len(args[2]) == 4:
+                self.edrx[act] = args[2]
+            else:
+                return ["+CME ERROR: 50"]
+            return ["OK"]
+        if command == "AT+CEDRXRDP":
+            return [
+                f'+CEDRXRDP: {act},"{value}","{value}","{self.ptw.get(act, "0000")}"'
+                for act, value in sorted(self.edrx.items())
+            ] + ["OK"]
+        return None
 
 
 DEFAULT_ANSWERS: dict[str, list[str]] = {
@@ -107,4 +154,34 @@ DEFAULT_ANSWERS: dict[str, list[str]] = {
         "OK",
     ],
     "AT+QCSQ": ['+QCSQ: "LTE",-66,-94,142,-9', "OK"],
+}
+
+
+# What ModemManager 1.20 asks beyond the AT backend's commands while it probes, creates
+# and enables the modem (its generic and Quectel code paths), answered as an EC25 would.
+MODEMMANAGER_ANSWERS: dict[str, list[str]] = {
+    "ATV1": ["OK"],
+    "ATX4": ["OK"],
+    "AT&C1": ["OK"],
+    "ATH": ["OK"],
+    "AT+GCAP": ["+GCAP: +CGSM", "OK"],
+    "ATI": ["Quectel", "EC25", "Revision: EC25EFAR06A06M4G", "OK"],
+    "AT+CPIN?": ["+CPIN: READY", "OK"],
+    "AT+CGMM": ["EC25", "OK"],
+    "AT+CGMR": ["EC25EFAR06A06M4G", "OK"],
+    # 28: E-UTRAN only, 30: GERAN, UTRAN and E-UTRAN, ... : the modem does LTE.
+    "AT+WS46=?": ["+WS46: (12,22,25,28,29,30,31)", "OK"],
+    "AT+CFUN?": ["+CFUN: 1", "OK"],
+    "AT+CFUN=1": ["OK"],
+    "AT+CESQ=?": ["+CESQ: (0-63,99),(0-7,99),(0-96,255),(0-49,255),(0-34,255),(0-97,255)", "OK"],
+    "AT+CGDCONT=?": [
+        '+CGDCONT: (1-24),"IP",,,(0-2),(0-4),(0,1),(0,1)',
+        '+CGDCONT: (1-24),"IPV6",,,(0-2),(0-4),(0,1),(0,1)',
+        '+CGDCONT: (1-24),"IPV4V6",,,(0-2),(0-4),(0,1),(0,1)',
+        "OK",
+    ],
+    "AT+CEMODE?": ["+CEMODE: 2", "OK"],
+    "AT+CNUM": ['+CNUM: ,"+491701234567",145', "OK"],
+    "AT+CGREG=2": ["OK"],
+    "AT+CGREG?": ['+CGREG: 2,1,"3193","08F381C5",7', "OK"],
 }

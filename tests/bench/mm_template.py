@@ -8,7 +8,9 @@ its IP configuration and statistics. Values follow ModemManager 1.20's D-Bus API
 Load with ``python3 -m dbusmock --system -t tests/bench/mm_template.py``, then call
 ``org.freedesktop.DBus.Mock.AddConnectedModem`` on /org/freedesktop/ModemManager1.
 ``RemoveModem`` makes it disappear as an unplugged modem does. A Simple.Connect with the
-APN ``reject.example`` fails as a network rejection would.
+APN ``reject.example`` fails as a network rejection would. ``SetGnss`` gives the modem a
+GNSS receiver (Location capabilities GPS_RAW and GPS_NMEA) and the data it reports once
+a client enables those sources with Location.Setup.
 """
 
 import dbus
@@ -31,10 +33,43 @@ BEARER_IFACE = "org.freedesktop.ModemManager1.Bearer"
 BEARER_PATH = "/org/freedesktop/ModemManager1/Bearer/0"
 
 LOCATION_3GPP_LAC_CI = 1
+LOCATION_GPS_RAW = 1 << 1
+LOCATION_GPS_NMEA = 1 << 2
+LOCATION_3GPP_TEXT = "262,01,FFFE,C45A01,4E21"
 ACCESS_TECHNOLOGY_LTE = 1 << 14
 ALLOWED_AUTH_NONE = 1 << 0
 ALLOWED_AUTH_PAP = 1 << 1
 ALLOWED_AUTH_CHAP = 1 << 2
+
+
+# What the GNSS receiver reports when enabled (SetGnss).
+_gnss = {"nmea": "", "raw": {}}
+
+
+def _location_value(modem):
+    """Location's value as ModemManager builds it: one entry per enabled source with data."""
+    enabled = int(modem.Get(LOCATION_IFACE, "Enabled"))
+    value = {}
+    if enabled & LOCATION_3GPP_LAC_CI:
+        value[dbus.UInt32(LOCATION_3GPP_LAC_CI)] = dbus.String(LOCATION_3GPP_TEXT)
+    if enabled & LOCATION_GPS_NMEA and _gnss["nmea"]:
+        value[dbus.UInt32(LOCATION_GPS_NMEA)] = dbus.String(_gnss["nmea"])
+    if enabled & LOCATION_GPS_RAW and _gnss["raw"]:
+        value[dbus.UInt32(LOCATION_GPS_RAW)] = dbus.Dictionary(_gnss["raw"], signature="sv")
+    return dbus.Dictionary(value, signature="uv")
+
+
+def _location_setup(self, sources, signal_location):
+    capabilities = int(self.Get(LOCATION_IFACE, "Capabilities"))
+    if int(sources) & ~capabilities:
+        raise dbus.exceptions.DBusException(
+            "Cannot enable unsupported location sources",
+            name="org.freedesktop.ModemManager1.Error.Core.Unsupported",
+        )
+    self.UpdateProperties(
+        LOCATION_IFACE, {"Enabled": dbus.UInt32(sources), "SignalsLocation": dbus.Boolean(signal_location)}
+    )
+    self.UpdateProperties(LOCATION_IFACE, {"Location": _location_value(self)})
 
 
 # The upstream template's mock methods, offered by this one too.
@@ -188,7 +223,7 @@ def AddConnectedModem(self):
         "SignalsLocation": dbus.Boolean(False),
         # MCC,MNC,LAC,CI,TAC; LAC, CI and TAC in hexadecimal.
         "Location": dbus.Dictionary(
-            {dbus.UInt32(LOCATION_3GPP_LAC_CI): dbus.String("262,01,FFFE,C45A01,4E21")},
+            {dbus.UInt32(LOCATION_3GPP_LAC_CI): dbus.String(LOCATION_3GPP_TEXT)},
             signature="uv",
         ),
         "SuplServer": dbus.String(""),
@@ -198,7 +233,10 @@ def AddConnectedModem(self):
     modem.AddProperties(LOCATION_IFACE, location)
     modem.AddMethods(
         LOCATION_IFACE,
-        [("GetLocation", "", "a{uv}", "ret = self.Get('%s', 'Location')" % LOCATION_IFACE)],
+        [
+            ("GetLocation", "", "a{uv}", "ret = self.Get('%s', 'Location')" % LOCATION_IFACE),
+            ("Setup", "ub", "", _location_setup),
+        ],
     )
 
     # A method-only interface needs a property entry to show in GetManagedObjects.
@@ -242,3 +280,18 @@ def RemoveModem(self):
 def SetSignal(self, lte):
     """Replaces the LTE signal figures (rsrp, rsrq, snr, rssi)."""
     mockobject.objects[MODEM_PATH].UpdateProperties(SIGNAL_IFACE, {"Lte": dbus.Dictionary(lte, signature="sv")})
+
+
+@dbus.service.method(MOCK_IFACE, in_signature="sa{sv}", out_signature="")
+def SetGnss(self, nmea, raw):
+    """The modem gains a GNSS receiver reporting these NMEA sentences and raw position
+    (either may be empty), seen in Location once the client enables the sources."""
+    _gnss["nmea"] = str(nmea)
+    _gnss["raw"] = dict(raw)
+    modem = mockobject.objects[MODEM_PATH]
+    capabilities = int(modem.Get(LOCATION_IFACE, "Capabilities"))
+    modem.UpdateProperties(
+        LOCATION_IFACE,
+        {"Capabilities": dbus.UInt32(capabilities | LOCATION_GPS_RAW | LOCATION_GPS_NMEA)},
+    )
+    modem.UpdateProperties(LOCATION_IFACE, {"Location": _location_value(modem)})

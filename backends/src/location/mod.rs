@@ -1,6 +1,7 @@
 //! Where the gateway is: fixes from gpsd, in WGS 84 degrees, metres and seconds.
 
 pub mod gpsd;
+pub mod nmea;
 
 /// One position fix. Only latitude and longitude are always there; a receiver reports
 /// the rest when it has it.

@@ -164,6 +164,8 @@ pub enum ConnectivityAction {
     },
     /// An APN profile was disabled or deleted while it was the active one: disconnect.
     Disconnect { profile: u16 },
+    /// A server wrote a PSM or eDRX resource of object 10.
+    PowerSaving(backends::modem::at::PowerSavingChange),
 }
 
 /// One piece of a streamed write (a Block1 upload delivered as it arrives).

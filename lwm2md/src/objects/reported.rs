@@ -1,6 +1,6 @@
 //! A single-instance object whose values only the device reports: backends set them
 //! through the feed, servers read and observe them but never write them. Objects 4
-//! (Connectivity Monitoring), 6 (Location) and 10 (Cellular Connectivity) are such.
+//! (Connectivity Monitoring) and 6 (Location) are such.
 
 use crate::model::{Action, DmError, Object, ObjectDef};
 use crate::objects::store::Store;

@@ -5,23 +5,38 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use backends::modem::at::{self, AccessTechnology, AtModem, AtModemStatus, RegistrationState};
+use backends::location::Fix;
+use backends::modem::at::{
+    self, AccessTechnology, AtModem, AtModemStatus, PowerSaving, PowerSavingChange,
+    RegistrationState,
+};
 use backends::modem::{Bearer, ConnectivitySnapshot, Radio};
 use tokio::sync::mpsc;
+
+/// One poll of the modem, as the objects need it.
+#[derive(Debug, Default)]
+pub struct AtLook {
+    pub snapshot: ConnectivitySnapshot,
+    pub power_saving: Option<PowerSaving>,
+    pub fix: Option<Fix>,
+}
 
 /// Snapshots of the modem; a modem that does not answer shows as an empty snapshot (its
 /// figures absent), the failure logged once by the polling thread.
 pub struct AtSource {
     results: mpsc::Receiver<Result<AtModemStatus, String>>,
+    changes: std::sync::mpsc::Sender<PowerSavingChange>,
 }
 
 impl AtSource {
-    pub fn start(port: PathBuf, baud: u32, interval: u32) -> Option<AtSource> {
+    /// `gnss`: read the module's GNSS receiver too.
+    pub fn start(port: PathBuf, baud: u32, interval: u32, gnss: bool) -> Option<AtSource> {
         let (tx, results) = mpsc::channel(2);
-        let modem = AtModem::new(port, baud);
+        let (changes, changes_rx) = std::sync::mpsc::channel();
+        let modem = AtModem::new(port, baud).read_gnss(gnss);
         let interval = Duration::from_secs(interval.max(1).into());
-        match at::watch(modem, interval, tx) {
-            Ok(_) => Some(AtSource { results }),
+        match at::watch(modem, interval, tx, changes_rx) {
+            Ok(_) => Some(AtSource { results, changes }),
             Err(e) => {
                 tracing::error!("cannot start the modem thread: {e}");
                 None
@@ -29,9 +44,24 @@ impl AtSource {
         }
     }
 
-    pub async fn next(&mut self) -> Option<ConnectivitySnapshot> {
+    /// The next look at the modem.
+    pub async fn next(&mut self) -> Option<AtLook> {
         let result = self.results.recv().await?;
-        Some(result.map(|s| snapshot(&s)).unwrap_or_default())
+        Some(match result {
+            Ok(s) => AtLook {
+                snapshot: snapshot(&s),
+                power_saving: s.power_saving,
+                fix: s.gnss_fix,
+            },
+            Err(_) => AtLook::default(),
+        })
+    }
+
+    /// Hands a server's change to the modem thread, which carries it out between polls.
+    pub fn act(&self, change: PowerSavingChange) {
+        if self.changes.send(change).is_err() {
+            tracing::warn!(?change, "the modem thread is gone: change dropped");
+        }
     }
 }
 

@@ -6,8 +6,10 @@
 //! async code.
 
 pub mod fields;
+pub mod gnss;
 pub mod parse;
 pub mod port;
+pub mod power_saving;
 pub mod response;
 pub mod vendor;
 
@@ -20,6 +22,7 @@ use std::time::Duration;
 
 pub use parse::{AccessTechnology, RegistrationState};
 pub use port::{AtError, AtPort};
+pub use power_saving::{EdrxAct, PowerSaving, PowerSavingChange};
 pub use response::CommandError;
 pub use vendor::Vendor;
 
@@ -57,6 +60,10 @@ pub struct AtModemStatus {
     pub ip_addresses: Vec<IpAddr>,
     /// Gateway of the connected context (AT+CGCONTRDP).
     pub gateway: Option<IpAddr>,
+    /// PSM and eDRX, `None` when the modem knows neither command.
+    pub power_saving: Option<PowerSaving>,
+    /// The module's GNSS fix, when asked for ([`AtModem::read_gnss`]) and it has one.
+    pub gnss_fix: Option<crate::location::Fix>,
 }
 
 /// The modem on one AT port.
@@ -65,6 +72,8 @@ pub struct AtModem {
     /// The port generation the modem was last set up for.
     setup_for: Option<u64>,
     identity: AtModemStatus,
+    /// Read the module's GNSS receiver at each poll.
+    gnss: bool,
 }
 
 impl AtModem {
@@ -77,7 +86,15 @@ impl AtModem {
             port,
             setup_for: None,
             identity: AtModemStatus::default(),
+            gnss: false,
         }
+    }
+
+    /// Also starts the module's GNSS engine and reads its fix at each poll (Quectel
+    /// modules; others have no position to give over AT here).
+    pub fn read_gnss(mut self, on: bool) -> AtModem {
+        self.gnss = on;
+        self
     }
 
     pub fn port(&mut self) -> &mut AtPort {
@@ -149,7 +166,100 @@ impl AtModem {
         }
         self.contexts(&mut s)?;
         self.serving_cell(&mut s)?;
+        s.power_saving = self.power_saving()?;
+        if self.gnss && s.vendor == Some(Vendor::Quectel) {
+            s.gnss_fix = self
+                .query(gnss::QUECTEL_LOCATION, QUERY_TIMEOUT)?
+                .and_then(|l| gnss::quectel_qgpsloc(&l));
+        }
         Ok(s)
+    }
+
+    fn power_saving(&mut self) -> Result<Option<PowerSaving>, AtError> {
+        let mut p = PowerSaving::default();
+        if let Some((enabled, tau, active)) = self
+            .query("AT+CPSMS?", QUERY_TIMEOUT)?
+            .and_then(|l| power_saving::cpsms(&l))
+        {
+            p.psm_supported = true;
+            p.psm_enabled = enabled;
+            p.psm_timer = tau.and_then(power_saving::t3412_ext_seconds);
+            p.active_timer = active.and_then(power_saving::t3324_seconds);
+        }
+        if let Some(lines) = self.query("AT+CEDRXS?", QUERY_TIMEOUT)? {
+            p.edrx_supported = true;
+            let ptw = match self.query("AT+CEDRXRDP", QUERY_TIMEOUT)? {
+                Some(l) => power_saving::cedrxrdp_ptw(&l),
+                None => Vec::new(),
+            };
+            p.edrx = power_saving::cedrxs(&lines)
+                .into_iter()
+                .map(|(act, value)| {
+                    let window = ptw.iter().find(|(a, _)| *a == act).map_or(0, |(_, w)| *w);
+                    (act, (window << 4) | value)
+                })
+                .collect();
+        }
+        Ok((p.psm_supported || p.edrx_supported).then_some(p))
+    }
+
+    /// Carries out a server's change of the power saving settings. The outcome shows in
+    /// the next poll: what the modem then reports is what it took.
+    pub fn apply(&mut self, change: PowerSavingChange) -> Result<(), AtError> {
+        self.port.ensure_open()?;
+        let command = match change {
+            // AT+CPSMS= sets both timers at once: the one not written is kept.
+            PowerSavingChange::PsmTimer(secs) => {
+                let (enabled, _, active) = self.psm_settings()?;
+                power_saving::cpsms_command(enabled, power_saving::t3412_ext_octet(secs), active)
+            }
+            PowerSavingChange::ActiveTimer(secs) => {
+                let (enabled, tau, _) = self.psm_settings()?;
+                power_saving::cpsms_command(enabled, tau, power_saving::t3324_octet(secs))
+            }
+            PowerSavingChange::Edrx { act, octet } => power_saving::cedrxs_command(act, octet),
+            PowerSavingChange::Modes { psm, edrx } => {
+                let (enabled, tau, active) = self.psm_settings()?;
+                if enabled != psm {
+                    self.set(&power_saving::cpsms_command(psm, tau, active))?;
+                }
+                if !edrx {
+                    let on = match self.query("AT+CEDRXS?", QUERY_TIMEOUT)? {
+                        Some(l) => power_saving::cedrxs(&l),
+                        None => Vec::new(),
+                    };
+                    for (act, _) in on {
+                        self.set(&power_saving::cedrxs_off_command(act))?;
+                    }
+                }
+                return Ok(());
+            }
+        };
+        self.set(&command)
+    }
+
+    /// PSM's mode and timers as the modem has them; a modem that does not say is taken
+    /// as having PSM on with no timers of its own.
+    fn psm_settings(&mut self) -> Result<(bool, Option<u8>, Option<u8>), AtError> {
+        Ok(self
+            .query("AT+CPSMS?", QUERY_TIMEOUT)?
+            .and_then(|l| power_saving::cpsms(&l))
+            .unwrap_or((true, None, None)))
+    }
+
+    /// A setting command: its refusal is logged, the port's failures returned.
+    fn set(&mut self, command: &str) -> Result<(), AtError> {
+        match self.port.command(command, QUERY_TIMEOUT) {
+            Ok(_) => {
+                tracing::info!(port = %self.port.path().display(), "{command}: OK");
+                Ok(())
+            }
+            Err(AtError::Command { command, error }) => {
+                tracing::warn!(port = %self.port.path().display(), "{command}: {error}");
+                Ok(())
+            }
+            Err(e) => Err(e),
+        }
     }
 
     /// Identity and the settings the queries rely on, once per open port.
@@ -195,6 +305,16 @@ impl AtModem {
         }
         if vendor == Vendor::Ublox {
             self.query("AT+UCGED=2", QUERY_TIMEOUT)?;
+        }
+        if self.gnss {
+            if vendor == Vendor::Quectel {
+                self.query(gnss::QUECTEL_START, QUERY_TIMEOUT)?;
+            } else {
+                tracing::warn!(
+                    manufacturer = id.manufacturer.as_deref().unwrap_or("?"),
+                    "GNSS positions are read over AT from Quectel modules only"
+                );
+            }
         }
         tracing::info!(
             port = %self.port.path().display(),
@@ -318,10 +438,14 @@ impl AtModem {
 /// Polls the modem every `interval` on a thread of its own and sends each result until
 /// the receiver is dropped. Errors are sent too, so that the consumer can show the
 /// modem as absent; they are logged here once per change.
+///
+/// Changes arriving on `changes` are carried out at once, followed by a poll so that
+/// their outcome shows without waiting for the interval.
 pub fn watch(
     mut modem: AtModem,
     interval: Duration,
     results: tokio::sync::mpsc::Sender<Result<AtModemStatus, String>>,
+    changes: std::sync::mpsc::Receiver<PowerSavingChange>,
 ) -> std::io::Result<std::thread::JoinHandle<()>> {
     std::thread::Builder::new()
         .name("at-modem".into())
@@ -343,7 +467,18 @@ pub fn watch(
                 if results.blocking_send(result).is_err() {
                     return;
                 }
-                std::thread::sleep(interval);
+                match changes.recv_timeout(interval) {
+                    Ok(change) => {
+                        if let Err(e) = modem.apply(change) {
+                            tracing::warn!(?change, "modem: {e}");
+                        }
+                    }
+                    Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {}
+                    // No one left to send changes: poll on the interval alone.
+                    Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => {
+                        std::thread::sleep(interval)
+                    }
+                }
             }
         })
 }

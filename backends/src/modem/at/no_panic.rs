@@ -1,7 +1,7 @@
 //! Every parser and the exchange on mangled real answers: truncated at every byte,
 //! bytes flipped, fields dropped and repeated. None may panic.
 
-use super::{parse, response::Exchange, vendor};
+use super::{gnss, parse, power_saving, response::Exchange, vendor};
 
 const VECTORS: &[&str] = &[
     "+CSQ: 17,99",
@@ -28,6 +28,12 @@ const VECTORS: &[&str] = &[
     "+UCGED: 2",
     "6,4,001,01",
     "2525,5,25,50,2b67,69f6bc7,111,00000000,ffff,ff,67,19,0.00,255,255,255,67,11,255,0,255,255,0,0,0",
+    "+CPSMS: 1,,,\"00100001\",\"00000101\"",
+    "+CEDRXS: 4,\"0101\"",
+    "+CEDRXRDP: 4,\"0101\",\"0101\",\"0011\"",
+    "+QGPSLOC: 061951.000,31.16734,121.36458,1.1,40.0,3,12.30,3.6,1.9,110513,09",
+    "$GPGGA,123519,4807.038,N,01131.000,E,1,08,0.9,545.4,M,46.9,M,,*47",
+    "$GPRMC,123519,A,4807.038,N,01131.000,E,022.4,084.4,230394,003.1,W*6A",
     "+CME ERROR: 10",
     "+CMS ERROR: 310",
     "OK",
@@ -86,6 +92,17 @@ fn all_parsers(lines: &[String]) {
     let _ = vendor::quectel_qcsq(lines);
     let _ = vendor::simcom_cpsi(lines);
     let _ = vendor::ublox_ucged(lines);
+    let _ = power_saving::cpsms(lines);
+    let _ = power_saving::cedrxs(lines);
+    let _ = power_saving::cedrxrdp_ptw(lines);
+    let _ = gnss::quectel_qgpsloc(lines);
+    let _ = crate::location::nmea::fix(&lines.join("\r\n"));
+    for l in lines {
+        // Valid checksums, so that the field parsers are reached.
+        let body = l.trim_start_matches('$').split('*').next().unwrap_or("");
+        let sum = body.bytes().fold(0u8, |a, b| a ^ b);
+        let _ = crate::location::nmea::fix(&format!("${body}*{sum:02X}"));
+    }
     for command in [
         "AT+CSQ",
         "AT+CEREG?",

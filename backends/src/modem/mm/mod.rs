@@ -19,6 +19,7 @@ use zbus::zvariant::{ObjectPath, OwnedObjectPath, OwnedValue, Value};
 use zbus::Connection;
 
 use super::{ApnAuth, ApnSettings, ConnectivitySnapshot, Counters, DataConnection, Radio};
+use crate::location::{nmea, Fix};
 pub use parse::{bearer_of, location_3gpp, operator_code, Location3gpp};
 use proxies::{BearerProxy, LocationProxy, Modem3gppProxy, ModemProxy, SignalProxy, SimpleProxy};
 
@@ -28,6 +29,9 @@ const MODEM_INTERFACE: &str = "org.freedesktop.ModemManager1.Modem";
 
 /// MMModemLocationSource 3GPP_LAC_CI.
 const LOCATION_3GPP: u32 = 1;
+/// MMModemLocationSource GPS_RAW and GPS_NMEA: the modem's own GNSS receiver.
+const LOCATION_GPS_RAW: u32 = 1 << 1;
+const LOCATION_GPS_NMEA: u32 = 1 << 2;
 /// MMBearerAllowedAuth bits.
 const AUTH_NONE: u32 = 1 << 0;
 const AUTH_PAP: u32 = 1 << 1;
@@ -162,6 +166,67 @@ impl ModemManager {
             .into_iter()
             .next()
             .ok_or(MmError::NoModem)
+    }
+
+    /// Turns on the GNSS sources of `modem` that are off. `false`: the modem has no GNSS
+    /// receiver (its Location capabilities name neither raw nor NMEA positions).
+    pub async fn enable_gnss(&self, modem: &ObjectPath<'_>) -> Result<bool, MmError> {
+        let location = self.location(modem).await?;
+        let gnss = location.capabilities().await? & (LOCATION_GPS_RAW | LOCATION_GPS_NMEA);
+        if gnss == 0 {
+            return Ok(false);
+        }
+        let enabled = location.enabled().await?;
+        if enabled & gnss != gnss {
+            // Setup replaces the whole set: keep what others enabled, and their signals.
+            let signals = location.signals_location().await.unwrap_or(false);
+            location.setup(enabled | gnss, signals).await?;
+        }
+        Ok(true)
+    }
+
+    /// The modem's GNSS fix: from its NMEA sentences when they hold one (they carry
+    /// speed, course and date), else from its raw position; `None` without a fix.
+    pub async fn gnss_fix(&self, modem: &ObjectPath<'_>) -> Result<Option<Fix>, MmError> {
+        let sources = self.location(modem).await?.get_location().await?;
+        let from_nmea = sources
+            .get(&LOCATION_GPS_NMEA)
+            .and_then(string_of)
+            .and_then(|text| nmea::fix(&text));
+        if from_nmea.is_some() {
+            return Ok(from_nmea);
+        }
+        let Some(raw) = sources.get(&LOCATION_GPS_RAW) else {
+            return Ok(None);
+        };
+        let Value::Dict(dict) = &**raw else {
+            return Ok(None);
+        };
+        let fields: HashMap<String, OwnedValue> = dict
+            .iter()
+            .filter_map(|(k, v)| {
+                let Value::Str(k) = k else { return None };
+                let v = match v {
+                    Value::Value(inner) => OwnedValue::try_from(&**inner).ok()?,
+                    other => OwnedValue::try_from(other).ok()?,
+                };
+                Some((k.to_string(), v))
+            })
+            .collect();
+        let number = |k: &str| fields.get(k).and_then(f64_of);
+        Ok(parse::gps_raw(
+            number("latitude"),
+            number("longitude"),
+            number("altitude"),
+        ))
+    }
+
+    async fn location(&self, modem: &ObjectPath<'_>) -> Result<LocationProxy<'static>, MmError> {
+        Ok(LocationProxy::builder(&self.connection)
+            .path(modem.to_owned())?
+            .cache_properties(zbus::proxy::CacheProperties::No)
+            .build()
+            .await?)
     }
 
     /// Asks the modem to refresh its extended signal figures every `rate` seconds.

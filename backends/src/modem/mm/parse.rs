@@ -4,6 +4,7 @@
 
 use std::collections::HashMap;
 
+use crate::location::Fix;
 use crate::modem::{Bearer, Radio};
 
 // MMModemAccessTechnology bits.
@@ -135,6 +136,27 @@ pub fn location_3gpp(text: &str) -> Option<Location3gpp> {
     })
 }
 
+/// A GPS_RAW position. Its `utc-time` is a time of day without a date, so the fix
+/// carries no time (the measurement is taken as current).
+pub fn gps_raw(
+    latitude: Option<f64>,
+    longitude: Option<f64>,
+    altitude: Option<f64>,
+) -> Option<Fix> {
+    let latitude = latitude.filter(|x| (-90.0..=90.0).contains(x))?;
+    let longitude = longitude.filter(|x| (-180.0..=180.0).contains(x))?;
+    Some(Fix {
+        latitude,
+        longitude,
+        altitude: altitude.filter(|a| a.is_finite()),
+        radius: None,
+        speed: None,
+        track: None,
+        climb: None,
+        time: None,
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -235,5 +257,18 @@ mod tests {
         }
         let odd = location_3gpp("262,01,zz,FFFFFFFFFFFF,zz").unwrap();
         assert_eq!((odd.lac, odd.cell_id, odd.tac), (None, None, None));
+    }
+
+    #[test]
+    fn gps_raw_positions_in_range_only() {
+        let f = gps_raw(Some(38.889722), Some(-77.008889), Some(33.5)).unwrap();
+        assert_eq!(
+            (f.latitude, f.longitude, f.altitude),
+            (38.889722, -77.008889, Some(33.5))
+        );
+        assert_eq!(gps_raw(Some(91.0), Some(0.0), None), None);
+        assert_eq!(gps_raw(Some(0.0), Some(-181.0), None), None);
+        assert_eq!(gps_raw(None, Some(0.0), None), None);
+        assert_eq!(gps_raw(Some(f64::NAN), Some(0.0), None), None);
     }
 }

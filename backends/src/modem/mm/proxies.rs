@@ -70,8 +70,13 @@ pub trait Signal {
 pub trait Location {
     /// Keyed by MMModemLocationSource.
     fn get_location(&self) -> zbus::Result<HashMap<u32, OwnedValue>>;
+    fn setup(&self, sources: u32, signal_location: bool) -> zbus::Result<()>;
     #[zbus(property)]
     fn enabled(&self) -> zbus::Result<u32>;
+    #[zbus(property)]
+    fn capabilities(&self) -> zbus::Result<u32>;
+    #[zbus(property)]
+    fn signals_location(&self) -> zbus::Result<bool>;
 }
 
 #[proxy(
