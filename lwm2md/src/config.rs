@@ -582,6 +582,10 @@ pub struct BootstrapConfig {
     pub certificate_usage: Option<u8>,
     pub trust_store: Option<PathBuf>,
     pub sni: Option<String>,
+    /// Ask the bootstrap server for a Bootstrap-Pack (`GET /bspack`, LwM2M 1.2) before
+    /// the Bootstrap-Request, which follows when the server has none.
+    #[serde(default)]
+    pub pack: bool,
 }
 
 impl BootstrapConfig {
@@ -750,7 +754,7 @@ impl Config {
             }
         })?;
         config.source = path.to_path_buf();
-        if let Some(b) = config.bootstrap_server.take() {
+        if let Some(b) = config.bootstrap_server.clone() {
             config.servers.push(b.into_server());
         }
         for r in &mut config.resources {
@@ -1640,8 +1644,10 @@ mod tests {
         assert_eq!(a.len(), 2);
         assert!(!a[0].bootstrap && a[1].bootstrap);
         assert_eq!((a[1].host.as_str(), a[1].port), ("bs.example.net", 5683));
+        assert!(!c.bootstrap_server.as_ref().is_some_and(|b| b.pack));
         // Alone it is enough: the daemon bootstraps from it.
-        assert!(parse("[bootstrap]\nuri = \"coap://bs\"\n").is_ok());
+        let c = parse("[bootstrap]\nuri = \"coap://bs\"\npack = true\n").unwrap();
+        assert!(c.bootstrap_server.as_ref().is_some_and(|b| b.pack));
         for bad in [
             "[bootstrap]\nuri = \"coap://bs\"\nlifetime = 60\n",
             "[bootstrap]\nuri = \"coap://bs\"\n[[server]]\nuri = \"coap://h\"\nbootstrap = true\n",

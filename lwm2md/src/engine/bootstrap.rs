@@ -2,6 +2,11 @@
 //! bootstrap account, then Bootstrap-Write, -Read, -Discover and -Delete from the
 //! bootstrap server until its Bootstrap-Finish; the server accounts it leaves behind are
 //! checked and registered with.
+//!
+//! With the Bootstrap-Pack (Core TS 1.2 §6.1.7.7, enabled by the daemon's configuration)
+//! the client first asks `GET /bspack?ep=` and receives the whole provisioning as one
+//! SenML pack, applied and checked as a Bootstrap-Finish would be; a bootstrap server
+//! that has no such resource (4.04, 4.05) gets the classic Bootstrap-Request instead.
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -36,8 +41,12 @@ pub enum Phase {
     Idle,
     /// A Bootstrap-Request is sent at this instant.
     Due(Instant),
-    /// `POST /bs` awaits its answer.
-    Requesting { id: RequestId, peer: SocketAddr },
+    /// `POST /bs` (or `GET /bspack` when `pack`) awaits its answer.
+    Requesting {
+        id: RequestId,
+        peer: SocketAddr,
+        pack: bool,
+    },
     /// The bootstrap server is provisioning; without Bootstrap-Finish by `deadline` the
     /// bootstrap has failed.
     Provisioning { peer: SocketAddr, deadline: Instant },
@@ -52,6 +61,8 @@ pub struct Bootstrap {
     /// Objects 0, 1 and 2 as they were before the bootstrap server started writing:
     /// put back when the bootstrap fails, so that no partial provisioning stays.
     snapshot: Option<Vec<Record>>,
+    /// Ask for a Bootstrap-Pack before sending a Bootstrap-Request.
+    pub pack: bool,
 }
 
 impl Default for Bootstrap {
@@ -61,6 +72,7 @@ impl Default for Bootstrap {
             retry_delay: FIRST_RETRY,
             purge_at: None,
             snapshot: None,
+            pack: false,
         }
     }
 }
@@ -431,21 +443,7 @@ impl Engine {
                     self.bootstrap_failed(now);
                     return;
                 };
-                let mut req = Packet::new();
-                req.header.code = MessageClass::Request(RequestType::Post);
-                add_string_options(&mut req, CoapOption::UriPath, ["bs"]);
-                let queries = [
-                    format!("ep={}", self.config.endpoint),
-                    format!("pct={}", self.config.preferred_format.code()),
-                ];
-                add_string_options(
-                    &mut req,
-                    CoapOption::UriQuery,
-                    queries.iter().map(String::as_str),
-                );
-                tracing::info!(server = %a.uri, "Bootstrap-Request");
-                let id = self.coap.send_request(now, peer, req, true);
-                self.bootstrap.phase = Phase::Requesting { id, peer };
+                self.send_bootstrap_request(now, peer, &a.uri, self.bootstrap.pack);
                 if self.bootstrap.snapshot.is_none() {
                     self.bootstrap.snapshot = Some(provisioned_records(&self.objects));
                 }
@@ -456,6 +454,73 @@ impl Engine {
             }
             _ => {}
         }
+    }
+
+    /// `POST /bs?ep=&pct=` (Bootstrap-Request) or, with `pack`, `GET /bspack?ep=`
+    /// (Bootstrap-Pack-Request, Transport TS 1.2 §6.1) asking for SenML.
+    fn send_bootstrap_request(&mut self, now: Instant, peer: SocketAddr, uri: &str, pack: bool) {
+        let mut req = Packet::new();
+        let mut queries = vec![format!("ep={}", self.config.endpoint)];
+        if pack {
+            req.header.code = MessageClass::Request(RequestType::Get);
+            add_string_options(&mut req, CoapOption::UriPath, ["bspack"]);
+            let accept = match self.config.preferred_format {
+                ContentFormat::SenmlJson => ContentFormat::SenmlJson,
+                _ => ContentFormat::SenmlCbor,
+            };
+            req.add_option(CoapOption::Accept, encode_uint(accept.code().into()));
+            tracing::info!(server = %uri, "Bootstrap-Pack-Request");
+        } else {
+            req.header.code = MessageClass::Request(RequestType::Post);
+            add_string_options(&mut req, CoapOption::UriPath, ["bs"]);
+            queries.push(format!("pct={}", self.config.preferred_format.code()));
+            tracing::info!(server = %uri, "Bootstrap-Request");
+        }
+        add_string_options(
+            &mut req,
+            CoapOption::UriQuery,
+            queries.iter().map(String::as_str),
+        );
+        let id = self.coap.send_request(now, peer, req, true);
+        self.bootstrap.phase = Phase::Requesting { id, peer, pack };
+    }
+
+    /// Applies a Bootstrap-Pack: its records are written as Bootstrap-Writes would, then
+    /// the accounts are checked as at Bootstrap-Finish. `Err` says why it was refused.
+    fn apply_bootstrap_pack(&mut self, response: &Packet) -> Result<(), String> {
+        let format = uint_option(response, CoapOption::ContentFormat)
+            .map_err(|_| "malformed Content-Format".to_string())?
+            .and_then(|c| u16::try_from(c).ok())
+            .and_then(ContentFormat::from_code)
+            .filter(|f| {
+                matches!(
+                    f,
+                    ContentFormat::SenmlCbor | ContentFormat::SenmlJson | ContentFormat::LwM2mCbor
+                )
+            })
+            .ok_or("not SenML CBOR, SenML JSON or LwM2M CBOR")?;
+        let objects = &self.objects;
+        let ty = |p: &Path| resource_type(objects, p);
+        let records = codec::decode(format, &Path::ROOT, &response.payload, &ty)
+            .map_err(|e| e.to_string())?;
+        if records.is_empty() {
+            return Err("empty pack".into());
+        }
+        tracing::debug!(values = records.len(), "Bootstrap-Pack");
+        write_records(&mut self.objects, records).map_err(|e| e.to_string())?;
+        let (good, bad) = accounts(&self.objects);
+        for why in &bad {
+            tracing::warn!("bootstrap: unusable account: {why}");
+        }
+        if !good.iter().any(|a| !a.bootstrap) {
+            let mut reason = "no usable LwM2M server account".to_string();
+            if !bad.is_empty() {
+                reason.push_str(": ");
+                reason.push_str(&bad.join("; "));
+            }
+            return Err(reason);
+        }
+        Ok(())
     }
 
     fn bootstrap_failed(&mut self, now: Instant) {
@@ -484,13 +549,57 @@ impl Engine {
         &mut self,
         now: Instant,
         id: RequestId,
-        code: Option<MessageClass>,
+        response: Option<&Packet>,
     ) -> bool {
-        let Phase::Requesting { id: ours, peer } = self.bootstrap.phase else {
+        let Phase::Requesting {
+            id: ours,
+            peer,
+            pack,
+        } = self.bootstrap.phase
+        else {
             return false;
         };
         if ours != id {
             return false;
+        }
+        let code = response.map(|r| r.header.code);
+        if pack {
+            match (code, response) {
+                (Some(MessageClass::Response(ResponseType::Content)), Some(resp)) => {
+                    match self.apply_bootstrap_pack(resp) {
+                        Ok(()) => self.finish_bootstrap(now),
+                        Err(why) => {
+                            tracing::warn!("Bootstrap-Pack refused: {why}");
+                            self.bootstrap_failed(now);
+                        }
+                    }
+                }
+                (
+                    Some(MessageClass::Response(
+                        ResponseType::NotFound | ResponseType::MethodNotAllowed,
+                    )),
+                    _,
+                ) => {
+                    // A bootstrap server before LwM2M 1.2: provisioning by requests.
+                    let uri = accounts(&self.objects)
+                        .0
+                        .into_iter()
+                        .find(|a| a.bootstrap)
+                        .map(|a| a.uri)
+                        .unwrap_or_default();
+                    tracing::info!(
+                        server = %uri,
+                        "the bootstrap server has no Bootstrap-Pack ({}); falling back to the Bootstrap-Request",
+                        code.map_or_else(String::new, |c| c.to_string())
+                    );
+                    self.send_bootstrap_request(now, peer, &uri, false);
+                }
+                (other, _) => {
+                    tracing::warn!("Bootstrap-Pack-Request refused ({other:?})");
+                    self.bootstrap_failed(now);
+                }
+            }
+            return true;
         }
         match code {
             Some(MessageClass::Response(ResponseType::Changed)) => {
@@ -801,6 +910,11 @@ impl Engine {
             let delay = self.bootstrap_hold_off();
             self.start_bootstrap(now, delay, "no usable server account");
         }
+    }
+
+    /// Whether client-initiated bootstraps start with a Bootstrap-Pack-Request.
+    pub fn use_bootstrap_pack(&mut self, pack: bool) {
+        self.bootstrap.pack = pack;
     }
 
     /// A bootstrap is under way (or scheduled).

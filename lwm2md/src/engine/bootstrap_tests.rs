@@ -40,6 +40,10 @@ fn code(p: &Packet) -> ResponseType {
 /// An engine with only a bootstrap account (factory bootstrap of a `bootstrap = true`
 /// server), or with a bootstrap and a server account.
 fn engine(with_server: Option<Server>) -> Net {
+    engine_asking_packs(with_server, false)
+}
+
+fn engine_asking_packs(with_server: Option<Server>, pack: bool) -> Net {
     let now = Instant::now();
     let mut security = Security::new();
     security.add_bootstrap_account(0, "coap://192.0.2.10", SecurityMode::NoSec);
@@ -74,6 +78,7 @@ fn engine(with_server: Option<Server>) -> Net {
         Box::new(Device::new(clock, false)),
     ];
     let mut engine = Engine::new(config, objects, 11, now);
+    engine.use_bootstrap_pack(pack);
     engine.handle_timeout(now);
     Net {
         engine,
@@ -705,4 +710,96 @@ fn an_unfinished_bootstrap_leaves_the_accounts_as_they_were() {
     assert_eq!(path_of(&upd), "rd/x");
     assert_eq!(net.engine.provisioning(), before);
     assert!(std::iter::from_fn(|| net.engine.poll_event()).any(|e| e == Event::BootstrapFailed));
+}
+
+/// The Bootstrap-Pack-Request of Transport TS 1.2 §6.1: `GET /bspack?ep=` asking for
+/// SenML CBOR.
+fn bootstrap_pack_request(net: &mut Net) -> Packet {
+    let req = net.sent_to(BS);
+    assert_eq!(req.header.code, MessageClass::Request(RequestType::Get));
+    assert_eq!(path_of(&req), "bspack");
+    assert_eq!(
+        string_options(&req, CoapOption::UriQuery).unwrap(),
+        ["ep=bs-ep"]
+    );
+    assert_eq!(uint_option(&req, CoapOption::Accept).unwrap(), Some(112));
+    req
+}
+
+fn answer_pack(net: &mut Net, req: &Packet, format: ContentFormat, payload: Vec<u8>) {
+    let mut resp = Packet::new();
+    resp.header.code = MessageClass::Response(ResponseType::Content);
+    resp.header.set_type(MessageType::Acknowledgement);
+    resp.header.message_id = req.header.message_id;
+    resp.set_token(req.get_token().to_vec());
+    resp.add_option(CoapOption::ContentFormat, encode_uint(format.code().into()));
+    resp.payload = payload;
+    net.deliver(BS, &resp);
+}
+
+fn pack_engine() -> Net {
+    engine_asking_packs(None, true)
+}
+
+#[test]
+fn a_bootstrap_pack_provisions_the_account_and_the_client_registers() {
+    for format in [ContentFormat::SenmlCbor, ContentFormat::SenmlJson] {
+        let mut net = pack_engine();
+        let req = bootstrap_pack_request(&mut net);
+        let (security, server) = account_records(120);
+        let all: Vec<Record> = security.into_iter().chain(server).collect();
+        answer_pack(&mut net, &req, format, encode(format, Path::ROOT, &all));
+        let events: Vec<Event> = std::iter::from_fn(|| net.engine.poll_event()).collect();
+        assert_eq!(events, [Event::BootstrapStarted, Event::Provisioned]);
+        // No Bootstrap-Finish travels: the pack is the whole exchange.
+        let reg = net.sent_to(DM);
+        assert_eq!(path_of(&reg), "rd");
+        let queries = string_options(&reg, CoapOption::UriQuery).unwrap();
+        assert!(queries.contains(&"lt=120".to_string()), "{queries:?}");
+        net.answer(DM, &reg, ResponseType::Created, &["rd", "p"]);
+        assert_eq!(net.engine.registrations(), [(7, "coap://192.0.2.20", true)]);
+        let saved = net.engine.provisioning();
+        assert!(saved.contains(&rec(Path::resource(0, 0, 1), Value::Boolean(true))));
+        assert!(saved.contains(&rec(Path::resource(0, 1, 10), Value::Integer(7))));
+    }
+}
+
+#[test]
+fn a_bootstrap_server_without_packs_gets_the_bootstrap_request() {
+    for refusal in [ResponseType::NotFound, ResponseType::MethodNotAllowed] {
+        let mut net = pack_engine();
+        let req = bootstrap_pack_request(&mut net);
+        net.answer(BS, &req, refusal, &[]);
+        // At once, the classic sequence: Bootstrap-Request, writes, Bootstrap-Finish.
+        provision(&mut net, ContentFormat::SenmlCbor);
+        assert_eq!(path_of(&net.sent_to(DM)), "rd");
+    }
+}
+
+#[test]
+fn an_inconsistent_bootstrap_pack_leaves_nothing_behind_and_is_retried() {
+    let mut net = pack_engine();
+    let before = net.engine.provisioning();
+    let req = bootstrap_pack_request(&mut net);
+    // A Security instance whose Server instance is missing.
+    let (security, _) = account_records(60);
+    let f = ContentFormat::SenmlCbor;
+    answer_pack(&mut net, &req, f, encode(f, Path::ROOT, &security));
+    let events: Vec<Event> = std::iter::from_fn(|| net.engine.poll_event()).collect();
+    assert_eq!(events, [Event::BootstrapStarted, Event::BootstrapFailed]);
+    assert_eq!(net.engine.provisioning(), before);
+    assert!(net.engine.is_bootstrapping());
+
+    // A pack that does not decode is refused the same way; the next try comes after
+    // the retry delay and asks for a pack again.
+    let (at, req) = {
+        let start = net.now;
+        let req = net.next(bootstrap::MAX_RETRY).expect("a new request").1;
+        (net.now - start, req)
+    };
+    assert!(at >= bootstrap::FIRST_RETRY, "{at:?}");
+    assert_eq!(path_of(&req), "bspack");
+    answer_pack(&mut net, &req, f, vec![0xff, 0x00]);
+    assert_eq!(net.engine.poll_event(), Some(Event::BootstrapFailed));
+    assert_eq!(net.engine.provisioning(), before);
 }

@@ -439,7 +439,7 @@ impl Engine {
         if self.send_answered(id, response.as_ref().map(|r| r.header.code)) {
             return;
         }
-        if self.bootstrap_answered(now, id, response.as_ref().map(|r| r.header.code)) {
+        if self.bootstrap_answered(now, id, response.as_ref()) {
             return;
         }
         let max_wait = self.config.coap.max_transmit_wait();
