@@ -63,6 +63,9 @@ pub struct Bootstrap {
     snapshot: Option<Vec<Record>>,
     /// Ask for a Bootstrap-Pack before sending a Bootstrap-Request.
     pub pack: bool,
+    /// The Access Control the factory bootstrap (the configuration) grants, until a
+    /// bootstrap server provisions its own.
+    pub factory_acl: Option<super::access::FactoryAcl>,
 }
 
 impl Default for Bootstrap {
@@ -73,6 +76,7 @@ impl Default for Bootstrap {
             purge_at: None,
             snapshot: None,
             pack: false,
+            factory_acl: None,
         }
     }
 }
@@ -852,6 +856,7 @@ impl Engine {
 
     fn finish_bootstrap(&mut self, now: Instant) {
         tracing::info!("bootstrap finished");
+        self.bootstrap.factory_acl = None;
         self.bootstrap.phase = Phase::Idle;
         self.bootstrap.snapshot = None;
         self.bootstrap.retry_delay = FIRST_RETRY;
@@ -948,6 +953,7 @@ impl Engine {
             return Err(e);
         }
         self.bootstrap.snapshot = None;
+        self.bootstrap.factory_acl = None;
         self.reload_accounts(now);
         Ok(())
     }

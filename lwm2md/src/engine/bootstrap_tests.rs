@@ -535,6 +535,11 @@ const DM2: &str = "192.0.2.30:5683";
 
 /// Two servers (SSID 7 and 8), each registered, with the given Access Control object.
 fn two_servers(acl: crate::objects::access_control::AccessControl) -> Net {
+    two_servers_with(acl, false)
+}
+
+/// With `factory`, the configuration's Access Control is granted before registering.
+fn two_servers_with(acl: crate::objects::access_control::AccessControl, factory: bool) -> Net {
     let now = Instant::now();
     let mut security = Security::new();
     security.add_nosec_account(0, "coap://192.0.2.20", 7);
@@ -569,6 +574,9 @@ fn two_servers(acl: crate::objects::access_control::AccessControl) -> Net {
         Box::new(Device::new(clock, false)),
     ];
     let mut engine = Engine::new(config, objects, 5, now);
+    if factory {
+        assert!(engine.grant_factory_access());
+    }
     engine.handle_timeout(now);
     let mut net = Net {
         engine,
@@ -637,6 +645,72 @@ fn without_access_control_instances_every_server_has_access() {
     let mut net = two_servers(crate::objects::access_control::AccessControl::new());
     let r = net.request(DM2, RequestType::Post, "/3/0/4", |_| {});
     assert_eq!(code(&r), ResponseType::Changed);
+}
+
+#[test]
+fn configured_servers_get_the_factory_access_control() {
+    use crate::objects::access_control as ac;
+    let mut net = two_servers_with(ac::AccessControl::new(), true);
+    // /3/0 (Device is a single-instance object: no object-level instance) owned by the
+    // first server, with full rights for both.
+    let saved = net.engine.provisioning();
+    let acl: Vec<&Record> = saved
+        .iter()
+        .filter(|r| r.path.object_id() == Some(2))
+        .collect();
+    let i = acl[0].path.instance_id().unwrap();
+    let expected = [
+        rec(Path::resource(2, i, ac::OBJECT_ID), Value::Integer(3)),
+        rec(Path::resource(2, i, ac::INSTANCE_ID), Value::Integer(0)),
+        rec(
+            Path::resource_instance(2, i, ac::ACL, 7),
+            Value::Integer(15),
+        ),
+        rec(
+            Path::resource_instance(2, i, ac::ACL, 8),
+            Value::Integer(15),
+        ),
+        rec(Path::resource(2, i, ac::OWNER), Value::Integer(7)),
+    ];
+    assert_eq!(acl, expected.iter().collect::<Vec<_>>());
+
+    let exec = |net: &mut Net, from| code(&net.request(from, RequestType::Post, "/3/0/4", |_| {}));
+    let get = |net: &mut Net, from| code(&net.request(from, RequestType::Get, "/3/0/16", |_| {}));
+    assert_eq!(exec(&mut net, DM2), ResponseType::Changed);
+    assert_eq!(get(&mut net, DM2), ResponseType::Content);
+    // Only the owner narrows the other's rights: server 8 keeps Read only.
+    let write_acl = |net: &mut Net, from| {
+        let f = ContentFormat::SenmlCbor;
+        let r = [rec(Path::resource_instance(2, i, 2, 8), Value::Integer(1))];
+        let payload = encode(f, Path::resource(2, i, 2), &r);
+        code(
+            &net.request(from, RequestType::Post, &format!("/2/{i}/2"), |p| {
+                p.add_option(CoapOption::ContentFormat, encode_uint(f.code().into()));
+                p.payload = payload;
+            }),
+        )
+    };
+    assert_eq!(write_acl(&mut net, DM2), ResponseType::Unauthorized);
+    assert_eq!(write_acl(&mut net, DM), ResponseType::Changed);
+    assert_eq!(exec(&mut net, DM2), ResponseType::Unauthorized);
+    assert_eq!(get(&mut net, DM2), ResponseType::Content);
+    assert_eq!(exec(&mut net, DM), ResponseType::Changed);
+}
+
+#[test]
+fn one_server_or_provisioned_acls_get_no_factory_access_control() {
+    let mut net = engine(Some(server_with(&[])));
+    assert!(!net.engine.grant_factory_access());
+    let mut net = two_servers(device_acl());
+    assert!(!net.engine.grant_factory_access());
+    assert_eq!(
+        net.engine
+            .provisioning()
+            .iter()
+            .filter(|r| r.path.object_id() == Some(2) && r.path.resource_id() == Some(0))
+            .count(),
+        1
+    );
 }
 
 #[test]

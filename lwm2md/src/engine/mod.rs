@@ -886,6 +886,7 @@ impl Engine {
             }
             self.observer_generation += 1;
         }
+        self.sync_factory_access();
         if self.access_denied(&req) {
             response.header.code = MessageClass::Response(ResponseType::Unauthorized);
             return response;
