@@ -100,3 +100,18 @@ async def test_wrong_key_is_reported_and_retried_without_registering(dtls_server
     assert daemon.alive()
     assert dtls_server.events == []
     assert "DTLS session established" not in log
+
+
+async def test_raw_public_keys_are_a_config_error_naming_openssl(start_daemon, tmp_path, endpoint):
+    import subprocess
+
+    config = base_config(tmp_path, "coaps://127.0.0.1:5684", endpoint)
+    config["server"][0]["security"] = "rpk"
+    daemon = start_daemon(config=config)
+    assert await daemon.wait(10) == 78
+    log = daemon.log()
+    assert 'security = "rpk" is not available: raw public keys (RFC 7250)' in log
+    # The system OpenSSL (the daemon links it unless built `vendored`).
+    version = subprocess.run(["openssl", "version"], capture_output=True, text=True).stdout.split()
+    if version[:1] == ["OpenSSL"] and version[1] < "3.2":
+        assert "the linked one is too old" in log and f"OpenSSL {version[1]}" in log

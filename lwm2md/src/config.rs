@@ -1136,9 +1136,8 @@ fn account_security(
     }
     match (mode, scheme) {
         (SecurityMode::Rpk, _) => Err(format!(
-            "security = \"rpk\" is not available: raw public keys (RFC 7250) need OpenSSL 3.2 \
-             or newer (this build uses {}) and are not supported yet; use \"cert\" or \"psk\"",
-            openssl::version::version()
+            "security = \"rpk\" is not available: {}",
+            crate::dtls::raw_public_keys_unavailable()
         )),
         (SecurityMode::Nosec, Scheme::Coaps) => {
             Err("a coaps:// server needs security = \"psk\" or \"cert\"".into())

@@ -221,6 +221,12 @@ fn account(objects: &dm::Objects, instance: u16) -> Result<Account, String> {
                 "/0/{instance}: coap:// needs Security Mode 3 (NoSec), not {m:?}"
             ))
         }
+        (Scheme::Coaps, Some(security::MODE_RPK)) => {
+            return Err(format!(
+                "/0/{instance}: Security Mode 1: {}",
+                crate::dtls::raw_public_keys_unavailable()
+            ))
+        }
         (Scheme::Coaps, m) => {
             return Err(format!(
                 "/0/{instance}: coaps:// supports Security Modes 0 (PSK) and 2 (certificate), not {m:?}"

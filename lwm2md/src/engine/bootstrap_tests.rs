@@ -877,3 +877,27 @@ fn an_inconsistent_bootstrap_pack_leaves_nothing_behind_and_is_retried() {
     assert_eq!(net.engine.poll_event(), Some(Event::BootstrapFailed));
     assert_eq!(net.engine.provisioning(), before);
 }
+
+#[test]
+fn a_raw_public_key_account_is_refused_with_the_reason() {
+    let mut net = engine(None);
+    let req = net.bootstrap_request();
+    net.answer(BS, &req, ResponseType::Changed, &[]);
+    let (mut security, server) = account_records(60);
+    security[0] = rec(
+        Path::resource(0, 1, 0),
+        Value::String("coaps://192.0.2.20".into()),
+    );
+    security[2] = rec(Path::resource(0, 1, 2), Value::Integer(1));
+    let f = ContentFormat::SenmlCbor;
+    net.write("/0", f, encode(f, Path::object(0), &security));
+    net.write("/1/0", f, encode(f, Path::instance(1, 0), &server));
+    let fin = net.request(BS, RequestType::Post, "/bs", |_| {});
+    assert_eq!(code(&fin), ResponseType::NotAcceptable);
+    let why = String::from_utf8(fin.payload.clone()).unwrap();
+    assert!(
+        why.contains("/0/1: Security Mode 1: raw public keys"),
+        "{why}"
+    );
+    assert!(why.contains("OpenSSL"), "{why}");
+}
