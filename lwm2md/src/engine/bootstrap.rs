@@ -18,6 +18,7 @@ use super::dm::{self, error_code};
 use super::options::{add_string_options, encode_uint, string_options, uint_option};
 use super::registration::Session;
 use super::{Engine, Event};
+use crate::coap::block::{block2, set_block2, BlockOption};
 use crate::coap::{IncomingRequest, RequestId};
 use crate::codec::{self, ContentFormat, Record};
 use crate::config::{parse_server_uri, Scheme};
@@ -63,6 +64,8 @@ pub struct Bootstrap {
     snapshot: Option<Vec<Record>>,
     /// Ask for a Bootstrap-Pack before sending a Bootstrap-Request.
     pub pack: bool,
+    /// The blocks of a Bootstrap-Pack received so far (Block2).
+    pack_body: Vec<u8>,
     /// The Access Control the factory bootstrap (the configuration) grants, until a
     /// bootstrap server provisions its own.
     pub factory_acl: Option<super::access::FactoryAcl>,
@@ -76,6 +79,7 @@ impl Default for Bootstrap {
             purge_at: None,
             snapshot: None,
             pack: false,
+            pack_body: Vec::new(),
             factory_acl: None,
         }
     }
@@ -453,7 +457,7 @@ impl Engine {
                     self.bootstrap_failed(now);
                     return;
                 };
-                self.send_bootstrap_request(now, peer, &a.uri, self.bootstrap.pack);
+                self.send_bootstrap_request(now, peer, &a.uri, self.bootstrap.pack, None);
                 if self.bootstrap.snapshot.is_none() {
                     self.bootstrap.snapshot = Some(provisioned_records(&self.objects));
                 }
@@ -468,9 +472,21 @@ impl Engine {
 
     /// `POST /bs?ep=&pct=` (Bootstrap-Request) or, with `pack`, `GET /bspack?ep=`
     /// (Bootstrap-Pack-Request, Transport TS 1.2 §6.1) asking for SenML.
-    fn send_bootstrap_request(&mut self, now: Instant, peer: SocketAddr, uri: &str, pack: bool) {
+    /// `block`: the next block of a pack that comes in several (RFC 7959 Block2).
+    fn send_bootstrap_request(
+        &mut self,
+        now: Instant,
+        peer: SocketAddr,
+        uri: &str,
+        pack: bool,
+        block: Option<BlockOption>,
+    ) {
         let mut req = Packet::new();
         let mut queries = vec![format!("ep={}", self.config.endpoint)];
+        match block {
+            Some(b) => set_block2(&mut req, b),
+            None => self.bootstrap.pack_body.clear(),
+        }
         if pack {
             req.header.code = MessageClass::Request(RequestType::Get);
             add_string_options(&mut req, CoapOption::UriPath, ["bspack"]);
@@ -479,7 +495,9 @@ impl Engine {
                 _ => ContentFormat::SenmlCbor,
             };
             req.add_option(CoapOption::Accept, encode_uint(accept.code().into()));
-            tracing::info!(server = %uri, "Bootstrap-Pack-Request");
+            if block.is_none() {
+                tracing::info!(server = %uri, "Bootstrap-Pack-Request");
+            }
         } else {
             req.header.code = MessageClass::Request(RequestType::Post);
             add_string_options(&mut req, CoapOption::UriPath, ["bs"]);
@@ -497,7 +515,7 @@ impl Engine {
 
     /// Applies a Bootstrap-Pack: its records are written as Bootstrap-Writes would, then
     /// the accounts are checked as at Bootstrap-Finish. `Err` says why it was refused.
-    fn apply_bootstrap_pack(&mut self, response: &Packet) -> Result<(), String> {
+    fn apply_bootstrap_pack(&mut self, response: &Packet, body: &[u8]) -> Result<(), String> {
         let format = uint_option(response, CoapOption::ContentFormat)
             .map_err(|_| "malformed Content-Format".to_string())?
             .and_then(|c| u16::try_from(c).ok())
@@ -511,8 +529,7 @@ impl Engine {
             .ok_or("not SenML CBOR, SenML JSON or LwM2M CBOR")?;
         let objects = &self.objects;
         let ty = |p: &Path| resource_type(objects, p);
-        let records = codec::decode(format, &Path::ROOT, &response.payload, &ty)
-            .map_err(|e| e.to_string())?;
+        let records = codec::decode(format, &Path::ROOT, body, &ty).map_err(|e| e.to_string())?;
         if records.is_empty() {
             return Err("empty pack".into());
         }
@@ -531,6 +548,40 @@ impl Engine {
             return Err(reason);
         }
         Ok(())
+    }
+
+    fn bootstrap_uri(&self) -> String {
+        accounts(&self.objects)
+            .0
+            .into_iter()
+            .find(|a| a.bootstrap)
+            .map(|a| a.uri)
+            .unwrap_or_default()
+    }
+
+    /// Takes one 2.05 of a Bootstrap-Pack-Request: the whole pack once its last block
+    /// is in, `None` while more blocks are to come.
+    fn pack_block(&mut self, response: &Packet) -> Result<Option<Vec<u8>>, String> {
+        let Some(block) = block2(response) else {
+            return Ok(Some(response.payload.clone()));
+        };
+        let block = block.map_err(|e| format!("Block2: {e}"))?;
+        let body = &mut self.bootstrap.pack_body;
+        if block.offset() != body.len() as u64 {
+            return Err(format!(
+                "Block2 {} does not follow the {} bytes received",
+                block.num,
+                body.len()
+            ));
+        }
+        if body.len().saturating_add(response.payload.len()) > self.config.max_upload {
+            return Err(format!("larger than {} bytes", self.config.max_upload));
+        }
+        body.extend_from_slice(&response.payload);
+        if block.more {
+            return Ok(None);
+        }
+        Ok(Some(std::mem::take(body)))
     }
 
     fn bootstrap_failed(&mut self, now: Instant) {
@@ -576,7 +627,32 @@ impl Engine {
         if pack {
             match (code, response) {
                 (Some(MessageClass::Response(ResponseType::Content)), Some(resp)) => {
-                    match self.apply_bootstrap_pack(resp) {
+                    let body = match self.pack_block(resp) {
+                        Ok(Some(body)) => body,
+                        Ok(None) => {
+                            let next = block2(resp).and_then(Result::ok).and_then(|b| {
+                                BlockOption::new(b.num.checked_add(1)?, false, b.szx).ok()
+                            });
+                            match next {
+                                Some(next) => {
+                                    let uri = self.bootstrap_uri();
+                                    self.send_bootstrap_request(now, peer, &uri, true, Some(next));
+                                }
+                                None => {
+                                    tracing::warn!("Bootstrap-Pack refused: too many blocks");
+                                    self.bootstrap_failed(now);
+                                }
+                            }
+                            return true;
+                        }
+                        Err(why) => {
+                            tracing::warn!("Bootstrap-Pack refused: {why}");
+                            self.bootstrap.pack_body.clear();
+                            self.bootstrap_failed(now);
+                            return true;
+                        }
+                    };
+                    match self.apply_bootstrap_pack(resp, &body) {
                         Ok(()) => self.finish_bootstrap(now),
                         Err(why) => {
                             tracing::warn!("Bootstrap-Pack refused: {why}");
@@ -591,18 +667,13 @@ impl Engine {
                     _,
                 ) => {
                     // A bootstrap server before LwM2M 1.2: provisioning by requests.
-                    let uri = accounts(&self.objects)
-                        .0
-                        .into_iter()
-                        .find(|a| a.bootstrap)
-                        .map(|a| a.uri)
-                        .unwrap_or_default();
+                    let uri = self.bootstrap_uri();
                     tracing::info!(
                         server = %uri,
                         "the bootstrap server has no Bootstrap-Pack ({}); falling back to the Bootstrap-Request",
                         code.map_or_else(String::new, |c| c.to_string())
                     );
-                    self.send_bootstrap_request(now, peer, &uri, false);
+                    self.send_bootstrap_request(now, peer, &uri, false, None);
                 }
                 (other, _) => {
                     tracing::warn!("Bootstrap-Pack-Request refused ({other:?})");

@@ -901,3 +901,42 @@ fn a_raw_public_key_account_is_refused_with_the_reason() {
     );
     assert!(why.contains("OpenSSL"), "{why}");
 }
+
+#[test]
+fn a_bootstrap_pack_in_several_blocks_is_assembled() {
+    use crate::coap::block::{block2, set_block2, BlockOption};
+    let mut net = pack_engine();
+    let mut req = bootstrap_pack_request(&mut net);
+    let (security, server) = account_records(45);
+    let all: Vec<Record> = security.into_iter().chain(server).collect();
+    let f = ContentFormat::SenmlJson;
+    let body = encode(f, Path::ROOT, &all);
+    // 64-byte blocks (SZX 2), as a server with a small buffer sends them.
+    let chunks: Vec<&[u8]> = body.chunks(64).collect();
+    assert!(chunks.len() > 2);
+    for (num, chunk) in chunks.iter().enumerate() {
+        if num > 0 {
+            req = net.sent_to(BS);
+            assert_eq!(path_of(&req), "bspack");
+            let asked = block2(&req).unwrap().unwrap();
+            assert_eq!((asked.num, asked.szx), (u32::try_from(num).unwrap(), 2));
+        }
+        let mut resp = Packet::new();
+        resp.header.code = MessageClass::Response(ResponseType::Content);
+        resp.header.set_type(MessageType::Acknowledgement);
+        resp.header.message_id = req.header.message_id;
+        resp.set_token(req.get_token().to_vec());
+        resp.add_option(CoapOption::ContentFormat, encode_uint(f.code().into()));
+        let more = num + 1 < chunks.len();
+        set_block2(
+            &mut resp,
+            BlockOption::new(u32::try_from(num).unwrap(), more, 2).unwrap(),
+        );
+        resp.payload = chunk.to_vec();
+        net.deliver(BS, &resp);
+    }
+    let reg = net.sent_to(DM);
+    assert!(string_options(&reg, CoapOption::UriQuery)
+        .unwrap()
+        .contains(&"lt=45".to_string()));
+}
