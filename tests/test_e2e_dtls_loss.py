@@ -52,9 +52,23 @@ def gnutls_server(tmp_path):
             ["coap-server-gnutls", "-A", "127.0.0.1", "-p", str(port), "-v", "6", "-k", KEY_TEXT],
             stdout=log, stderr=subprocess.STDOUT,
         )
+        _wait_bound(port + 1, proc)
         yield port + 1
         proc.terminate()
         proc.wait(timeout=10)
+
+
+def _wait_bound(port: int, proc, timeout: float = 10.0) -> None:
+    """Waits until a UDP socket is bound to 127.0.0.1:port (/proc/net/udp)."""
+    wanted = f"0100007F:{port:04X}"
+    deadline = time.monotonic() + timeout
+    while True:
+        with open("/proc/net/udp") as f:
+            if any(line.split()[1] == wanted for line in f.readlines()[1:]):
+                return
+        assert proc.poll() is None, "coap-server-gnutls exited"
+        assert time.monotonic() < deadline, f"nothing bound to UDP port {port}"
+        time.sleep(0.02)
 
 
 def _free_port() -> int:
