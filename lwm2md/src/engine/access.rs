@@ -288,6 +288,40 @@ mod tests {
     }
 
     #[test]
+    fn factory_acl_covers_objects_and_instances_that_appear_later() {
+        let mut o = objects(None);
+        // Start from no Access Control instance at all.
+        let acl = o.get_mut(&ACCESS_CONTROL).unwrap();
+        for i in acl.instances() {
+            acl.delete(i).unwrap();
+        }
+        o.insert(11, Box::new(crate::objects::apn::ApnProfiles::new()));
+        let factory = FactoryAcl {
+            owner: 7,
+            servers: vec![7, 8],
+        };
+        factory.apply(&mut o);
+        assert!(enforced(&o));
+        // Create on the multiple-instance object, for both servers.
+        assert!(allowed(&o, 8, &Path::object(11), CREATE));
+        assert!(allowed(&o, 7, &Path::object(11), CREATE));
+        // An instance made later (by a backend) gets its own on the next pass.
+        o.get_mut(&11).unwrap().create(3).unwrap();
+        assert!(!allowed(&o, 8, &Path::instance(11, 3), WRITE));
+        factory.apply(&mut o);
+        for right in [READ, WRITE, EXECUTE, DELETE] {
+            assert!(allowed(&o, 8, &Path::instance(11, 3), right));
+        }
+        let acl = o.get(&ACCESS_CONTROL).unwrap();
+        let inst = ac::find(acl.as_ref(), 11, 3).unwrap();
+        assert_eq!(owner(acl.as_ref(), inst), Some(7));
+        // Applying again makes nothing twice.
+        let count = acl.instances().len();
+        factory.apply(&mut o);
+        assert_eq!(o.get(&ACCESS_CONTROL).unwrap().instances().len(), count);
+    }
+
+    #[test]
     fn create_needs_the_object_level_instance() {
         let o = objects(Some(8));
         assert!(enforced(&o));
