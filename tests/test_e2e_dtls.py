@@ -112,3 +112,18 @@ async def test_notifications_over_the_session(dtls_server, start_daemon, tmp_pat
     assert (n.code, n.payload) == ("2.05", b"120")
     assert n.observe is not None and n.observe > 0
     assert daemon.log().count("DTLS session established") == 1
+
+
+async def test_raw_public_keys_are_a_config_error_naming_openssl(start_daemon, tmp_path, endpoint):
+    import subprocess
+
+    config = base_config(tmp_path, "coaps://127.0.0.1:5684", endpoint)
+    config["server"][0]["security"] = "rpk"
+    daemon = start_daemon(config=config)
+    assert await daemon.wait(10) == 78
+    log = daemon.log()
+    assert 'security = "rpk" is not available: raw public keys (RFC 7250)' in log
+    # The system OpenSSL (the daemon links it unless built `vendored`).
+    version = subprocess.run(["openssl", "version"], capture_output=True, text=True).stdout.split()
+    if version[:1] == ["OpenSSL"] and version[1] < "3.2":
+        assert "the linked one is too old" in log and f"OpenSSL {version[1]}" in log

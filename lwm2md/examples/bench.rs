@@ -2,10 +2,14 @@
 //!
 //! `cargo run --release --example bench -- [PATH-TO-lwm2md]` (default target/release/lwm2md)
 //! prints the figures DESIGN.md budgets: time from start to Register, RSS registered and
-//! idle, idle wake-ups, Read /3/0 throughput, and checks the De-register on SIGTERM.
+//! idle, idle wake-ups, Read /3/0 throughput, and checks the De-register on SIGTERM; then
+//! the same start over DTLS 1.2 with a pre-shared key (the server side is OpenSSL in this
+//! process): time from start to the Register received through the session (handshake
+//! included) and RSS registered over DTLS.
 //! Figures, not assertions: the exit status is non-zero only when the daemon misbehaves
 //! (no Register, no De-register, a failing exit), never because a budget is exceeded.
 
+use std::cell::RefCell;
 use std::collections::HashMap;
 use std::fs;
 use std::net::{SocketAddr, UdpSocket};
@@ -14,6 +18,8 @@ use std::process::{Child, Command, ExitCode, Stdio};
 use std::time::{Duration, Instant};
 
 use coap_lite::{CoapOption, MessageClass, MessageType, Packet, RequestType, ResponseType};
+use lwm2md::dtls::{Channel, DEFAULT_MTU};
+use openssl::ssl::{ErrorCode, Ssl, SslContext, SslMethod, SslOptions, SslStream};
 
 const STARTS: usize = 5;
 /// Long enough for the start-up allocations to settle before the idle figures.
@@ -37,6 +43,9 @@ const OBSERVED: [&[&str]; 5] = [
 ];
 /// Simulated sensors in the last run, for the RSS they cost.
 const SENSORS: usize = 10;
+const PSK_IDENTITY: &[u8] = b"lwm2md-bench";
+// Not hex digits: the key file holds the raw bytes.
+const PSK_KEY: &[u8] = b"lwm2md-bench-key";
 
 fn main() -> ExitCode {
     let binary = std::env::args_os()
@@ -62,6 +71,10 @@ struct Figures {
     rss_loaded: Option<Memory>,
     /// RSS registered and idle with `SENSORS` simulated sensors sampling.
     rss_sensors: Option<Memory>,
+    /// Start to Register over DTLS-PSK (handshake included).
+    dtls_register_ms: Vec<f64>,
+    /// RSS registered and idle over DTLS-PSK.
+    rss_dtls: Option<Memory>,
 }
 
 fn run(binary: &Path) -> Result<(), String> {
@@ -80,11 +93,13 @@ fn run(binary: &Path) -> Result<(), String> {
         throughput: Vec::new(),
         rss_loaded: None,
         rss_sensors: None,
+        dtls_register_ms: Vec::new(),
+        rss_dtls: None,
     };
     for n in 0..STARTS {
         let last = n + 1 == STARTS;
         let mut server = FakeServer::bind()?;
-        let mut daemon = Daemon::spawn(binary, &dir.path, server.port(), n, 0)?;
+        let mut daemon = Daemon::spawn(binary, &dir.path, server.port(), n, 0, false)?;
         let result = server
             .await_register()
             .map(|at| {
@@ -107,7 +122,7 @@ fn run(binary: &Path) -> Result<(), String> {
     }
     // Sensor threads and the IPSO objects: the same daemon with sensors configured.
     let mut server = FakeServer::bind()?;
-    let mut daemon = Daemon::spawn(binary, &dir.path, server.port(), STARTS, SENSORS)?;
+    let mut daemon = Daemon::spawn(binary, &dir.path, server.port(), STARTS, SENSORS, false)?;
     let result = server
         .await_register()
         .and_then(|_| {
@@ -119,6 +134,31 @@ fn run(binary: &Path) -> Result<(), String> {
     if let Err(e) = result {
         daemon.kill();
         return Err(format!("{e} (daemon log: {})", daemon.log.display()));
+    }
+    // DTLS-PSK: a new server (and so a full handshake) for each start.
+    for n in 0..STARTS {
+        let last = n + 1 == STARTS;
+        let mut server = FakeServer::bind_dtls()?;
+        let mut daemon = Daemon::spawn(binary, &dir.path, server.port(), STARTS + 1 + n, 0, true)?;
+        let result = server
+            .await_register()
+            .map(|at| {
+                figures
+                    .dtls_register_ms
+                    .push(ms(at.duration_since(daemon.started)))
+            })
+            .and_then(|()| {
+                if last {
+                    std::thread::sleep(SETTLE);
+                    figures.rss_dtls = Some(Memory::read(daemon.pid)?);
+                }
+                Ok(())
+            })
+            .and_then(|()| server.stop(&mut daemon));
+        if let Err(e) = result {
+            daemon.kill();
+            return Err(format!("DTLS: {e} (daemon log: {})", daemon.log.display()));
+        }
     }
     print_table(&figures, binary);
     Ok(())
@@ -239,6 +279,32 @@ fn print_table(f: &Figures, binary: &Path) {
             "",
         );
     }
+    let mut dtls = f.dtls_register_ms.clone();
+    dtls.sort_by(f64::total_cmp);
+    if let Some(median) = dtls.get(dtls.len() / 2) {
+        row(
+            &format!("DTLS-PSK start -> Register, median of {}", dtls.len()),
+            format!("{median:.2} ms"),
+            "",
+        );
+    }
+    if let Some(m) = &f.rss_dtls {
+        row(
+            "RSS registered over DTLS-PSK (VmRSS)",
+            format!("{:.2} MB", mb(m.rss_kib)),
+            "<= 4 MB",
+        );
+        row(
+            "  of which anonymous (RssAnon)",
+            format!("{:.2} MB", mb(m.anon_kib)),
+            "",
+        );
+        row(
+            "  of which file-backed (RssFile)",
+            format!("{:.2} MB", mb(m.file_kib)),
+            "",
+        );
+    }
     row("De-register on SIGTERM, exit 0", "yes".into(), "yes");
     row(
         "release binary size",
@@ -274,20 +340,35 @@ struct Daemon {
 
 impl Daemon {
     /// `sensors`: how many simulated sensors, sampled every second on two buses.
+    /// `psk`: over DTLS with `PSK_IDENTITY` and `PSK_KEY`.
     fn spawn(
         binary: &Path,
         dir: &Path,
         port: u16,
         n: usize,
         sensors: usize,
+        psk: bool,
     ) -> Result<Daemon, String> {
         let config = dir.join(format!("lwm2md-{n}.toml"));
         let state = dir.join(format!("state-{n}"));
+        let scheme = if psk { "coaps" } else { "coap" };
         let mut text = format!(
             "endpoint = \"{ENDPOINT}\"\nstate_dir = \"{}\"\n\n[device]\nreboot = \"none\"\n\n\
-             [[server]]\nuri = \"coap://127.0.0.1:{port}\"\nlifetime = 3600\n",
+             [[server]]\nuri = \"{scheme}://127.0.0.1:{port}\"\nlifetime = 3600\n",
             state.display()
         );
+        if psk {
+            use std::os::unix::fs::PermissionsExt;
+            let key = dir.join("psk.key");
+            fs::write(&key, PSK_KEY).map_err(|e| format!("writing {}: {e}", key.display()))?;
+            fs::set_permissions(&key, fs::Permissions::from_mode(0o600))
+                .map_err(|e| format!("chmod {}: {e}", key.display()))?;
+            text.push_str(&format!(
+                "psk_identity = \"{}\"\npsk_key_file = \"{}\"\n",
+                String::from_utf8_lossy(PSK_IDENTITY),
+                key.display()
+            ));
+        }
         for i in 0..sensors {
             text.push_str(&format!(
                 "\n[[sensor]]\nmodel = \"sim\"\nbus = \"sim-{}\"\naddress = {i}\n\
@@ -339,9 +420,11 @@ struct LoadRun {
     rate: f64,
 }
 
-/// The LwM2M server side: one UDP socket on loopback.
+/// The LwM2M server side: one UDP socket on loopback, optionally with an OpenSSL
+/// DTLS-PSK session in front of the CoAP messages.
 struct FakeServer {
     socket: UdpSocket,
+    dtls: Option<RefCell<SslStream<Channel>>>,
     client: Option<SocketAddr>,
     location: Vec<u8>,
     next_mid: u16,
@@ -357,6 +440,7 @@ impl FakeServer {
             .map_err(|e| format!("socket: {e}"))?;
         Ok(FakeServer {
             socket,
+            dtls: None,
             client: None,
             location: b"1".to_vec(),
             next_mid: 1,
@@ -365,27 +449,85 @@ impl FakeServer {
         })
     }
 
+    /// A server that accepts one DTLS-PSK client (`PSK_IDENTITY`, `PSK_KEY`, CCM8).
+    fn bind_dtls() -> Result<FakeServer, String> {
+        let ssl_error = |e: openssl::error::ErrorStack| format!("OpenSSL: {e}");
+        let mut ctx = SslContext::builder(SslMethod::dtls_server()).map_err(ssl_error)?;
+        ctx.set_options(SslOptions::NO_QUERY_MTU);
+        ctx.set_cipher_list("PSK-AES128-CCM8:@SECLEVEL=0")
+            .map_err(ssl_error)?;
+        ctx.set_psk_server_callback(|_, identity, key| {
+            if identity != Some(PSK_IDENTITY) || key.len() < PSK_KEY.len() {
+                return Ok(0);
+            }
+            key[..PSK_KEY.len()].copy_from_slice(PSK_KEY);
+            Ok(PSK_KEY.len())
+        });
+        let ctx = ctx.build();
+        let mut ssl = Ssl::new(&ctx).map_err(ssl_error)?;
+        ssl.set_mtu(DEFAULT_MTU).map_err(ssl_error)?;
+        ssl.set_accept_state();
+        let stream = SslStream::new(ssl, Channel::default()).map_err(ssl_error)?;
+        let mut server = FakeServer::bind()?;
+        server.dtls = Some(RefCell::new(stream));
+        Ok(server)
+    }
+
     fn port(&self) -> u16 {
         self.socket.local_addr().map(|a| a.port()).unwrap_or(0)
     }
 
     fn recv(&mut self) -> Result<(Packet, SocketAddr, Instant), String> {
-        let (n, from) = self
-            .socket
-            .recv_from(&mut self.buf)
-            .map_err(|e| format!("waiting for the daemon: {e}"))?;
-        let at = Instant::now();
-        let data = self.buf.get(..n).unwrap_or_default();
-        let packet = Packet::from_bytes(data).map_err(|e| format!("unparsable datagram: {e:?}"))?;
-        Ok((packet, from, at))
+        loop {
+            let (n, from) = self
+                .socket
+                .recv_from(&mut self.buf)
+                .map_err(|e| format!("waiting for the daemon: {e}"))?;
+            let at = Instant::now();
+            let data = self.buf.get(..n).unwrap_or_default();
+            let Some(dtls) = &self.dtls else {
+                let packet =
+                    Packet::from_bytes(data).map_err(|e| format!("unparsable datagram: {e:?}"))?;
+                return Ok((packet, from, at));
+            };
+            let mut stream = dtls.borrow_mut();
+            stream.get_mut().incoming.push_back(data.to_vec());
+            let mut plaintext = vec![0u8; 4096];
+            let read = stream.ssl_read(&mut plaintext);
+            let flight: Vec<Vec<u8>> = stream.get_mut().outgoing.drain(..).collect();
+            for d in flight {
+                self.socket
+                    .send_to(&d, from)
+                    .map_err(|e| format!("sending: {e}"))?;
+            }
+            match read {
+                Ok(n) => {
+                    let packet = Packet::from_bytes(plaintext.get(..n).unwrap_or_default())
+                        .map_err(|e| format!("unparsable datagram: {e:?}"))?;
+                    return Ok((packet, from, at));
+                }
+                Err(e) if e.code() == ErrorCode::WANT_READ => {}
+                Err(e) => return Err(format!("DTLS: {e}")),
+            }
+        }
     }
 
     fn send(&self, packet: &Packet, to: SocketAddr) -> Result<(), String> {
         let bytes = packet.to_bytes().map_err(|e| format!("encoding: {e:?}"))?;
-        self.socket
-            .send_to(&bytes, to)
-            .map(|_| ())
-            .map_err(|e| format!("sending: {e}"))
+        let datagrams = match &self.dtls {
+            None => vec![bytes],
+            Some(dtls) => {
+                let mut stream = dtls.borrow_mut();
+                stream.ssl_write(&bytes).map_err(|e| format!("DTLS: {e}"))?;
+                stream.get_mut().outgoing.drain(..).collect()
+            }
+        };
+        for d in datagrams {
+            self.socket
+                .send_to(&d, to)
+                .map_err(|e| format!("sending: {e}"))?;
+        }
+        Ok(())
     }
 
     fn ack(

@@ -600,6 +600,10 @@ pub struct BootstrapConfig {
     pub certificate_usage: Option<u8>,
     pub trust_store: Option<PathBuf>,
     pub sni: Option<String>,
+    /// Ask the bootstrap server for a Bootstrap-Pack (`GET /bspack`, LwM2M 1.2) before
+    /// the Bootstrap-Request, which follows when the server has none.
+    #[serde(default)]
+    pub pack: bool,
 }
 
 impl BootstrapConfig {
@@ -768,7 +772,7 @@ impl Config {
             }
         })?;
         config.source = path.to_path_buf();
-        if let Some(b) = config.bootstrap_server.take() {
+        if let Some(b) = config.bootstrap_server.clone() {
             config.servers.push(b.into_server());
         }
         for r in &mut config.resources {
@@ -1173,9 +1177,8 @@ fn account_security(
     }
     match (mode, scheme) {
         (SecurityMode::Rpk, _) => Err(format!(
-            "security = \"rpk\" is not available: raw public keys (RFC 7250) need OpenSSL 3.2 \
-             or newer (this build uses {}) and are not supported yet; use \"cert\" or \"psk\"",
-            openssl::version::version()
+            "security = \"rpk\" is not available: {}",
+            crate::dtls::raw_public_keys_unavailable()
         )),
         (SecurityMode::Nosec, Scheme::Coaps) => {
             Err("a coaps:// server needs security = \"psk\" or \"cert\"".into())
@@ -1732,8 +1735,10 @@ mod tests {
         assert_eq!(a.len(), 2);
         assert!(!a[0].bootstrap && a[1].bootstrap);
         assert_eq!((a[1].host.as_str(), a[1].port), ("bs.example.net", 5683));
+        assert!(!c.bootstrap_server.as_ref().is_some_and(|b| b.pack));
         // Alone it is enough: the daemon bootstraps from it.
-        assert!(parse("[bootstrap]\nuri = \"coap://bs\"\n").is_ok());
+        let c = parse("[bootstrap]\nuri = \"coap://bs\"\npack = true\n").unwrap();
+        assert!(c.bootstrap_server.as_ref().is_some_and(|b| b.pack));
         for bad in [
             "[bootstrap]\nuri = \"coap://bs\"\nlifetime = 60\n",
             "[bootstrap]\nuri = \"coap://bs\"\n[[server]]\nuri = \"coap://h\"\nbootstrap = true\n",

@@ -211,6 +211,10 @@ pub async fn run(config: Config) -> Result<(), DaemonError> {
     tracing::info!(endpoint = %engine_config.endpoint, "starting");
     let state = StateDir::new(&config.state_dir);
     let mut engine = Engine::new(engine_config, objects, rand::random(), Instant::now());
+    engine.use_bootstrap_pack(config.bootstrap_server.as_ref().is_some_and(|b| b.pack));
+    if engine.grant_factory_access() {
+        tracing::info!("several server accounts: Access Control instances made for them (owner: the first server)");
+    }
     restore_provisioning(&mut engine, &state);
     resume_reporting(&mut engine, &state);
     let mut dtls = Vec::new();

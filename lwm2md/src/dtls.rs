@@ -41,6 +41,24 @@ const CERT_CIPHERS: &str = "ECDHE-ECDSA-AES128-CCM8:ECDHE-ECDSA-AES128-GCM-SHA25
 /// OpenSSL 3.2.0 in OPENSSL_VERSION_NUMBER form.
 const OPENSSL_3_2: i64 = 0x3020_0000;
 
+/// Why raw public keys (Security Mode 1, RFC 7250) cannot be used: OpenSSL has them from
+/// 3.2 on, and this daemon does not implement them for any version yet.
+pub fn raw_public_keys_unavailable() -> String {
+    let linked = openssl::version::version();
+    if openssl::version::number() < OPENSSL_3_2 {
+        format!(
+            "raw public keys (RFC 7250) need OpenSSL 3.2 or newer, and the linked one is \
+             too old ({linked}); build with the `vendored` feature for a newer OpenSSL, or \
+             use certificates or a pre-shared key"
+        )
+    } else {
+        format!(
+            "raw public keys (RFC 7250) are not supported by this build yet (linked: \
+             {linked}); use certificates or a pre-shared key"
+        )
+    }
+}
+
 /// Datagrams queued for a handshake that has not finished; older ones are dropped first
 /// (the engine retransmits what still matters).
 const MAX_PENDING: usize = 32;

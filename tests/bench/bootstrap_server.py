@@ -1,6 +1,10 @@
 """A bootstrap server on aiocoap: answers the client's Bootstrap-Request (POST /bs) and
 then runs a provisioning script against the client (Bootstrap-Delete, -Write, -Discover,
 -Read, -Finish), recording every exchange. Payloads come from the bench's own TLV encoder.
+
+Given a ``pack``, it also answers the LwM2M 1.2 Bootstrap-Pack-Request (``GET
+/bspack?ep=``) with that SenML pack (from the bench's own SenML encoder); without one it
+answers 4.04, as a server before 1.2 would. Both kinds of request are recorded.
 """
 
 from __future__ import annotations
@@ -13,10 +17,12 @@ import aiocoap
 import aiocoap.resource as aioresource
 from aiocoap import Code, Message
 
-from . import tlv
+from . import senml, tlv
 
 TLV = 11542
 LINK_FORMAT = 40
+SENML_JSON = 110
+SENML_CBOR = 112
 
 
 @dataclass
@@ -33,6 +39,32 @@ class BootstrapRequest:
     query: dict[str, str]
     remote: object
     time: float = field(default_factory=time.monotonic)
+    # The Bootstrap-Pack-Request's Accept; None for a Bootstrap-Request.
+    accept: int | None = None
+
+
+def account_pack(instance: int, uri: str, ssid: int, lifetime: int, *,
+                 server_instance: int = 0, mode: int = 3, identity: bytes = b"",
+                 key: bytes = b"") -> list[dict]:
+    """SenML records of a server account (/0/x and /1/y) with absolute names, as a
+    Bootstrap-Pack carries them."""
+    sec = f"/0/{instance}/"
+    srv = f"/1/{server_instance}/"
+    records = [
+        {"bn": sec, "n": "0", "vs": uri},
+        {"n": "1", "vb": False},
+        {"n": "2", "v": mode},
+        {"n": "10", "v": ssid},
+    ]
+    if identity:
+        records += [{"n": "3", "vd": identity}, {"n": "5", "vd": key}]
+    records += [
+        {"bn": srv, "n": "0", "v": ssid},
+        {"n": "1", "v": lifetime},
+        {"n": "6", "vb": True},
+        {"n": "7", "vs": "U"},
+    ]
+    return records
 
 
 def security_instance(instance: int, uri: str, ssid: int, *, bootstrap: bool = False,
@@ -72,10 +104,14 @@ class _Root(aioresource.Resource, aioresource.PathCapable):
 class BootstrapServer:
     """``async with BootstrapServer(script) as bs``; ``bs.uri`` goes into the client's
     configuration as the ``bootstrap = true`` server. ``script(bs, remote)`` is awaited
-    after each accepted Bootstrap-Request."""
+    after each accepted Bootstrap-Request. ``pack`` (SenML records) is the answer to a
+    Bootstrap-Pack-Request, in the format the client accepts."""
 
-    def __init__(self, script, host: str = "127.0.0.1", request_timeout: float = 20.0):
+    def __init__(self, script=None, host: str = "127.0.0.1", request_timeout: float = 20.0,
+                 pack: list[dict] | None = None):
         self.script = script
+        self.pack = pack
+        self.pack_requests: list[BootstrapRequest] = []
         self.host = host
         self.request_timeout = request_timeout
         self.context: aiocoap.Context | None = None
@@ -105,14 +141,33 @@ class BootstrapServer:
 
     def _handle(self, request: Message) -> Message:
         path = tuple(request.opt.uri_path)
+        query = dict(q.split("=", 1) for q in request.opt.uri_query if "=" in q)
+        if path == ("bspack",) and request.code == Code.GET:
+            return self._pack(request, query)
         if path != ("bs",) or request.code != Code.POST:
             return Message(code=Code.NOT_FOUND)
-        query = dict(q.split("=", 1) for q in request.opt.uri_query if "=" in q)
         if not query.get("ep"):
             return Message(code=Code.BAD_REQUEST)
         self.requests.append(BootstrapRequest(query["ep"], query, request.remote))
         self._tasks.append(asyncio.get_running_loop().create_task(self._run(request.remote)))
         return Message(code=Code.CHANGED)
+
+    def _pack(self, request: Message, query: dict[str, str]) -> Message:
+        accept = request.opt.accept
+        accept = int(accept) if accept is not None else None
+        self.pack_requests.append(BootstrapRequest(query.get("ep", ""), query, request.remote, accept=accept))
+        if self.pack is None:
+            return Message(code=Code.NOT_FOUND)
+        if not query.get("ep"):
+            return Message(code=Code.BAD_REQUEST)
+        if accept in (None, SENML_CBOR):
+            payload, fmt = senml.encode_cbor(self.pack), SENML_CBOR
+        elif accept == SENML_JSON:
+            payload, fmt = senml.encode_json(self.pack), SENML_JSON
+        else:
+            return Message(code=Code.NOT_ACCEPTABLE)
+        self.finished.set()
+        return Message(code=Code.CONTENT, payload=payload, content_format=fmt)
 
     async def _run(self, remote) -> None:
         try:

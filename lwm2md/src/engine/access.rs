@@ -108,7 +108,97 @@ fn needed(objects: &Objects, req: &DmRequest<'_>) -> Vec<(Path, u8)> {
     }
 }
 
+/// The Access Control of a factory bootstrap with several server accounts (Core TS
+/// §7.3: with more than one server every object instance needs an Access Control
+/// instance): the first server owns the instances, and every configured server holds
+/// Read, Write, Execute and Delete on them and Create on each multiple-instance object.
+/// The owner may narrow the others' rights by writing the ACLs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FactoryAcl {
+    pub owner: u16,
+    pub servers: Vec<u16>,
+}
+
+const INSTANCE_RIGHTS: u8 = READ | WRITE | EXECUTE | DELETE;
+
+impl FactoryAcl {
+    fn entries(&self, rights: u8) -> ResourceValue {
+        ResourceValue::Multiple(
+            self.servers
+                .iter()
+                .map(|&ssid| (ssid, Value::Integer(rights.into())))
+                .collect(),
+        )
+    }
+
+    /// Creates the Access Control instances missing for object instances (and for
+    /// multiple-instance objects' Create right). Instances that exist stay as they are.
+    fn apply(&self, objects: &mut Objects) {
+        let mut wanted = Vec::new();
+        for (&o, obj) in objects.iter().filter(|(&o, _)| o > ACCESS_CONTROL) {
+            if obj.def().multiple {
+                wanted.push((o, ac::OBJECT_LEVEL, CREATE));
+            }
+            wanted.extend(obj.instances().into_iter().map(|i| (o, i, INSTANCE_RIGHTS)));
+        }
+        let Some(acl) = objects.get_mut(&ACCESS_CONTROL) else {
+            return;
+        };
+        for (o, i, rights) in wanted {
+            if ac::find(acl.as_ref(), o, i).is_some() {
+                continue;
+            }
+            let existing = acl.instances();
+            let Some(free) = (0..crate::path::MAX_ID).find(|n| !existing.contains(n)) else {
+                return;
+            };
+            if acl.create(free).is_err() {
+                return;
+            }
+            for (r, v) in [
+                (ac::OBJECT_ID, o),
+                (ac::INSTANCE_ID, i),
+                (ac::OWNER, self.owner),
+            ] {
+                let _ = acl.write(
+                    free,
+                    r,
+                    ResourceValue::Single(Value::Integer(v.into())),
+                    false,
+                );
+            }
+            let _ = acl.write(free, ac::ACL, self.entries(rights), false);
+        }
+    }
+}
+
 impl Engine {
+    /// Factory bootstrap of the Access Control object: with several server accounts
+    /// and no Access Control instance (accounts from the configuration, none from a
+    /// bootstrap server), makes the instances of [`FactoryAcl`], and keeps making them
+    /// for object instances that appear later. Returns whether it applies.
+    pub fn grant_factory_access(&mut self) -> bool {
+        let servers: Vec<u16> = self.sessions.iter().map(|s| s.short_server_id).collect();
+        let acls = self
+            .objects
+            .get(&ACCESS_CONTROL)
+            .map_or(0, |o| o.instances().len());
+        self.bootstrap.factory_acl = match servers.first() {
+            Some(&owner) if servers.len() > 1 && acls == 0 => Some(FactoryAcl { owner, servers }),
+            _ => None,
+        };
+        self.sync_factory_access();
+        self.bootstrap.factory_acl.is_some()
+    }
+
+    /// Gives object instances that appeared since (made by backends) their factory
+    /// Access Control instance.
+    pub(super) fn sync_factory_access(&mut self) {
+        if let Some(f) = &self.bootstrap.factory_acl {
+            f.apply(&mut self.objects);
+        }
+    }
+
     /// Whether the server lacks a right the request needs (then 4.01).
     pub(super) fn access_denied(&self, req: &DmRequest<'_>) -> bool {
         if !enforced(&self.objects) {
@@ -195,6 +285,40 @@ mod tests {
         objects.insert(1, Box::new(srv));
         objects.insert(ACCESS_CONTROL, Box::new(acl));
         objects
+    }
+
+    #[test]
+    fn factory_acl_covers_objects_and_instances_that_appear_later() {
+        let mut o = objects(None);
+        // Start from no Access Control instance at all.
+        let acl = o.get_mut(&ACCESS_CONTROL).unwrap();
+        for i in acl.instances() {
+            acl.delete(i).unwrap();
+        }
+        o.insert(11, Box::new(crate::objects::apn::ApnProfiles::new()));
+        let factory = FactoryAcl {
+            owner: 7,
+            servers: vec![7, 8],
+        };
+        factory.apply(&mut o);
+        assert!(enforced(&o));
+        // Create on the multiple-instance object, for both servers.
+        assert!(allowed(&o, 8, &Path::object(11), CREATE));
+        assert!(allowed(&o, 7, &Path::object(11), CREATE));
+        // An instance made later (by a backend) gets its own on the next pass.
+        o.get_mut(&11).unwrap().create(3).unwrap();
+        assert!(!allowed(&o, 8, &Path::instance(11, 3), WRITE));
+        factory.apply(&mut o);
+        for right in [READ, WRITE, EXECUTE, DELETE] {
+            assert!(allowed(&o, 8, &Path::instance(11, 3), right));
+        }
+        let acl = o.get(&ACCESS_CONTROL).unwrap();
+        let inst = ac::find(acl.as_ref(), 11, 3).unwrap();
+        assert_eq!(owner(acl.as_ref(), inst), Some(7));
+        // Applying again makes nothing twice.
+        let count = acl.instances().len();
+        factory.apply(&mut o);
+        assert_eq!(o.get(&ACCESS_CONTROL).unwrap().instances().len(), count);
     }
 
     #[test]

@@ -2,6 +2,11 @@
 //! bootstrap account, then Bootstrap-Write, -Read, -Discover and -Delete from the
 //! bootstrap server until its Bootstrap-Finish; the server accounts it leaves behind are
 //! checked and registered with.
+//!
+//! With the Bootstrap-Pack (Core TS 1.2 §6.1.7.7, enabled by the daemon's configuration)
+//! the client first asks `GET /bspack?ep=` and receives the whole provisioning as one
+//! SenML pack, applied and checked as a Bootstrap-Finish would be; a bootstrap server
+//! that has no such resource (4.04, 4.05) gets the classic Bootstrap-Request instead.
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -13,6 +18,7 @@ use super::dm::{self, error_code};
 use super::options::{add_string_options, encode_uint, string_options, uint_option};
 use super::registration::Session;
 use super::{Engine, Event};
+use crate::coap::block::{block2, set_block2, BlockOption};
 use crate::coap::{IncomingRequest, RequestId};
 use crate::codec::{self, ContentFormat, Record};
 use crate::config::{parse_server_uri, Scheme};
@@ -36,8 +42,12 @@ pub enum Phase {
     Idle,
     /// A Bootstrap-Request is sent at this instant.
     Due(Instant),
-    /// `POST /bs` awaits its answer.
-    Requesting { id: RequestId, peer: SocketAddr },
+    /// `POST /bs` (or `GET /bspack` when `pack`) awaits its answer.
+    Requesting {
+        id: RequestId,
+        peer: SocketAddr,
+        pack: bool,
+    },
     /// The bootstrap server is provisioning; without Bootstrap-Finish by `deadline` the
     /// bootstrap has failed.
     Provisioning { peer: SocketAddr, deadline: Instant },
@@ -52,6 +62,13 @@ pub struct Bootstrap {
     /// Objects 0, 1 and 2 as they were before the bootstrap server started writing:
     /// put back when the bootstrap fails, so that no partial provisioning stays.
     snapshot: Option<Vec<Record>>,
+    /// Ask for a Bootstrap-Pack before sending a Bootstrap-Request.
+    pub pack: bool,
+    /// The blocks of a Bootstrap-Pack received so far (Block2).
+    pack_body: Vec<u8>,
+    /// The Access Control the factory bootstrap (the configuration) grants, until a
+    /// bootstrap server provisions its own.
+    pub factory_acl: Option<super::access::FactoryAcl>,
 }
 
 impl Default for Bootstrap {
@@ -61,6 +78,9 @@ impl Default for Bootstrap {
             retry_delay: FIRST_RETRY,
             purge_at: None,
             snapshot: None,
+            pack: false,
+            pack_body: Vec::new(),
+            factory_acl: None,
         }
     }
 }
@@ -203,6 +223,12 @@ fn account(objects: &dm::Objects, instance: u16) -> Result<Account, String> {
         (Scheme::Coap, m) => {
             return Err(format!(
                 "/0/{instance}: coap:// needs Security Mode 3 (NoSec), not {m:?}"
+            ))
+        }
+        (Scheme::Coaps, Some(security::MODE_RPK)) => {
+            return Err(format!(
+                "/0/{instance}: Security Mode 1: {}",
+                crate::dtls::raw_public_keys_unavailable()
             ))
         }
         (Scheme::Coaps, m) => {
@@ -431,21 +457,7 @@ impl Engine {
                     self.bootstrap_failed(now);
                     return;
                 };
-                let mut req = Packet::new();
-                req.header.code = MessageClass::Request(RequestType::Post);
-                add_string_options(&mut req, CoapOption::UriPath, ["bs"]);
-                let queries = [
-                    format!("ep={}", self.config.endpoint),
-                    format!("pct={}", self.config.preferred_format.code()),
-                ];
-                add_string_options(
-                    &mut req,
-                    CoapOption::UriQuery,
-                    queries.iter().map(String::as_str),
-                );
-                tracing::info!(server = %a.uri, "Bootstrap-Request");
-                let id = self.coap.send_request(now, peer, req, true);
-                self.bootstrap.phase = Phase::Requesting { id, peer };
+                self.send_bootstrap_request(now, peer, &a.uri, self.bootstrap.pack, None);
                 if self.bootstrap.snapshot.is_none() {
                     self.bootstrap.snapshot = Some(provisioned_records(&self.objects));
                 }
@@ -456,6 +468,120 @@ impl Engine {
             }
             _ => {}
         }
+    }
+
+    /// `POST /bs?ep=&pct=` (Bootstrap-Request) or, with `pack`, `GET /bspack?ep=`
+    /// (Bootstrap-Pack-Request, Transport TS 1.2 §6.1) asking for SenML.
+    /// `block`: the next block of a pack that comes in several (RFC 7959 Block2).
+    fn send_bootstrap_request(
+        &mut self,
+        now: Instant,
+        peer: SocketAddr,
+        uri: &str,
+        pack: bool,
+        block: Option<BlockOption>,
+    ) {
+        let mut req = Packet::new();
+        let mut queries = vec![format!("ep={}", self.config.endpoint)];
+        match block {
+            Some(b) => set_block2(&mut req, b),
+            None => self.bootstrap.pack_body.clear(),
+        }
+        if pack {
+            req.header.code = MessageClass::Request(RequestType::Get);
+            add_string_options(&mut req, CoapOption::UriPath, ["bspack"]);
+            let accept = match self.config.preferred_format {
+                ContentFormat::SenmlJson => ContentFormat::SenmlJson,
+                _ => ContentFormat::SenmlCbor,
+            };
+            req.add_option(CoapOption::Accept, encode_uint(accept.code().into()));
+            if block.is_none() {
+                tracing::info!(server = %uri, "Bootstrap-Pack-Request");
+            }
+        } else {
+            req.header.code = MessageClass::Request(RequestType::Post);
+            add_string_options(&mut req, CoapOption::UriPath, ["bs"]);
+            queries.push(format!("pct={}", self.config.preferred_format.code()));
+            tracing::info!(server = %uri, "Bootstrap-Request");
+        }
+        add_string_options(
+            &mut req,
+            CoapOption::UriQuery,
+            queries.iter().map(String::as_str),
+        );
+        let id = self.coap.send_request(now, peer, req, true);
+        self.bootstrap.phase = Phase::Requesting { id, peer, pack };
+    }
+
+    /// Applies a Bootstrap-Pack: its records are written as Bootstrap-Writes would, then
+    /// the accounts are checked as at Bootstrap-Finish. `Err` says why it was refused.
+    fn apply_bootstrap_pack(&mut self, response: &Packet, body: &[u8]) -> Result<(), String> {
+        let format = uint_option(response, CoapOption::ContentFormat)
+            .map_err(|_| "malformed Content-Format".to_string())?
+            .and_then(|c| u16::try_from(c).ok())
+            .and_then(ContentFormat::from_code)
+            .filter(|f| {
+                matches!(
+                    f,
+                    ContentFormat::SenmlCbor | ContentFormat::SenmlJson | ContentFormat::LwM2mCbor
+                )
+            })
+            .ok_or("not SenML CBOR, SenML JSON or LwM2M CBOR")?;
+        let objects = &self.objects;
+        let ty = |p: &Path| resource_type(objects, p);
+        let records = codec::decode(format, &Path::ROOT, body, &ty).map_err(|e| e.to_string())?;
+        if records.is_empty() {
+            return Err("empty pack".into());
+        }
+        tracing::debug!(values = records.len(), "Bootstrap-Pack");
+        write_records(&mut self.objects, records).map_err(|e| e.to_string())?;
+        let (good, bad) = accounts(&self.objects);
+        for why in &bad {
+            tracing::warn!("bootstrap: unusable account: {why}");
+        }
+        if !good.iter().any(|a| !a.bootstrap) {
+            let mut reason = "no usable LwM2M server account".to_string();
+            if !bad.is_empty() {
+                reason.push_str(": ");
+                reason.push_str(&bad.join("; "));
+            }
+            return Err(reason);
+        }
+        Ok(())
+    }
+
+    fn bootstrap_uri(&self) -> String {
+        accounts(&self.objects)
+            .0
+            .into_iter()
+            .find(|a| a.bootstrap)
+            .map(|a| a.uri)
+            .unwrap_or_default()
+    }
+
+    /// Takes one 2.05 of a Bootstrap-Pack-Request: the whole pack once its last block
+    /// is in, `None` while more blocks are to come.
+    fn pack_block(&mut self, response: &Packet) -> Result<Option<Vec<u8>>, String> {
+        let Some(block) = block2(response) else {
+            return Ok(Some(response.payload.clone()));
+        };
+        let block = block.map_err(|e| format!("Block2: {e}"))?;
+        let body = &mut self.bootstrap.pack_body;
+        if block.offset() != body.len() as u64 {
+            return Err(format!(
+                "Block2 {} does not follow the {} bytes received",
+                block.num,
+                body.len()
+            ));
+        }
+        if body.len().saturating_add(response.payload.len()) > self.config.max_upload {
+            return Err(format!("larger than {} bytes", self.config.max_upload));
+        }
+        body.extend_from_slice(&response.payload);
+        if block.more {
+            return Ok(None);
+        }
+        Ok(Some(std::mem::take(body)))
     }
 
     fn bootstrap_failed(&mut self, now: Instant) {
@@ -484,13 +610,77 @@ impl Engine {
         &mut self,
         now: Instant,
         id: RequestId,
-        code: Option<MessageClass>,
+        response: Option<&Packet>,
     ) -> bool {
-        let Phase::Requesting { id: ours, peer } = self.bootstrap.phase else {
+        let Phase::Requesting {
+            id: ours,
+            peer,
+            pack,
+        } = self.bootstrap.phase
+        else {
             return false;
         };
         if ours != id {
             return false;
+        }
+        let code = response.map(|r| r.header.code);
+        if pack {
+            match (code, response) {
+                (Some(MessageClass::Response(ResponseType::Content)), Some(resp)) => {
+                    let body = match self.pack_block(resp) {
+                        Ok(Some(body)) => body,
+                        Ok(None) => {
+                            let next = block2(resp).and_then(Result::ok).and_then(|b| {
+                                BlockOption::new(b.num.checked_add(1)?, false, b.szx).ok()
+                            });
+                            match next {
+                                Some(next) => {
+                                    let uri = self.bootstrap_uri();
+                                    self.send_bootstrap_request(now, peer, &uri, true, Some(next));
+                                }
+                                None => {
+                                    tracing::warn!("Bootstrap-Pack refused: too many blocks");
+                                    self.bootstrap_failed(now);
+                                }
+                            }
+                            return true;
+                        }
+                        Err(why) => {
+                            tracing::warn!("Bootstrap-Pack refused: {why}");
+                            self.bootstrap.pack_body.clear();
+                            self.bootstrap_failed(now);
+                            return true;
+                        }
+                    };
+                    match self.apply_bootstrap_pack(resp, &body) {
+                        Ok(()) => self.finish_bootstrap(now),
+                        Err(why) => {
+                            tracing::warn!("Bootstrap-Pack refused: {why}");
+                            self.bootstrap_failed(now);
+                        }
+                    }
+                }
+                (
+                    Some(MessageClass::Response(
+                        ResponseType::NotFound | ResponseType::MethodNotAllowed,
+                    )),
+                    _,
+                ) => {
+                    // A bootstrap server before LwM2M 1.2: provisioning by requests.
+                    let uri = self.bootstrap_uri();
+                    tracing::info!(
+                        server = %uri,
+                        "the bootstrap server has no Bootstrap-Pack ({}); falling back to the Bootstrap-Request",
+                        code.map_or_else(String::new, |c| c.to_string())
+                    );
+                    self.send_bootstrap_request(now, peer, &uri, false, None);
+                }
+                (other, _) => {
+                    tracing::warn!("Bootstrap-Pack-Request refused ({other:?})");
+                    self.bootstrap_failed(now);
+                }
+            }
+            return true;
         }
         match code {
             Some(MessageClass::Response(ResponseType::Changed)) => {
@@ -743,6 +933,7 @@ impl Engine {
 
     fn finish_bootstrap(&mut self, now: Instant) {
         tracing::info!("bootstrap finished");
+        self.bootstrap.factory_acl = None;
         self.bootstrap.phase = Phase::Idle;
         self.bootstrap.snapshot = None;
         self.bootstrap.retry_delay = FIRST_RETRY;
@@ -803,6 +994,11 @@ impl Engine {
         }
     }
 
+    /// Whether client-initiated bootstraps start with a Bootstrap-Pack-Request.
+    pub fn use_bootstrap_pack(&mut self, pack: bool) {
+        self.bootstrap.pack = pack;
+    }
+
     /// A bootstrap is under way (or scheduled).
     pub fn is_bootstrapping(&self) -> bool {
         self.bootstrap.is_active()
@@ -834,6 +1030,7 @@ impl Engine {
             return Err(e);
         }
         self.bootstrap.snapshot = None;
+        self.bootstrap.factory_acl = None;
         self.reload_accounts(now);
         Ok(())
     }

@@ -40,6 +40,10 @@ fn code(p: &Packet) -> ResponseType {
 /// An engine with only a bootstrap account (factory bootstrap of a `bootstrap = true`
 /// server), or with a bootstrap and a server account.
 fn engine(with_server: Option<Server>) -> Net {
+    engine_asking_packs(with_server, false)
+}
+
+fn engine_asking_packs(with_server: Option<Server>, pack: bool) -> Net {
     let now = Instant::now();
     let mut security = Security::new();
     security.add_bootstrap_account(0, "coap://192.0.2.10", SecurityMode::NoSec);
@@ -74,6 +78,7 @@ fn engine(with_server: Option<Server>) -> Net {
         Box::new(Device::new(clock, false)),
     ];
     let mut engine = Engine::new(config, objects, 11, now);
+    engine.use_bootstrap_pack(pack);
     engine.handle_timeout(now);
     Net {
         engine,
@@ -530,6 +535,11 @@ const DM2: &str = "192.0.2.30:5683";
 
 /// Two servers (SSID 7 and 8), each registered, with the given Access Control object.
 fn two_servers(acl: crate::objects::access_control::AccessControl) -> Net {
+    two_servers_with(acl, false)
+}
+
+/// With `factory`, the configuration's Access Control is granted before registering.
+fn two_servers_with(acl: crate::objects::access_control::AccessControl, factory: bool) -> Net {
     let now = Instant::now();
     let mut security = Security::new();
     security.add_nosec_account(0, "coap://192.0.2.20", 7);
@@ -564,6 +574,9 @@ fn two_servers(acl: crate::objects::access_control::AccessControl) -> Net {
         Box::new(Device::new(clock, false)),
     ];
     let mut engine = Engine::new(config, objects, 5, now);
+    if factory {
+        assert!(engine.grant_factory_access());
+    }
     engine.handle_timeout(now);
     let mut net = Net {
         engine,
@@ -632,6 +645,72 @@ fn without_access_control_instances_every_server_has_access() {
     let mut net = two_servers(crate::objects::access_control::AccessControl::new());
     let r = net.request(DM2, RequestType::Post, "/3/0/4", |_| {});
     assert_eq!(code(&r), ResponseType::Changed);
+}
+
+#[test]
+fn configured_servers_get_the_factory_access_control() {
+    use crate::objects::access_control as ac;
+    let mut net = two_servers_with(ac::AccessControl::new(), true);
+    // /3/0 (Device is a single-instance object: no object-level instance) owned by the
+    // first server, with full rights for both.
+    let saved = net.engine.provisioning();
+    let acl: Vec<&Record> = saved
+        .iter()
+        .filter(|r| r.path.object_id() == Some(2))
+        .collect();
+    let i = acl[0].path.instance_id().unwrap();
+    let expected = [
+        rec(Path::resource(2, i, ac::OBJECT_ID), Value::Integer(3)),
+        rec(Path::resource(2, i, ac::INSTANCE_ID), Value::Integer(0)),
+        rec(
+            Path::resource_instance(2, i, ac::ACL, 7),
+            Value::Integer(15),
+        ),
+        rec(
+            Path::resource_instance(2, i, ac::ACL, 8),
+            Value::Integer(15),
+        ),
+        rec(Path::resource(2, i, ac::OWNER), Value::Integer(7)),
+    ];
+    assert_eq!(acl, expected.iter().collect::<Vec<_>>());
+
+    let exec = |net: &mut Net, from| code(&net.request(from, RequestType::Post, "/3/0/4", |_| {}));
+    let get = |net: &mut Net, from| code(&net.request(from, RequestType::Get, "/3/0/16", |_| {}));
+    assert_eq!(exec(&mut net, DM2), ResponseType::Changed);
+    assert_eq!(get(&mut net, DM2), ResponseType::Content);
+    // Only the owner narrows the other's rights: server 8 keeps Read only.
+    let write_acl = |net: &mut Net, from| {
+        let f = ContentFormat::SenmlCbor;
+        let r = [rec(Path::resource_instance(2, i, 2, 8), Value::Integer(1))];
+        let payload = encode(f, Path::resource(2, i, 2), &r);
+        code(
+            &net.request(from, RequestType::Post, &format!("/2/{i}/2"), |p| {
+                p.add_option(CoapOption::ContentFormat, encode_uint(f.code().into()));
+                p.payload = payload;
+            }),
+        )
+    };
+    assert_eq!(write_acl(&mut net, DM2), ResponseType::Unauthorized);
+    assert_eq!(write_acl(&mut net, DM), ResponseType::Changed);
+    assert_eq!(exec(&mut net, DM2), ResponseType::Unauthorized);
+    assert_eq!(get(&mut net, DM2), ResponseType::Content);
+    assert_eq!(exec(&mut net, DM), ResponseType::Changed);
+}
+
+#[test]
+fn one_server_or_provisioned_acls_get_no_factory_access_control() {
+    let mut net = engine(Some(server_with(&[])));
+    assert!(!net.engine.grant_factory_access());
+    let mut net = two_servers(device_acl());
+    assert!(!net.engine.grant_factory_access());
+    assert_eq!(
+        net.engine
+            .provisioning()
+            .iter()
+            .filter(|r| r.path.object_id() == Some(2) && r.path.resource_id() == Some(0))
+            .count(),
+        1
+    );
 }
 
 #[test]
@@ -705,4 +784,159 @@ fn an_unfinished_bootstrap_leaves_the_accounts_as_they_were() {
     assert_eq!(path_of(&upd), "rd/x");
     assert_eq!(net.engine.provisioning(), before);
     assert!(std::iter::from_fn(|| net.engine.poll_event()).any(|e| e == Event::BootstrapFailed));
+}
+
+/// The Bootstrap-Pack-Request of Transport TS 1.2 §6.1: `GET /bspack?ep=` asking for
+/// SenML CBOR.
+fn bootstrap_pack_request(net: &mut Net) -> Packet {
+    let req = net.sent_to(BS);
+    assert_eq!(req.header.code, MessageClass::Request(RequestType::Get));
+    assert_eq!(path_of(&req), "bspack");
+    assert_eq!(
+        string_options(&req, CoapOption::UriQuery).unwrap(),
+        ["ep=bs-ep"]
+    );
+    assert_eq!(uint_option(&req, CoapOption::Accept).unwrap(), Some(112));
+    req
+}
+
+fn answer_pack(net: &mut Net, req: &Packet, format: ContentFormat, payload: Vec<u8>) {
+    let mut resp = Packet::new();
+    resp.header.code = MessageClass::Response(ResponseType::Content);
+    resp.header.set_type(MessageType::Acknowledgement);
+    resp.header.message_id = req.header.message_id;
+    resp.set_token(req.get_token().to_vec());
+    resp.add_option(CoapOption::ContentFormat, encode_uint(format.code().into()));
+    resp.payload = payload;
+    net.deliver(BS, &resp);
+}
+
+fn pack_engine() -> Net {
+    engine_asking_packs(None, true)
+}
+
+#[test]
+fn a_bootstrap_pack_provisions_the_account_and_the_client_registers() {
+    for format in [ContentFormat::SenmlCbor, ContentFormat::SenmlJson] {
+        let mut net = pack_engine();
+        let req = bootstrap_pack_request(&mut net);
+        let (security, server) = account_records(120);
+        let all: Vec<Record> = security.into_iter().chain(server).collect();
+        answer_pack(&mut net, &req, format, encode(format, Path::ROOT, &all));
+        let events: Vec<Event> = std::iter::from_fn(|| net.engine.poll_event()).collect();
+        assert_eq!(events, [Event::BootstrapStarted, Event::Provisioned]);
+        // No Bootstrap-Finish travels: the pack is the whole exchange.
+        let reg = net.sent_to(DM);
+        assert_eq!(path_of(&reg), "rd");
+        let queries = string_options(&reg, CoapOption::UriQuery).unwrap();
+        assert!(queries.contains(&"lt=120".to_string()), "{queries:?}");
+        net.answer(DM, &reg, ResponseType::Created, &["rd", "p"]);
+        assert_eq!(net.engine.registrations(), [(7, "coap://192.0.2.20", true)]);
+        let saved = net.engine.provisioning();
+        assert!(saved.contains(&rec(Path::resource(0, 0, 1), Value::Boolean(true))));
+        assert!(saved.contains(&rec(Path::resource(0, 1, 10), Value::Integer(7))));
+    }
+}
+
+#[test]
+fn a_bootstrap_server_without_packs_gets_the_bootstrap_request() {
+    for refusal in [ResponseType::NotFound, ResponseType::MethodNotAllowed] {
+        let mut net = pack_engine();
+        let req = bootstrap_pack_request(&mut net);
+        net.answer(BS, &req, refusal, &[]);
+        // At once, the classic sequence: Bootstrap-Request, writes, Bootstrap-Finish.
+        provision(&mut net, ContentFormat::SenmlCbor);
+        assert_eq!(path_of(&net.sent_to(DM)), "rd");
+    }
+}
+
+#[test]
+fn an_inconsistent_bootstrap_pack_leaves_nothing_behind_and_is_retried() {
+    let mut net = pack_engine();
+    let before = net.engine.provisioning();
+    let req = bootstrap_pack_request(&mut net);
+    // A Security instance whose Server instance is missing.
+    let (security, _) = account_records(60);
+    let f = ContentFormat::SenmlCbor;
+    answer_pack(&mut net, &req, f, encode(f, Path::ROOT, &security));
+    let events: Vec<Event> = std::iter::from_fn(|| net.engine.poll_event()).collect();
+    assert_eq!(events, [Event::BootstrapStarted, Event::BootstrapFailed]);
+    assert_eq!(net.engine.provisioning(), before);
+    assert!(net.engine.is_bootstrapping());
+
+    // A pack that does not decode is refused the same way; the next try comes after
+    // the retry delay and asks for a pack again.
+    let (at, req) = {
+        let start = net.now;
+        let req = net.next(bootstrap::MAX_RETRY).expect("a new request").1;
+        (net.now - start, req)
+    };
+    assert!(at >= bootstrap::FIRST_RETRY, "{at:?}");
+    assert_eq!(path_of(&req), "bspack");
+    answer_pack(&mut net, &req, f, vec![0xff, 0x00]);
+    assert_eq!(net.engine.poll_event(), Some(Event::BootstrapFailed));
+    assert_eq!(net.engine.provisioning(), before);
+}
+
+#[test]
+fn a_raw_public_key_account_is_refused_with_the_reason() {
+    let mut net = engine(None);
+    let req = net.bootstrap_request();
+    net.answer(BS, &req, ResponseType::Changed, &[]);
+    let (mut security, server) = account_records(60);
+    security[0] = rec(
+        Path::resource(0, 1, 0),
+        Value::String("coaps://192.0.2.20".into()),
+    );
+    security[2] = rec(Path::resource(0, 1, 2), Value::Integer(1));
+    let f = ContentFormat::SenmlCbor;
+    net.write("/0", f, encode(f, Path::object(0), &security));
+    net.write("/1/0", f, encode(f, Path::instance(1, 0), &server));
+    let fin = net.request(BS, RequestType::Post, "/bs", |_| {});
+    assert_eq!(code(&fin), ResponseType::NotAcceptable);
+    let why = String::from_utf8(fin.payload.clone()).unwrap();
+    assert!(
+        why.contains("/0/1: Security Mode 1: raw public keys"),
+        "{why}"
+    );
+    assert!(why.contains("OpenSSL"), "{why}");
+}
+
+#[test]
+fn a_bootstrap_pack_in_several_blocks_is_assembled() {
+    use crate::coap::block::{block2, set_block2, BlockOption};
+    let mut net = pack_engine();
+    let mut req = bootstrap_pack_request(&mut net);
+    let (security, server) = account_records(45);
+    let all: Vec<Record> = security.into_iter().chain(server).collect();
+    let f = ContentFormat::SenmlJson;
+    let body = encode(f, Path::ROOT, &all);
+    // 64-byte blocks (SZX 2), as a server with a small buffer sends them.
+    let chunks: Vec<&[u8]> = body.chunks(64).collect();
+    assert!(chunks.len() > 2);
+    for (num, chunk) in chunks.iter().enumerate() {
+        if num > 0 {
+            req = net.sent_to(BS);
+            assert_eq!(path_of(&req), "bspack");
+            let asked = block2(&req).unwrap().unwrap();
+            assert_eq!((asked.num, asked.szx), (u32::try_from(num).unwrap(), 2));
+        }
+        let mut resp = Packet::new();
+        resp.header.code = MessageClass::Response(ResponseType::Content);
+        resp.header.set_type(MessageType::Acknowledgement);
+        resp.header.message_id = req.header.message_id;
+        resp.set_token(req.get_token().to_vec());
+        resp.add_option(CoapOption::ContentFormat, encode_uint(f.code().into()));
+        let more = num + 1 < chunks.len();
+        set_block2(
+            &mut resp,
+            BlockOption::new(u32::try_from(num).unwrap(), more, 2).unwrap(),
+        );
+        resp.payload = chunk.to_vec();
+        net.deliver(BS, &resp);
+    }
+    let reg = net.sent_to(DM);
+    assert!(string_options(&reg, CoapOption::UriQuery)
+        .unwrap()
+        .contains(&"lt=45".to_string()));
 }

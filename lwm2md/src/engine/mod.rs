@@ -453,7 +453,7 @@ impl Engine {
         if self.send_answered(id, response.as_ref().map(|r| r.header.code)) {
             return;
         }
-        if self.bootstrap_answered(now, id, response.as_ref().map(|r| r.header.code)) {
+        if self.bootstrap_answered(now, id, response.as_ref()) {
             return;
         }
         let max_wait = self.config.coap.max_transmit_wait();
@@ -970,6 +970,7 @@ impl Engine {
             }
             self.observer_generation += 1;
         }
+        self.sync_factory_access();
         if self.access_denied(&req) {
             response.header.code = MessageClass::Response(ResponseType::Unauthorized);
             return response;

@@ -17,6 +17,7 @@ pub const BOOTSTRAP_ACCOUNT_TIMEOUT: u16 = 12;
 
 /// Security Mode codes (/0/x/2).
 pub const MODE_PSK: i64 = 0;
+pub const MODE_RPK: i64 = 1;
 pub const MODE_CERTIFICATE: i64 = 2;
 pub const MODE_NOSEC: i64 = 3;
 
