@@ -5,7 +5,7 @@ receives; a bootstrap server without packs (4.04) gets the Bootstrap-Request ins
 import signal
 
 from bench.bootstrap_server import BootstrapServer, SENML_CBOR, SENML_JSON, account_pack
-from bench.daemon import expect_event
+from bench.daemon import expect_event, expect_registration
 from test_e2e_bootstrap import bootstrap_config, provision_script, wait_for
 
 
@@ -36,7 +36,7 @@ async def test_a_bootstrap_pack_provisions_the_account(server, start_daemon, tmp
         await daemon.wait()
         mark = server.mark()
         again = start_daemon(config=config, name="restarted")
-        reg2 = await expect_event(server, again, "register", after=mark, timeout=30)
+        reg2 = await expect_registration(server, again, after=mark, timeout=30)
         assert reg2.query["lt"] == "150"
         assert len(bs.pack_requests) == 1
 

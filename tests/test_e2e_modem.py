@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from bench import senml
-from bench.daemon import expect_event
+from bench.daemon import expect_event, expect_registration
 from bench.server import SENML_JSON, TEXT
 
 TEMPLATE = Path(__file__).parent / "bench" / "mm_template.py"
@@ -308,7 +308,7 @@ async def test_apn_profiles_survive_a_killed_daemon(server, start_daemon, modem_
         {"connectivity": {"backend": "modemmanager", "interval": 1}},
         env={"DBUS_SYSTEM_BUS_ADDRESS": modem_bus.address},
     )
-    await expect_event(server, d, "register", after=mark, timeout=30)
+    await expect_registration(server, d, after=mark, timeout=30)
     values = await wait_for(server, "/11/1", lambda v: "/11/1/14" in v)
     assert values["/11/1/0"] == "iot"
     assert values["/11/1/1"] == "iot.example"
