@@ -3,6 +3,7 @@ server's aiocoap client, installed by the script backend, committed after the
 simulated reboot once the daemon has registered again, or rolled back."""
 
 import asyncio
+import contextlib
 import hashlib
 import json
 import os
@@ -401,15 +402,33 @@ async def test_firmware_kill_9_at_random_points_resumes_or_fails_cleanly(tmp_pat
     assert commits >= 1
 
 
-async def test_firmware_disk_full_gives_result_2(tmp_path, server, start_daemon):
-    """The staging directory on a 1 MiB tmpfs: a 2 MiB push runs out of space."""
+@contextlib.contextmanager
+def small_fs(tmp_path, kind: str, size_kib: int):
+    """A small filesystem mounted for the staging directory: a tmpfs (RAM) or a
+    loop-mounted ext4 image (a disk); skips the test where mounting is not allowed."""
     import subprocess
 
-    staging = tmp_path / "small"
-    staging.mkdir()
-    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(staging)]).returncode != 0:
-        pytest.skip("cannot mount a tmpfs here")
+    where = tmp_path / f"small-{kind}"
+    where.mkdir()
+    if kind == "tmpfs":
+        cmd = ["mount", "-t", "tmpfs", "-o", f"size={size_kib}k", "tmpfs", str(where)]
+    else:
+        image = tmp_path / f"small-{kind}.img"
+        with open(image, "wb") as f:
+            f.truncate(size_kib * 1024)
+        subprocess.run(["mkfs.ext4", "-q", "-F", str(image)], check=True)
+        cmd = ["mount", "-o", "loop", str(image), str(where)]
+    if subprocess.run(cmd).returncode != 0:
+        pytest.skip(f"cannot mount a {kind} here")
     try:
+        yield where
+    finally:
+        subprocess.run(["umount", str(where)])
+
+
+async def test_firmware_disk_full_gives_result_2(tmp_path, server, start_daemon):
+    """The staging directory on a 1 MiB ext4 disk: a 2 MiB push runs out of flash."""
+    with small_fs(tmp_path, "ext4", 1024) as staging:
         d = start_daemon({"firmware": script_firmware(tmp_path, staging_dir=str(staging))})
         await expect_event(server, d, "register", timeout=15)
         r = await push(server, package(2 * 1024 * 1024))
@@ -420,8 +439,28 @@ async def test_firmware_disk_full_gives_result_2(tmp_path, server, start_daemon)
         assert (await push(server, package(200_000))).code == "2.04"
         await wait_value(server, "/5/0/3", "2")
         await d.stop()
-    finally:
-        subprocess.run(["umount", str(staging)])
+
+
+async def test_firmware_staging_in_full_ram_gives_result_3(tmp_path, server, start_daemon):
+    """The staging directory on a 1 MiB tmpfs: a package that does not fit is out of RAM
+    while downloading, pushed or pulled."""
+    from test_e2e_firmware_pull import ImageServer, write_uri
+
+    with small_fs(tmp_path, "tmpfs", 1024) as staging:
+        d = start_daemon({"firmware": script_firmware(tmp_path, staging_dir=str(staging))})
+        await expect_event(server, d, "register", timeout=15)
+        r = await push(server, package(2 * 1024 * 1024))
+        assert r.code == "5.00", r
+        assert await state(server) == ("0", "3")
+        assert not (staging / "package").exists()
+        async with ImageServer(package(1536 * 1024)) as src:
+            await write_uri(server, src.uri)
+            await wait_value(server, "/5/0/5", "3")
+            assert await value(server, "/5/0/3") == "0"
+        assert not (staging / "package").exists()
+        assert (await push(server, package(200_000))).code == "2.04"
+        await wait_value(server, "/5/0/3", "2")
+        await d.stop()
 
 
 def signed(tmp_path, image: bytes) -> bytes:

@@ -44,24 +44,68 @@ impl StagingSink {
     }
 }
 
+impl StagingSink {
+    fn staging_error(&self, e: io::Error) -> io::Error {
+        match self.path.parent() {
+            Some(dir) => staging_error(dir, e),
+            None => e,
+        }
+    }
+}
+
+/// A full staging area on a RAM-backed filesystem (tmpfs, ramfs) is the device running
+/// out of memory (Update Result 3), where a full disk is out of flash (2): `e` says so
+/// by its kind.
+pub fn staging_error(dir: &FsPath, e: io::Error) -> io::Error {
+    if e.kind() == io::ErrorKind::StorageFull && ram_backed(dir) {
+        io::Error::new(
+            io::ErrorKind::OutOfMemory,
+            format!("{e} (the staging area {} is in RAM)", dir.display()),
+        )
+    } else {
+        e
+    }
+}
+
+/// Whether the filesystem holding `dir` lives in RAM.
+fn ram_backed(dir: &FsPath) -> bool {
+    use std::os::unix::ffi::OsStrExt;
+    let Ok(path) = std::ffi::CString::new(dir.as_os_str().as_bytes()) else {
+        return false;
+    };
+    let mut fs = std::mem::MaybeUninit::<libc::statfs>::zeroed();
+    // SAFETY: `path` is NUL-terminated and `fs` is a statfs buffer the call fills.
+    if unsafe { libc::statfs(path.as_ptr(), fs.as_mut_ptr()) } != 0 {
+        return false;
+    }
+    // SAFETY: statfs succeeded, so the buffer is initialised (it was zeroed anyway).
+    let fs = unsafe { fs.assume_init() };
+    fs.f_type == libc::TMPFS_MAGIC || fs.f_type == RAMFS_MAGIC
+}
+
+/// linux/magic.h; the libc crate lacks it.
+const RAMFS_MAGIC: libc::__fsword_t = 0x8584_58f6;
+
 impl PackageSink for StagingSink {
     fn begin(&mut self) -> io::Result<()> {
         if let Some(dir) = self.path.parent() {
             fs::create_dir_all(dir)?;
         }
-        self.file = Some(
-            OpenOptions::new()
-                .create(true)
-                .truncate(true)
-                .write(true)
-                .open(&self.path)?,
-        );
+        let file = OpenOptions::new()
+            .create(true)
+            .truncate(true)
+            .write(true)
+            .open(&self.path)
+            .map_err(|e| self.staging_error(e))?;
+        self.file = Some(file);
         Ok(())
     }
 
     fn write_at(&mut self, offset: u64, data: &[u8]) -> io::Result<()> {
         match &self.file {
-            Some(f) => f.write_all_at(data, offset),
+            Some(f) => f
+                .write_all_at(data, offset)
+                .map_err(|e| self.staging_error(e)),
             None => Err(io::Error::other("no package being staged")),
         }
     }
@@ -71,8 +115,9 @@ impl PackageSink for StagingSink {
             .file
             .take()
             .ok_or_else(|| io::Error::other("no package being staged"))?;
-        f.set_len(len)?;
-        f.sync_all()
+        f.set_len(len)
+            .and_then(|()| f.sync_all())
+            .map_err(|e| self.staging_error(e))
     }
 
     fn discard(&mut self) {
