@@ -230,6 +230,32 @@ async def test_firmware_downloaded_package_survives_kill(tmp_path, server, start
     assert os.path.exists(tmp_path / "state" / "firmware.json")
 
 
+async def test_firmware_severity_and_defer_period_survive_kill(tmp_path, server, start_daemon):
+    fw = script_firmware(tmp_path)
+    d = start_daemon({"firmware": fw})
+    await expect_event(server, d, "register", timeout=15)
+    assert await value(server, "/5/0/11") == "1"  # the default: mandatory
+    assert await value(server, "/5/0/13") == "0"
+    assert (await server.write("/5/0/11", b"0", TEXT)).code == "2.04"
+    assert (await server.write("/5/0/13", b"86400", TEXT)).code == "2.04"
+    policy = tmp_path / "state" / "firmware-policy.json"
+    await wait_for(lambda: policy.exists() and json.loads(policy.read_text())["max_defer"] == 86400, "the policy")
+    # Kept with a package staged, across a hard stop, and after the update is done.
+    assert (await push(server, package(30_000))).code == "2.04"
+    await wait_value(server, "/5/0/3", "2")
+    d = await restart(server, start_daemon, d, config_changes={"firmware": fw})
+    await wait_value(server, "/5/0/11", "0")
+    assert await value(server, "/5/0/13") == "86400"
+    assert await value(server, "/5/0/3") == "2"
+    assert (await server.execute("/5/0/10")).code == "2.04"
+    assert (await server.write("/5/0/11", b"2", TEXT)).code == "2.04"
+    await wait_for(lambda: json.loads(policy.read_text())["severity"] == 2, "the new severity")
+    d = await restart(server, start_daemon, d, config_changes={"firmware": fw})
+    await wait_value(server, "/5/0/11", "2")
+    assert await value(server, "/5/0/13") == "86400"
+    assert await value(server, "/5/0/3") == "0"
+
+
 def uboot_rig(tmp_path, slot_size=8 * 1024 * 1024):
     """File-backed slots A and B, a U-Boot environment made by mkenvimage, a kernel
     command line saying slot A runs; returns the [firmware] table."""

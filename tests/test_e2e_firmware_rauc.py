@@ -3,6 +3,7 @@ file-backed ext4 slots, a custom bootloader handler, plain bundles signed by a C
 for the test (backends/tests/rauc-rig.sh). A reboot is a restart of the service with the
 other --override-boot-slot and a restart of the daemon."""
 
+import asyncio
 import json
 import signal
 import subprocess
@@ -11,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from bench.daemon import expect_event
+from bench.daemon import NotifySocket, expect_event
 from test_e2e_firmware import push, value, wait_for, wait_value
 from test_e2e_system import PrivateBus
 
@@ -28,7 +29,7 @@ class RaucRig:
 
     def boot(self, slot):
         self.stop()
-        log = open(self.dir / f"rauc-{slot}.log", "w")
+        log = open(self.dir / "rauc.log", "a")
         self.service = subprocess.Popen(
             ["rauc", "service", f"--conf={self.dir / 'system.conf'}", f"--override-boot-slot={slot}"],
             env={"DBUS_SYSTEM_BUS_ADDRESS": self.bus.address, "PATH": "/usr/sbin:/usr/bin:/sbin:/bin"},
@@ -73,9 +74,15 @@ def phase(tmp_path):
         return None
 
 
-async def start(server, start_daemon, rauc, mark=None, **fw):
+async def keep_draining(notify):
+    while True:
+        notify._drain()
+        await asyncio.sleep(0.01)
+
+
+async def start(server, start_daemon, rauc, mark=None, env=None, **fw):
     changes = {"firmware": {"backend": "rauc", "commit_window": 60, **fw}}
-    d = start_daemon(changes, env={"DBUS_SYSTEM_BUS_ADDRESS": rauc.bus.address})
+    d = start_daemon(changes, env={"DBUS_SYSTEM_BUS_ADDRESS": rauc.bus.address, **(env or {})})
     await expect_event(server, d, "register", after=mark or 0, timeout=30)
     return d
 
@@ -91,12 +98,22 @@ async def install_bundle(tmp_path, server, rauc):
 
 
 async def test_rauc_full_cycle_commit_after_registration(tmp_path, server, start_daemon, rauc):
-    d = await start(server, start_daemon, rauc)
+    notify = NotifySocket(tmp_path / "notify.sock")
+    # Read as they come, as systemd does: a full socket queue would hold the daemon up.
+    drain = asyncio.create_task(keep_draining(notify))
+    d = await start(server, start_daemon, rauc, env={"NOTIFY_SOCKET": str(notify.path)})
     # A bundle for another device is refused before anything is installed.
     assert (await push(server, (rauc.dir / "wrong-compatible.raucb").read_bytes())).code == "2.04"
     await wait_value(server, "/5/0/5", "6")
     assert await value(server, "/5/0/3") == "0"
     await install_bundle(tmp_path, server, rauc)
+    # RAUC's Progress was followed while it installed: in the status and the log.
+    await notify.wait_for(lambda line: line.startswith("STATUS=installing firmware: 100%"), d)
+    steps = {line for line in notify.messages if line.startswith("STATUS=installing firmware:")}
+    assert len(steps) >= 3, steps
+    drain.cancel()
+    notify.close()
+    assert "firmware installation: 100%" in (tmp_path / "lwm2md.log").read_text()
     d.signal(signal.SIGKILL)
     await d.wait()
     rauc.boot("B")
@@ -129,3 +146,26 @@ async def test_rauc_rollback_when_the_new_system_cannot_register(tmp_path, serve
     await start(server, start_daemon, rauc, mark=server.mark())
     await wait_value(server, "/5/0/5", "8")
     assert await value(server, "/5/0/3") == "2"
+
+
+async def test_rauc_failed_installation_reports_last_error_as_result_8(tmp_path, server, start_daemon, rauc):
+    """RAUC's installation fails (its bootloader handler refuses the new boot order):
+    its LastError is logged, the result is 8, the package stays for another try."""
+    d = await start(server, start_daemon, rauc)
+    (rauc.dir / "boot").mkdir(exist_ok=True)
+    (rauc.dir / "boot" / "refuse").touch()
+    assert (await push(server, (rauc.dir / "good.raucb").read_bytes())).code == "2.04"
+    await wait_value(server, "/5/0/3", "2")
+    assert (await server.execute("/5/0/2")).code == "2.04"
+    await wait_value(server, "/5/0/5", "8")
+    assert await value(server, "/5/0/3") == "2"
+    assert phase(tmp_path) == "downloaded"
+    log = (tmp_path / "lwm2md.log").read_text()
+    assert "RAUC installation failed (1): Installation error: Failed marking slot rootfs.1 bootable" in log, log[-2000:]
+    assert rauc.boot_file("primary") in ("", "A")
+    assert rauc.boot_file("state-A") in ("", "good")
+    # The handler takes it now: Update again goes through.
+    (rauc.dir / "boot" / "refuse").unlink()
+    assert (await server.execute("/5/0/2")).code == "2.04"
+    await wait_for(lambda: phase(tmp_path) == "installed", "RAUC's installation")
+    assert rauc.boot_file("primary") == "B"

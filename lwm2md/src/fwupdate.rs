@@ -12,7 +12,7 @@ use std::os::unix::fs::FileExt;
 use std::path::{Path as FsPath, PathBuf};
 use std::time::{Duration, Instant};
 
-use backends::firmware::{Backend, FirmwareError};
+use backends::firmware::{Backend, FirmwareError, Interrupted};
 use serde::{Deserialize, Serialize};
 use tokio::sync::mpsc;
 
@@ -26,6 +26,8 @@ use crate::value::{ResourceValue, Value};
 
 /// The state file holding the update's progress.
 const PROGRESS: &str = "firmware.json";
+/// The state file holding the server's Severity and Maximum Defer Period.
+const POLICY: &str = "firmware-policy.json";
 /// The staged package's file name in the staging directory.
 const PACKAGE: &str = "package";
 
@@ -153,6 +155,13 @@ pub enum Progress {
     RolledBack { len: u64 },
 }
 
+/// Severity (/5/0/11) and Maximum Defer Period (/5/0/13) as the server last set them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+struct Policy {
+    severity: i64,
+    max_defer: u64,
+}
+
 /// What the daemon tells the runner.
 #[derive(Debug)]
 pub enum Command {
@@ -182,6 +191,12 @@ pub struct Options {
     pub pull: PullConfig,
     /// Packages must carry a signature made for this key.
     pub signature_key: Option<openssl::pkey::PKey<openssl::pkey::Public>>,
+}
+
+/// Work a restart found half done.
+enum Resume {
+    Fetch { uri: String },
+    Install { len: u64 },
 }
 
 /// A download task's outcome.
@@ -256,12 +271,17 @@ impl Runner {
         self,
         mut rx: mpsc::Receiver<Command>,
         mut commit_by: Option<Instant>,
-        resume: Option<String>,
+        resume: Option<Resume>,
     ) {
         if let Some(v) = self.backend.version().await {
             self.report(Path::resource(3, 0, 3), Value::String(v)).await;
         }
-        let mut fetch: Option<Fetch> = resume.map(|uri| self.start_fetch(uri));
+        let mut fetch: Option<Fetch> = None;
+        match resume {
+            Some(Resume::Fetch { uri }) => fetch = Some(self.start_fetch(uri)),
+            Some(Resume::Install { len }) => self.interrupted_install(len).await,
+            None => {}
+        }
         loop {
             tokio::select! {
                 cmd = rx.recv() => match cmd {
@@ -332,6 +352,47 @@ impl Runner {
         }
     }
 
+    fn save_policy(&self, policy: Policy) {
+        let result = serde_json::to_vec(&policy)
+            .map_err(io::Error::other)
+            .and_then(|bytes| self.state.write(POLICY, &bytes));
+        if let Err(e) = result {
+            tracing::error!("saving the firmware update policy: {e}");
+        }
+    }
+
+    /// Puts back the Severity and Maximum Defer Period the server set before a restart.
+    async fn restore_policy(&self) {
+        let policy = match self.state.read(POLICY) {
+            Ok(Some(bytes)) => match serde_json::from_slice::<Policy>(&bytes) {
+                Ok(p) if (0..=2).contains(&p.severity) => p,
+                Ok(p) => {
+                    tracing::error!("{POLICY}: severity {} is not 0, 1 or 2", p.severity);
+                    return;
+                }
+                Err(e) => {
+                    tracing::error!("{POLICY}: {e}; defaults kept");
+                    return;
+                }
+            },
+            Ok(None) => return,
+            Err(e) => {
+                tracing::error!("reading {POLICY}: {e}");
+                return;
+            }
+        };
+        self.report(
+            Path::resource(5, 0, fw::SEVERITY),
+            Value::Integer(policy.severity),
+        )
+        .await;
+        self.report(
+            Path::resource(5, 0, fw::MAXIMUM_DEFER_PERIOD),
+            Value::Unsigned(policy.max_defer),
+        )
+        .await;
+    }
+
     fn forget(&self) {
         if let Err(e) = self.state.remove(PROGRESS) {
             tracing::error!("removing {PROGRESS}: {e}");
@@ -391,7 +452,8 @@ impl Runner {
 
     /// Picks up where the last run stopped. Returns the commit deadline when the new
     /// system waits for registration.
-    async fn recover(&self) -> (Option<Instant>, Option<String>) {
+    async fn recover(&self) -> (Option<Instant>, Option<Resume>) {
+        self.restore_policy().await;
         if let Some(Progress::Downloading { uri }) = self.load() {
             tracing::info!(%uri, "resuming the package download");
             self.report(
@@ -400,7 +462,7 @@ impl Runner {
             )
             .await;
             self.set(State::Downloading, None).await;
-            return (None, Some(uri));
+            return (None, Some(Resume::Fetch { uri }));
         }
         let commit_by = match self.load() {
             Some(Progress::Downloading { .. }) => None,
@@ -421,15 +483,9 @@ impl Runner {
                 None
             }
             Some(Progress::Installing { len, .. }) => {
-                tracing::warn!("an installation was interrupted");
-                // The boot variables may already point at the half-written slot: the
-                // running system is the good one, and stays first.
-                if let Err(e) = self.backend.commit().await {
-                    tracing::error!("marking the running system good: {e}");
-                }
-                self.installation_failed(len, UpdateResult::UpdateFailed)
-                    .await;
-                None
+                // Its outcome is found by the run task: the installer may still be at it.
+                self.set(State::Updating, None).await;
+                return (None, Some(Resume::Install { len }));
             }
             Some(Progress::Installed { len, target }) => {
                 match self.backend.booted_new(target.as_deref()).await {
@@ -521,6 +577,13 @@ impl Runner {
             FirmwareAction::Discard => self.forget(),
             // Started by the run loop, which owns the download task.
             FirmwareAction::Fetch { .. } => {}
+            FirmwareAction::Policy {
+                severity,
+                max_defer,
+            } => self.save_policy(Policy {
+                severity,
+                max_defer,
+            }),
         }
     }
 
@@ -588,7 +651,13 @@ impl Runner {
             }
         };
         self.save(&Progress::Installing { len, target: None });
-        match self.backend.install(&self.package).await {
+        let result = self.backend.install(&self.package, &installing).await;
+        self.installed(len, result).await;
+    }
+
+    /// The end of an installation, in this run or found after a restart.
+    async fn installed(&self, len: u64, result: Result<Option<String>, FirmwareError>) {
+        match result {
             Ok(target) => {
                 self.save(&Progress::Installed { len, target });
                 tracing::info!("firmware installed; rebooting into the new system");
@@ -603,9 +672,42 @@ impl Runner {
                         self.remove_package();
                         self.set(State::Idle, Some(result_of(&e))).await;
                     }
-                    _ => self.installation_failed(len, result_of(&e)).await,
+                    FirmwareError::Deferred => self.installation_failed(len, result_of(&e)).await,
+                    _ => {
+                        self.keep_booted().await;
+                        self.installation_failed(len, result_of(&e)).await
+                    }
                 }
             }
+        }
+    }
+
+    /// An installation the daemon was stopped in: followed to its end if the installer
+    /// still runs or finished it, else failed; never started a second time.
+    async fn interrupted_install(&self, len: u64) {
+        match self.backend.interrupted(&installing).await {
+            Ok(Interrupted::Completed(target)) => {
+                tracing::info!("the interrupted installation ran to its end");
+                self.installed(len, Ok(target)).await;
+            }
+            Ok(Interrupted::Cut) => {
+                tracing::warn!("an installation was interrupted");
+                // The boot variables may already point at the half-written slot: the
+                // running system is the good one, and stays first.
+                self.keep_booted().await;
+                self.installation_failed(len, UpdateResult::UpdateFailed)
+                    .await;
+            }
+            Err(e) => {
+                tracing::warn!("the interrupted installation: {e}");
+                self.installed(len, Err(e)).await;
+            }
+        }
+    }
+
+    async fn keep_booted(&self) {
+        if let Err(e) = self.backend.keep_booted().await {
+            tracing::error!("keeping the running system first: {e}");
         }
     }
 
@@ -653,6 +755,16 @@ impl Runner {
         if let Err(e) = backends::system::SystemBus::from_env().reboot(method).await {
             tracing::error!("reboot: {e}");
         }
+    }
+}
+
+/// An installation's progress, as the backend reports it: in the log, and in the status
+/// the service manager shows.
+fn installing(percent: i32, message: &str) {
+    tracing::info!("firmware installation: {percent}% {message}");
+    let status = format!("installing firmware: {percent}% {message}");
+    if let Err(e) = sd_notify::notify(&[sd_notify::NotifyState::Status(&status)]) {
+        tracing::debug!("sd_notify: {e}");
     }
 }
 
