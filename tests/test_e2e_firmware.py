@@ -238,7 +238,7 @@ async def test_firmware_severity_and_defer_period_survive_kill(tmp_path, server,
     assert await value(server, "/5/0/13") == "0"
     assert (await server.write("/5/0/11", b"0", TEXT)).code == "2.04"
     assert (await server.write("/5/0/13", b"86400", TEXT)).code == "2.04"
-    policy = tmp_path / "state" / "firmware-policy.json"
+    policy = tmp_path / "state" / "firmware-resources.json"
     await wait_for(lambda: policy.exists() and json.loads(policy.read_text())["max_defer"] == 86400, "the policy")
     # Kept with a package staged, across a hard stop, and after the update is done.
     assert (await push(server, package(30_000))).code == "2.04"

@@ -26,8 +26,9 @@ use crate::value::{ResourceValue, Value};
 
 /// The state file holding the update's progress.
 const PROGRESS: &str = "firmware.json";
-/// The state file holding the server's Severity and Maximum Defer Period.
-const POLICY: &str = "firmware-policy.json";
+/// The state file holding the resources of object 5 that outlive an update: Severity,
+/// Maximum Defer Period, and the last update's result.
+const KEPT: &str = "firmware-resources.json";
 /// The staged package's file name in the staging directory.
 const PACKAGE: &str = "package";
 
@@ -155,11 +156,26 @@ pub enum Progress {
     RolledBack { len: u64 },
 }
 
-/// Severity (/5/0/11) and Maximum Defer Period (/5/0/13) as the server last set them.
+/// Severity (/5/0/11) and Maximum Defer Period (/5/0/13) as the server last set them,
+/// and the Update Result (/5/0/5) of the last update until a new package comes: a
+/// restart right after a commit still tells the server it succeeded.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-struct Policy {
+struct Kept {
     severity: i64,
     max_defer: u64,
+    #[serde(default)]
+    result: Option<i64>,
+}
+
+impl Default for Kept {
+    fn default() -> Kept {
+        // The registry's defaults: Mandatory, no deferring.
+        Kept {
+            severity: 1,
+            max_defer: 0,
+            result: None,
+        }
+    }
 }
 
 /// What the daemon tells the runner.
@@ -287,6 +303,7 @@ impl Runner {
                 cmd = rx.recv() => match cmd {
                     None => return,
                     Some(Command::Action(FirmwareAction::Fetch { uri })) => {
+                        self.keep(|k| k.result = None);
                         if let Some(old) = fetch.take() {
                             old.abort();
                         }
@@ -352,45 +369,70 @@ impl Runner {
         }
     }
 
-    fn save_policy(&self, policy: Policy) {
-        let result = serde_json::to_vec(&policy)
-            .map_err(io::Error::other)
-            .and_then(|bytes| self.state.write(POLICY, &bytes));
-        if let Err(e) = result {
-            tracing::error!("saving the firmware update policy: {e}");
+    fn load_kept(&self) -> Option<Kept> {
+        match self.state.read(KEPT) {
+            Ok(Some(bytes)) => match serde_json::from_slice::<Kept>(&bytes) {
+                Ok(k) if (0..=2).contains(&k.severity) => Some(k),
+                Ok(k) => {
+                    tracing::error!("{KEPT}: severity {} is not 0, 1 or 2", k.severity);
+                    None
+                }
+                Err(e) => {
+                    tracing::error!("{KEPT}: {e}; defaults kept");
+                    None
+                }
+            },
+            Ok(None) => None,
+            Err(e) => {
+                tracing::error!("reading {KEPT}: {e}");
+                None
+            }
         }
     }
 
-    /// Puts back the Severity and Maximum Defer Period the server set before a restart.
-    async fn restore_policy(&self) {
-        let policy = match self.state.read(POLICY) {
-            Ok(Some(bytes)) => match serde_json::from_slice::<Policy>(&bytes) {
-                Ok(p) if (0..=2).contains(&p.severity) => p,
-                Ok(p) => {
-                    tracing::error!("{POLICY}: severity {} is not 0, 1 or 2", p.severity);
-                    return;
-                }
-                Err(e) => {
-                    tracing::error!("{POLICY}: {e}; defaults kept");
-                    return;
-                }
-            },
-            Ok(None) => return,
-            Err(e) => {
-                tracing::error!("reading {POLICY}: {e}");
-                return;
-            }
+    /// Changes the kept resources; written (atomically) only when they change.
+    fn keep(&self, change: impl FnOnce(&mut Kept)) {
+        let old = self.load_kept();
+        let mut kept = old.unwrap_or_default();
+        change(&mut kept);
+        if old == Some(kept) || (old.is_none() && kept == Kept::default()) {
+            return;
+        }
+        let result = serde_json::to_vec(&kept)
+            .map_err(io::Error::other)
+            .and_then(|bytes| self.state.write(KEPT, &bytes));
+        if let Err(e) = result {
+            tracing::error!("saving {KEPT}: {e}");
+        }
+    }
+
+    fn keep_result(&self, result: UpdateResult) {
+        self.keep(|k| k.result = Some(result as i64));
+    }
+
+    /// Puts back what the server set, and the last result when no update is under way.
+    async fn restore_kept(&self) {
+        let Some(kept) = self.load_kept() else {
+            return;
         };
         self.report(
             Path::resource(5, 0, fw::SEVERITY),
-            Value::Integer(policy.severity),
+            Value::Integer(kept.severity),
         )
         .await;
         self.report(
             Path::resource(5, 0, fw::MAXIMUM_DEFER_PERIOD),
-            Value::Unsigned(policy.max_defer),
+            Value::Unsigned(kept.max_defer),
         )
         .await;
+        let idle = matches!(self.load(), None | Some(Progress::Downloaded { .. }));
+        if let (true, Some(r)) = (idle, kept.result.and_then(UpdateResult::from_code)) {
+            self.report(
+                Path::resource(5, 0, fw::UPDATE_RESULT),
+                Value::Integer(r as i64),
+            )
+            .await;
+        }
     }
 
     fn forget(&self) {
@@ -424,6 +466,7 @@ impl Runner {
 
     async fn set(&self, state: State, result: Option<UpdateResult>) {
         if let Some(r) = result {
+            self.keep_result(r);
             self.report(
                 Path::resource(5, 0, fw::UPDATE_RESULT),
                 Value::Integer(r as i64),
@@ -453,7 +496,7 @@ impl Runner {
     /// Picks up where the last run stopped. Returns the commit deadline when the new
     /// system waits for registration.
     async fn recover(&self) -> (Option<Instant>, Option<Resume>) {
-        self.restore_policy().await;
+        self.restore_kept().await;
         if let Some(Progress::Downloading { uri }) = self.load() {
             tracing::info!(%uri, "resuming the package download");
             self.report(
@@ -498,12 +541,11 @@ impl Runner {
                         Some(Instant::now() + self.commit_window)
                     }
                     Ok(false) => {
-                        // The new slot is out of attempts already; the old one runs and
-                        // is the good one: it is marked so, never marked bad.
-                        tracing::warn!("the bootloader fell back to the old system");
-                        if let Err(e) = self.backend.commit().await {
-                            tracing::error!("marking the running system good: {e}");
-                        }
+                        // The new slot is out of attempts already, or the reboot into
+                        // it never came: the old one runs and is the good one; it is
+                        // marked so and made first again, never marked bad.
+                        tracing::warn!("the old system runs, not the installed one");
+                        self.keep_booted().await;
                         self.installation_failed(len, UpdateResult::UpdateFailed)
                             .await;
                         None
@@ -543,6 +585,7 @@ impl Runner {
             }
             Ok(Err(e)) => {
                 tracing::warn!("package download failed: {e}");
+                self.keep_result(e.result());
                 self.forget();
                 self.remove_package();
                 self.set(State::Idle, Some(e.result())).await;
@@ -555,6 +598,7 @@ impl Runner {
     /// A failed update: back to Downloaded with `result` while the package is still
     /// staged, else Idle.
     async fn installation_failed(&self, len: u64, result: UpdateResult) {
+        self.keep_result(result);
         if self.staged(len) {
             self.save(&Progress::Downloaded {
                 len,
@@ -569,6 +613,10 @@ impl Runner {
     }
 
     async fn act(&self, action: FirmwareAction) {
+        if !matches!(action, FirmwareAction::Policy { .. }) {
+            // A new package, an Update or a reset: the object's result moved on.
+            self.keep(|k| k.result = None);
+        }
         match action {
             FirmwareAction::Check { len } => self.check(len).await,
             FirmwareAction::Install => self.install().await,
@@ -580,9 +628,9 @@ impl Runner {
             FirmwareAction::Policy {
                 severity,
                 max_defer,
-            } => self.save_policy(Policy {
-                severity,
-                max_defer,
+            } => self.keep(|k| {
+                k.severity = severity;
+                k.max_defer = max_defer;
             }),
         }
     }
@@ -668,6 +716,7 @@ impl Runner {
                 match e {
                     // A package found bad while installing is dropped (Core TS: Idle).
                     FirmwareError::Integrity(_) | FirmwareError::Unsupported(_) => {
+                        self.keep_result(result_of(&e));
                         self.forget();
                         self.remove_package();
                         self.set(State::Idle, Some(result_of(&e))).await;
@@ -715,6 +764,8 @@ impl Runner {
         match self.backend.commit().await {
             Ok(()) => {
                 tracing::info!("the new system registered: committed");
+                // Kept before the progress goes: a kill in between still reports it.
+                self.keep_result(UpdateResult::Success);
                 self.forget();
                 self.remove_package();
                 if let Some(v) = self.backend.version().await {

@@ -269,6 +269,7 @@ impl Watch {
         progress: &super::ProgressFn<'_>,
     ) -> Result<Option<String>, FirmwareError> {
         let deadline = tokio::time::Instant::now() + timeout;
+        let mut last = None;
         let result = loop {
             tokio::select! {
                 signal = self.completed.next() => {
@@ -279,6 +280,7 @@ impl Watch {
                 Some(change) = self.changes.next() => {
                     if let Some((percent, message)) = progress_of(&change) {
                         progress(percent, &message);
+                        last = Some((percent, message));
                     }
                 }
                 _ = tokio::time::sleep_until(deadline) => {
@@ -289,6 +291,12 @@ impl Watch {
                 }
             }
         };
+        // The last change may come after Completed.
+        if let Ok((percent, message, _)) = proxy.progress().await {
+            if last.as_ref() != Some(&(percent, message.clone())) {
+                progress(percent, &message);
+            }
+        }
         if result != 0 {
             let error = proxy.last_error().await.unwrap_or_default();
             return Err(classify(format!(
