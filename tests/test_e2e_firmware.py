@@ -3,6 +3,7 @@ server's aiocoap client, installed by the script backend, committed after the
 simulated reboot once the daemon has registered again, or rolled back."""
 
 import asyncio
+import contextlib
 import hashlib
 import json
 import os
@@ -229,6 +230,32 @@ async def test_firmware_downloaded_package_survives_kill(tmp_path, server, start
     assert os.path.exists(tmp_path / "state" / "firmware.json")
 
 
+async def test_firmware_severity_and_defer_period_survive_kill(tmp_path, server, start_daemon):
+    fw = script_firmware(tmp_path)
+    d = start_daemon({"firmware": fw})
+    await expect_event(server, d, "register", timeout=15)
+    assert await value(server, "/5/0/11") == "1"  # the default: mandatory
+    assert await value(server, "/5/0/13") == "0"
+    assert (await server.write("/5/0/11", b"0", TEXT)).code == "2.04"
+    assert (await server.write("/5/0/13", b"86400", TEXT)).code == "2.04"
+    policy = tmp_path / "state" / "firmware-resources.json"
+    await wait_for(lambda: policy.exists() and json.loads(policy.read_text())["max_defer"] == 86400, "the policy")
+    # Kept with a package staged, across a hard stop, and after the update is done.
+    assert (await push(server, package(30_000))).code == "2.04"
+    await wait_value(server, "/5/0/3", "2")
+    d = await restart(server, start_daemon, d, config_changes={"firmware": fw})
+    await wait_value(server, "/5/0/11", "0")
+    assert await value(server, "/5/0/13") == "86400"
+    assert await value(server, "/5/0/3") == "2"
+    assert (await server.execute("/5/0/10")).code == "2.04"
+    assert (await server.write("/5/0/11", b"2", TEXT)).code == "2.04"
+    await wait_for(lambda: json.loads(policy.read_text())["severity"] == 2, "the new severity")
+    d = await restart(server, start_daemon, d, config_changes={"firmware": fw})
+    await wait_value(server, "/5/0/11", "2")
+    assert await value(server, "/5/0/13") == "86400"
+    assert await value(server, "/5/0/3") == "0"
+
+
 def uboot_rig(tmp_path, slot_size=8 * 1024 * 1024):
     """File-backed slots A and B, a U-Boot environment made by mkenvimage, a kernel
     command line saying slot A runs; returns the [firmware] table."""
@@ -401,15 +428,33 @@ async def test_firmware_kill_9_at_random_points_resumes_or_fails_cleanly(tmp_pat
     assert commits >= 1
 
 
-async def test_firmware_disk_full_gives_result_2(tmp_path, server, start_daemon):
-    """The staging directory on a 1 MiB tmpfs: a 2 MiB push runs out of space."""
+@contextlib.contextmanager
+def small_fs(tmp_path, kind: str, size_kib: int):
+    """A small filesystem mounted for the staging directory: a tmpfs (RAM) or a
+    loop-mounted ext4 image (a disk); skips the test where mounting is not allowed."""
     import subprocess
 
-    staging = tmp_path / "small"
-    staging.mkdir()
-    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(staging)]).returncode != 0:
-        pytest.skip("cannot mount a tmpfs here")
+    where = tmp_path / f"small-{kind}"
+    where.mkdir()
+    if kind == "tmpfs":
+        cmd = ["mount", "-t", "tmpfs", "-o", f"size={size_kib}k", "tmpfs", str(where)]
+    else:
+        image = tmp_path / f"small-{kind}.img"
+        with open(image, "wb") as f:
+            f.truncate(size_kib * 1024)
+        subprocess.run(["mkfs.ext4", "-q", "-F", str(image)], check=True)
+        cmd = ["mount", "-o", "loop", str(image), str(where)]
+    if subprocess.run(cmd).returncode != 0:
+        pytest.skip(f"cannot mount a {kind} here")
     try:
+        yield where
+    finally:
+        subprocess.run(["umount", str(where)])
+
+
+async def test_firmware_disk_full_gives_result_2(tmp_path, server, start_daemon):
+    """The staging directory on a 1 MiB ext4 disk: a 2 MiB push runs out of flash."""
+    with small_fs(tmp_path, "ext4", 1024) as staging:
         d = start_daemon({"firmware": script_firmware(tmp_path, staging_dir=str(staging))})
         await expect_event(server, d, "register", timeout=15)
         r = await push(server, package(2 * 1024 * 1024))
@@ -420,8 +465,28 @@ async def test_firmware_disk_full_gives_result_2(tmp_path, server, start_daemon)
         assert (await push(server, package(200_000))).code == "2.04"
         await wait_value(server, "/5/0/3", "2")
         await d.stop()
-    finally:
-        subprocess.run(["umount", str(staging)])
+
+
+async def test_firmware_staging_in_full_ram_gives_result_3(tmp_path, server, start_daemon):
+    """The staging directory on a 1 MiB tmpfs: a package that does not fit is out of RAM
+    while downloading, pushed or pulled."""
+    from test_e2e_firmware_pull import ImageServer, write_uri
+
+    with small_fs(tmp_path, "tmpfs", 1024) as staging:
+        d = start_daemon({"firmware": script_firmware(tmp_path, staging_dir=str(staging))})
+        await expect_event(server, d, "register", timeout=15)
+        r = await push(server, package(2 * 1024 * 1024))
+        assert r.code == "5.00", r
+        assert await state(server) == ("0", "3")
+        assert not (staging / "package").exists()
+        async with ImageServer(package(1536 * 1024)) as src:
+            await write_uri(server, src.uri)
+            await wait_value(server, "/5/0/5", "3")
+            assert await value(server, "/5/0/3") == "0"
+        assert not (staging / "package").exists()
+        assert (await push(server, package(200_000))).code == "2.04"
+        await wait_value(server, "/5/0/3", "2")
+        await d.stop()
 
 
 def signed(tmp_path, image: bytes) -> bytes:

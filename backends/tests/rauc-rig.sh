@@ -19,7 +19,9 @@ D=$(dirname "$0")/boot
 mkdir -p "$D"
 case "$1" in
   get-primary) cat "$D/primary" 2>/dev/null || echo A ;;
-  set-primary) echo "$2" > "$D/primary"; echo good > "$D/state-$2" ;;
+  set-primary) if [ -e "$D/refuse" ]; then echo "boot order locked" >&2; exit 1; fi
+    if [ -e "$D/slow" ]; then sleep 1; fi
+    echo "$2" > "$D/primary"; echo good > "$D/state-$2" ;;
   get-state) cat "$D/state-$2" 2>/dev/null || echo good ;;
   set-state) echo "$3" > "$D/state-$2" ;;
   get-current) cat "$D/primary" 2>/dev/null || echo A ;;

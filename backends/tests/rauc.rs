@@ -12,7 +12,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use backends::firmware::rauc::Rauc;
-use backends::firmware::FirmwareError;
+use backends::firmware::{FirmwareError, Interrupted};
 
 /// A bound on start-up, not a timing assertion.
 const READY_WITHIN: Duration = Duration::from_secs(60);
@@ -181,14 +181,31 @@ async fn install_commit_and_rollback_through_the_real_rauc_service() {
 
     // RAUC refuses to install a bundle for another device.
     assert!(matches!(
-        rauc.install(&rig.path("wrong-compatible.raucb")).await,
+        rauc.install(&rig.path("wrong-compatible.raucb"), &|_, _| {})
+            .await,
         Err(FirmwareError::Unsupported(_))
     ));
     // The staged package has no .raucb name: RAUC must take it all the same.
     std::fs::copy(rig.path("good.raucb"), rig.path("package")).unwrap();
-    let target = rauc.install(&rig.path("package")).await.unwrap();
+    let seen = std::sync::Mutex::new(Vec::new());
+    let target = rauc
+        .install(&rig.path("package"), &|percent, message: &str| {
+            seen.lock().unwrap().push((percent, message.to_string()))
+        })
+        .await
+        .unwrap();
     assert_eq!(target.as_deref(), Some("rootfs.1"));
     assert_eq!(rig.boot_file("primary"), "B");
+    // RAUC's Progress came as it changed, up to its end.
+    let seen = seen.into_inner().unwrap();
+    assert!(seen.len() >= 3, "{seen:?}");
+    assert!(seen.iter().any(|(p, _)| *p == 100), "{seen:?}");
+    assert!(seen.iter().any(|(p, _)| (1..100).contains(p)), "{seen:?}");
+    // Found after a restart: the installation ran to its end, into B.
+    assert_eq!(
+        rauc.interrupted(&|_, _| {}).await.unwrap(),
+        Interrupted::Completed(Some("rootfs.1".into()))
+    );
     assert!(!rauc.booted_new(target.as_deref()).await.unwrap());
 
     // Reboot into B, commit.
@@ -208,4 +225,8 @@ async fn install_commit_and_rollback_through_the_real_rauc_service() {
     // The bootloader went back to A: the update did not take.
     rig.boot("A").await;
     assert!(!rig.rauc().booted_new(target.as_deref()).await.unwrap());
+    assert_eq!(
+        rig.rauc().interrupted(&|_, _| {}).await.unwrap(),
+        Interrupted::Cut
+    );
 }

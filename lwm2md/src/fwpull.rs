@@ -186,6 +186,10 @@ pub async fn fetch(uri: &str, dest: &FsPath, config: &PullConfig) -> Result<u64,
                 tokio::time::sleep(delay).await;
                 delay = (delay * 2).min(RETRY_MAX);
             }
+            Err(PullError::Storage(e)) => {
+                let dir = dest.parent().unwrap_or(FsPath::new("."));
+                return Err(PullError::Storage(crate::fwupdate::staging_error(dir, e)));
+            }
             other => return other,
         }
     }

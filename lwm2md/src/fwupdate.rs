@@ -12,7 +12,7 @@ use std::os::unix::fs::FileExt;
 use std::path::{Path as FsPath, PathBuf};
 use std::time::{Duration, Instant};
 
-use backends::firmware::{Backend, FirmwareError};
+use backends::firmware::{Backend, FirmwareError, Interrupted};
 use serde::{Deserialize, Serialize};
 use tokio::sync::mpsc;
 
@@ -26,6 +26,9 @@ use crate::value::{ResourceValue, Value};
 
 /// The state file holding the update's progress.
 const PROGRESS: &str = "firmware.json";
+/// The state file holding the resources of object 5 that outlive an update: Severity,
+/// Maximum Defer Period, and the last update's result.
+const KEPT: &str = "firmware-resources.json";
 /// The staged package's file name in the staging directory.
 const PACKAGE: &str = "package";
 
@@ -44,24 +47,68 @@ impl StagingSink {
     }
 }
 
+impl StagingSink {
+    fn staging_error(&self, e: io::Error) -> io::Error {
+        match self.path.parent() {
+            Some(dir) => staging_error(dir, e),
+            None => e,
+        }
+    }
+}
+
+/// A full staging area on a RAM-backed filesystem (tmpfs, ramfs) is the device running
+/// out of memory (Update Result 3), where a full disk is out of flash (2): `e` says so
+/// by its kind.
+pub fn staging_error(dir: &FsPath, e: io::Error) -> io::Error {
+    if e.kind() == io::ErrorKind::StorageFull && ram_backed(dir) {
+        io::Error::new(
+            io::ErrorKind::OutOfMemory,
+            format!("{e} (the staging area {} is in RAM)", dir.display()),
+        )
+    } else {
+        e
+    }
+}
+
+/// Whether the filesystem holding `dir` lives in RAM.
+fn ram_backed(dir: &FsPath) -> bool {
+    use std::os::unix::ffi::OsStrExt;
+    let Ok(path) = std::ffi::CString::new(dir.as_os_str().as_bytes()) else {
+        return false;
+    };
+    let mut fs = std::mem::MaybeUninit::<libc::statfs>::zeroed();
+    // SAFETY: `path` is NUL-terminated and `fs` is a statfs buffer the call fills.
+    if unsafe { libc::statfs(path.as_ptr(), fs.as_mut_ptr()) } != 0 {
+        return false;
+    }
+    // SAFETY: statfs succeeded, so the buffer is initialised (it was zeroed anyway).
+    let fs = unsafe { fs.assume_init() };
+    fs.f_type == libc::TMPFS_MAGIC || fs.f_type == RAMFS_MAGIC
+}
+
+/// linux/magic.h; the libc crate lacks it.
+const RAMFS_MAGIC: libc::__fsword_t = 0x8584_58f6;
+
 impl PackageSink for StagingSink {
     fn begin(&mut self) -> io::Result<()> {
         if let Some(dir) = self.path.parent() {
             fs::create_dir_all(dir)?;
         }
-        self.file = Some(
-            OpenOptions::new()
-                .create(true)
-                .truncate(true)
-                .write(true)
-                .open(&self.path)?,
-        );
+        let file = OpenOptions::new()
+            .create(true)
+            .truncate(true)
+            .write(true)
+            .open(&self.path)
+            .map_err(|e| self.staging_error(e))?;
+        self.file = Some(file);
         Ok(())
     }
 
     fn write_at(&mut self, offset: u64, data: &[u8]) -> io::Result<()> {
         match &self.file {
-            Some(f) => f.write_all_at(data, offset),
+            Some(f) => f
+                .write_all_at(data, offset)
+                .map_err(|e| self.staging_error(e)),
             None => Err(io::Error::other("no package being staged")),
         }
     }
@@ -71,8 +118,9 @@ impl PackageSink for StagingSink {
             .file
             .take()
             .ok_or_else(|| io::Error::other("no package being staged"))?;
-        f.set_len(len)?;
-        f.sync_all()
+        f.set_len(len)
+            .and_then(|()| f.sync_all())
+            .map_err(|e| self.staging_error(e))
     }
 
     fn discard(&mut self) {
@@ -108,6 +156,28 @@ pub enum Progress {
     RolledBack { len: u64 },
 }
 
+/// Severity (/5/0/11) and Maximum Defer Period (/5/0/13) as the server last set them,
+/// and the Update Result (/5/0/5) of the last update until a new package comes: a
+/// restart right after a commit still tells the server it succeeded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+struct Kept {
+    severity: i64,
+    max_defer: u64,
+    #[serde(default)]
+    result: Option<i64>,
+}
+
+impl Default for Kept {
+    fn default() -> Kept {
+        // The registry's defaults: Mandatory, no deferring.
+        Kept {
+            severity: 1,
+            max_defer: 0,
+            result: None,
+        }
+    }
+}
+
 /// What the daemon tells the runner.
 #[derive(Debug)]
 pub enum Command {
@@ -137,6 +207,12 @@ pub struct Options {
     pub pull: PullConfig,
     /// Packages must carry a signature made for this key.
     pub signature_key: Option<openssl::pkey::PKey<openssl::pkey::Public>>,
+}
+
+/// Work a restart found half done.
+enum Resume {
+    Fetch { uri: String },
+    Install { len: u64 },
 }
 
 /// A download task's outcome.
@@ -211,17 +287,23 @@ impl Runner {
         self,
         mut rx: mpsc::Receiver<Command>,
         mut commit_by: Option<Instant>,
-        resume: Option<String>,
+        resume: Option<Resume>,
     ) {
         if let Some(v) = self.backend.version().await {
             self.report(Path::resource(3, 0, 3), Value::String(v)).await;
         }
-        let mut fetch: Option<Fetch> = resume.map(|uri| self.start_fetch(uri));
+        let mut fetch: Option<Fetch> = None;
+        match resume {
+            Some(Resume::Fetch { uri }) => fetch = Some(self.start_fetch(uri)),
+            Some(Resume::Install { len }) => self.interrupted_install(len).await,
+            None => {}
+        }
         loop {
             tokio::select! {
                 cmd = rx.recv() => match cmd {
                     None => return,
                     Some(Command::Action(FirmwareAction::Fetch { uri })) => {
+                        self.keep(|k| k.result = None);
                         if let Some(old) = fetch.take() {
                             old.abort();
                         }
@@ -287,6 +369,72 @@ impl Runner {
         }
     }
 
+    fn load_kept(&self) -> Option<Kept> {
+        match self.state.read(KEPT) {
+            Ok(Some(bytes)) => match serde_json::from_slice::<Kept>(&bytes) {
+                Ok(k) if (0..=2).contains(&k.severity) => Some(k),
+                Ok(k) => {
+                    tracing::error!("{KEPT}: severity {} is not 0, 1 or 2", k.severity);
+                    None
+                }
+                Err(e) => {
+                    tracing::error!("{KEPT}: {e}; defaults kept");
+                    None
+                }
+            },
+            Ok(None) => None,
+            Err(e) => {
+                tracing::error!("reading {KEPT}: {e}");
+                None
+            }
+        }
+    }
+
+    /// Changes the kept resources; written (atomically) only when they change.
+    fn keep(&self, change: impl FnOnce(&mut Kept)) {
+        let old = self.load_kept();
+        let mut kept = old.unwrap_or_default();
+        change(&mut kept);
+        if old == Some(kept) || (old.is_none() && kept == Kept::default()) {
+            return;
+        }
+        let result = serde_json::to_vec(&kept)
+            .map_err(io::Error::other)
+            .and_then(|bytes| self.state.write(KEPT, &bytes));
+        if let Err(e) = result {
+            tracing::error!("saving {KEPT}: {e}");
+        }
+    }
+
+    fn keep_result(&self, result: UpdateResult) {
+        self.keep(|k| k.result = Some(result as i64));
+    }
+
+    /// Puts back what the server set, and the last result when no update is under way.
+    async fn restore_kept(&self) {
+        let Some(kept) = self.load_kept() else {
+            return;
+        };
+        self.report(
+            Path::resource(5, 0, fw::SEVERITY),
+            Value::Integer(kept.severity),
+        )
+        .await;
+        self.report(
+            Path::resource(5, 0, fw::MAXIMUM_DEFER_PERIOD),
+            Value::Unsigned(kept.max_defer),
+        )
+        .await;
+        let idle = matches!(self.load(), None | Some(Progress::Downloaded { .. }));
+        if let (true, Some(r)) = (idle, kept.result.and_then(UpdateResult::from_code)) {
+            self.report(
+                Path::resource(5, 0, fw::UPDATE_RESULT),
+                Value::Integer(r as i64),
+            )
+            .await;
+        }
+    }
+
     fn forget(&self) {
         if let Err(e) = self.state.remove(PROGRESS) {
             tracing::error!("removing {PROGRESS}: {e}");
@@ -318,6 +466,7 @@ impl Runner {
 
     async fn set(&self, state: State, result: Option<UpdateResult>) {
         if let Some(r) = result {
+            self.keep_result(r);
             self.report(
                 Path::resource(5, 0, fw::UPDATE_RESULT),
                 Value::Integer(r as i64),
@@ -346,7 +495,8 @@ impl Runner {
 
     /// Picks up where the last run stopped. Returns the commit deadline when the new
     /// system waits for registration.
-    async fn recover(&self) -> (Option<Instant>, Option<String>) {
+    async fn recover(&self) -> (Option<Instant>, Option<Resume>) {
+        self.restore_kept().await;
         if let Some(Progress::Downloading { uri }) = self.load() {
             tracing::info!(%uri, "resuming the package download");
             self.report(
@@ -355,7 +505,7 @@ impl Runner {
             )
             .await;
             self.set(State::Downloading, None).await;
-            return (None, Some(uri));
+            return (None, Some(Resume::Fetch { uri }));
         }
         let commit_by = match self.load() {
             Some(Progress::Downloading { .. }) => None,
@@ -376,15 +526,9 @@ impl Runner {
                 None
             }
             Some(Progress::Installing { len, .. }) => {
-                tracing::warn!("an installation was interrupted");
-                // The boot variables may already point at the half-written slot: the
-                // running system is the good one, and stays first.
-                if let Err(e) = self.backend.commit().await {
-                    tracing::error!("marking the running system good: {e}");
-                }
-                self.installation_failed(len, UpdateResult::UpdateFailed)
-                    .await;
-                None
+                // Its outcome is found by the run task: the installer may still be at it.
+                self.set(State::Updating, None).await;
+                return (None, Some(Resume::Install { len }));
             }
             Some(Progress::Installed { len, target }) => {
                 match self.backend.booted_new(target.as_deref()).await {
@@ -397,12 +541,11 @@ impl Runner {
                         Some(Instant::now() + self.commit_window)
                     }
                     Ok(false) => {
-                        // The new slot is out of attempts already; the old one runs and
-                        // is the good one: it is marked so, never marked bad.
-                        tracing::warn!("the bootloader fell back to the old system");
-                        if let Err(e) = self.backend.commit().await {
-                            tracing::error!("marking the running system good: {e}");
-                        }
+                        // The new slot is out of attempts already, or the reboot into
+                        // it never came: the old one runs and is the good one; it is
+                        // marked so and made first again, never marked bad.
+                        tracing::warn!("the old system runs, not the installed one");
+                        self.keep_booted().await;
                         self.installation_failed(len, UpdateResult::UpdateFailed)
                             .await;
                         None
@@ -442,6 +585,7 @@ impl Runner {
             }
             Ok(Err(e)) => {
                 tracing::warn!("package download failed: {e}");
+                self.keep_result(e.result());
                 self.forget();
                 self.remove_package();
                 self.set(State::Idle, Some(e.result())).await;
@@ -454,6 +598,7 @@ impl Runner {
     /// A failed update: back to Downloaded with `result` while the package is still
     /// staged, else Idle.
     async fn installation_failed(&self, len: u64, result: UpdateResult) {
+        self.keep_result(result);
         if self.staged(len) {
             self.save(&Progress::Downloaded {
                 len,
@@ -468,6 +613,10 @@ impl Runner {
     }
 
     async fn act(&self, action: FirmwareAction) {
+        if !matches!(action, FirmwareAction::Policy { .. }) {
+            // A new package, an Update or a reset: the object's result moved on.
+            self.keep(|k| k.result = None);
+        }
         match action {
             FirmwareAction::Check { len } => self.check(len).await,
             FirmwareAction::Install => self.install().await,
@@ -476,6 +625,13 @@ impl Runner {
             FirmwareAction::Discard => self.forget(),
             // Started by the run loop, which owns the download task.
             FirmwareAction::Fetch { .. } => {}
+            FirmwareAction::Policy {
+                severity,
+                max_defer,
+            } => self.keep(|k| {
+                k.severity = severity;
+                k.max_defer = max_defer;
+            }),
         }
     }
 
@@ -543,7 +699,13 @@ impl Runner {
             }
         };
         self.save(&Progress::Installing { len, target: None });
-        match self.backend.install(&self.package).await {
+        let result = self.backend.install(&self.package, &installing).await;
+        self.installed(len, result).await;
+    }
+
+    /// The end of an installation, in this run or found after a restart.
+    async fn installed(&self, len: u64, result: Result<Option<String>, FirmwareError>) {
+        match result {
             Ok(target) => {
                 self.save(&Progress::Installed { len, target });
                 tracing::info!("firmware installed; rebooting into the new system");
@@ -554,13 +716,47 @@ impl Runner {
                 match e {
                     // A package found bad while installing is dropped (Core TS: Idle).
                     FirmwareError::Integrity(_) | FirmwareError::Unsupported(_) => {
+                        self.keep_result(result_of(&e));
                         self.forget();
                         self.remove_package();
                         self.set(State::Idle, Some(result_of(&e))).await;
                     }
-                    _ => self.installation_failed(len, result_of(&e)).await,
+                    FirmwareError::Deferred => self.installation_failed(len, result_of(&e)).await,
+                    _ => {
+                        self.keep_booted().await;
+                        self.installation_failed(len, result_of(&e)).await
+                    }
                 }
             }
+        }
+    }
+
+    /// An installation the daemon was stopped in: followed to its end if the installer
+    /// still runs or finished it, else failed; never started a second time.
+    async fn interrupted_install(&self, len: u64) {
+        match self.backend.interrupted(&installing).await {
+            Ok(Interrupted::Completed(target)) => {
+                tracing::info!("the interrupted installation ran to its end");
+                self.installed(len, Ok(target)).await;
+            }
+            Ok(Interrupted::Cut) => {
+                tracing::warn!("an installation was interrupted");
+                // The boot variables may already point at the half-written slot: the
+                // running system is the good one, and stays first.
+                self.keep_booted().await;
+                self.installation_failed(len, UpdateResult::UpdateFailed)
+                    .await;
+            }
+            Err(e) => {
+                tracing::warn!("the interrupted installation: {e}");
+                self.installed(len, Err(e)).await;
+            }
+        }
+    }
+
+    async fn keep_booted(&self) {
+        if let Err(e) = self.backend.keep_booted().await {
+            tracing::error!("keeping the running system first: {e}");
         }
     }
 
@@ -568,6 +764,8 @@ impl Runner {
         match self.backend.commit().await {
             Ok(()) => {
                 tracing::info!("the new system registered: committed");
+                // Kept before the progress goes: a kill in between still reports it.
+                self.keep_result(UpdateResult::Success);
                 self.forget();
                 self.remove_package();
                 if let Some(v) = self.backend.version().await {
@@ -608,6 +806,16 @@ impl Runner {
         if let Err(e) = backends::system::SystemBus::from_env().reboot(method).await {
             tracing::error!("reboot: {e}");
         }
+    }
+}
+
+/// An installation's progress, as the backend reports it: in the log, and in the status
+/// the service manager shows.
+fn installing(percent: i32, message: &str) {
+    tracing::info!("firmware installation: {percent}% {message}");
+    let status = format!("installing firmware: {percent}% {message}");
+    if let Err(e) = sd_notify::notify(&[sd_notify::NotifyState::Status(&status)]) {
+        tracing::debug!("sd_notify: {e}");
     }
 }
 

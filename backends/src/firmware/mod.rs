@@ -49,6 +49,18 @@ impl fmt::Display for FirmwareError {
 
 impl std::error::Error for FirmwareError {}
 
+/// Receives an installation's progress: percentage and what is being done.
+pub type ProgressFn<'a> = dyn Fn(i32, &str) + Send + Sync + 'a;
+
+/// What became of an installation the daemon was stopped in the middle of.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Interrupted {
+    /// It did not run to its end: the running system stays the one that boots.
+    Cut,
+    /// It ran to its end (into the slot named): the next boot starts the new system.
+    Completed(Option<String>),
+}
+
 /// The configured firmware backend.
 pub enum Backend {
     Script(script::Script),
@@ -68,7 +80,11 @@ impl Backend {
 
     /// Installs the package so that the next boot starts the new system; returns the
     /// slot it went to, when the backend has slots.
-    pub async fn install(&self, image: &Path) -> Result<Option<String>, FirmwareError> {
+    pub async fn install(
+        &self,
+        image: &Path,
+        progress: &ProgressFn<'_>,
+    ) -> Result<Option<String>, FirmwareError> {
         match self {
             Self::Script(s) => s.install(image).await.map(|()| None),
             Self::Uboot(u) => {
@@ -76,7 +92,32 @@ impl Backend {
                 u.install(image).await?;
                 Ok(Some(target))
             }
-            Self::Rauc(r) => r.install(image).await,
+            Self::Rauc(r) => r.install(image, progress).await,
+        }
+    }
+
+    /// Finds out what became of an installation the daemon was stopped in; one the
+    /// installer still runs is followed to its end.
+    pub async fn interrupted(
+        &self,
+        progress: &ProgressFn<'_>,
+    ) -> Result<Interrupted, FirmwareError> {
+        match self {
+            // Their installation ran inside the daemon, and stopped with it.
+            Self::Script(_) | Self::Uboot(_) => Ok(Interrupted::Cut),
+            Self::Rauc(r) => r.interrupted(progress).await,
+        }
+    }
+
+    /// After an installation that failed or was cut: the running system stays the one
+    /// that boots next, marked good.
+    pub async fn keep_booted(&self) -> Result<(), FirmwareError> {
+        match self {
+            // The integrator's install command switches the boot only when it succeeds;
+            // its commit command is for the new system, not this one.
+            Self::Script(_) => Ok(()),
+            Self::Uboot(u) => u.commit().await,
+            Self::Rauc(r) => r.keep_booted().await,
         }
     }
 

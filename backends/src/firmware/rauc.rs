@@ -130,41 +130,61 @@ impl Rauc {
         })
     }
 
-    /// Installs and returns the slot RAUC made primary.
-    pub async fn install(&self, bundle: &Path) -> Result<Option<String>, FirmwareError> {
+    /// Installs and returns the slot RAUC made primary; RAUC's Progress changes go to
+    /// `progress` as they come.
+    pub async fn install(
+        &self,
+        bundle: &Path,
+        progress: &super::ProgressFn<'_>,
+    ) -> Result<Option<String>, FirmwareError> {
         let proxy = self.proxy().await?;
-        let mut completed = proxy
-            .receive_completed()
-            .await
-            .map_err(|e| bus_error("subscribing to Completed", e))?;
+        let watch = Watch::new(&proxy).await?;
         proxy
             .install_bundle(&bundle.to_string_lossy(), HashMap::new())
             .await
             .map_err(call_error)?;
-        let signal = tokio::time::timeout(self.timeout, completed.next())
+        watch.until_completed(&proxy, self.timeout, progress).await
+    }
+
+    /// What became of an installation the daemon lost sight of: one still running is
+    /// followed to its end, never started again.
+    pub async fn interrupted(
+        &self,
+        progress: &super::ProgressFn<'_>,
+    ) -> Result<super::Interrupted, FirmwareError> {
+        let proxy = self.proxy().await?;
+        // Subscribed before Operation is read: an end between the two is not missed.
+        let watch = Watch::new(&proxy).await?;
+        let operation = proxy
+            .operation()
             .await
-            .map_err(|_| {
-                FirmwareError::Failed(format!(
-                    "RAUC did not complete within {} s",
-                    self.timeout.as_secs()
-                ))
-            })?
-            .ok_or_else(|| FirmwareError::Failed("RAUC left the bus".into()))?;
-        let result = signal.args().map_err(|e| bus_error("Completed", e))?.result;
-        if let Ok((percent, message, _)) = proxy.progress().await {
-            tracing::info!("RAUC: {percent}% {message}");
+            .map_err(|e| bus_error("RAUC Operation", e))?;
+        if operation == "installing" {
+            tracing::info!("RAUC is still installing; following it");
+            let target = watch
+                .until_completed(&proxy, self.timeout, progress)
+                .await?;
+            return Ok(super::Interrupted::Completed(target));
         }
-        if result != 0 {
-            let error = proxy.last_error().await.unwrap_or_default();
-            return Err(classify(format!(
-                "RAUC installation failed ({result}): {error}"
-            )));
-        }
+        // RAUC switches the primary slot only once an installation has succeeded.
         let primary = proxy
             .get_primary()
             .await
             .map_err(|e| bus_error("GetPrimary", e))?;
-        Ok(Some(primary))
+        let (booted, _) = self.booted().await?;
+        Ok(if primary != booted {
+            super::Interrupted::Completed(Some(primary))
+        } else {
+            super::Interrupted::Cut
+        })
+    }
+
+    /// Makes the running system the one that boots next, and marks it good.
+    pub async fn keep_booted(&self) -> Result<(), FirmwareError> {
+        let proxy = self.proxy().await?;
+        proxy.mark("active", "booted").await.map_err(call_error)?;
+        proxy.mark("good", "booted").await.map_err(call_error)?;
+        Ok(())
     }
 
     /// The booted slot's name and status entries.
@@ -210,6 +230,97 @@ impl Rauc {
             }
         }
     }
+}
+
+/// The Completed signal and Progress changes of one installation, subscribed to before
+/// it starts.
+struct Watch {
+    completed: CompletedStream,
+    changes: zbus::fdo::PropertiesChangedStream,
+}
+
+impl Watch {
+    async fn new(proxy: &InstallerProxy<'static>) -> Result<Watch, FirmwareError> {
+        let completed = proxy
+            .receive_completed()
+            .await
+            .map_err(|e| bus_error("subscribing to Completed", e))?;
+        let properties = zbus::fdo::PropertiesProxy::builder(proxy.inner().connection())
+            .destination(proxy.inner().destination().to_owned())
+            .map_err(|e| bus_error("RAUC properties", e))?
+            .path(proxy.inner().path().to_owned())
+            .map_err(|e| bus_error("RAUC properties", e))?
+            .cache_properties(CacheProperties::No)
+            .build()
+            .await
+            .map_err(|e| bus_error("RAUC properties", e))?;
+        let changes = properties
+            .receive_properties_changed()
+            .await
+            .map_err(|e| bus_error("subscribing to PropertiesChanged", e))?;
+        Ok(Watch { completed, changes })
+    }
+
+    /// Waits for Completed, passing Progress on; returns the slot RAUC made primary.
+    async fn until_completed(
+        mut self,
+        proxy: &InstallerProxy<'static>,
+        timeout: Duration,
+        progress: &super::ProgressFn<'_>,
+    ) -> Result<Option<String>, FirmwareError> {
+        let deadline = tokio::time::Instant::now() + timeout;
+        let mut last = None;
+        let result = loop {
+            tokio::select! {
+                signal = self.completed.next() => {
+                    let signal =
+                        signal.ok_or_else(|| FirmwareError::Failed("RAUC left the bus".into()))?;
+                    break signal.args().map_err(|e| bus_error("Completed", e))?.result;
+                }
+                Some(change) = self.changes.next() => {
+                    if let Some((percent, message)) = progress_of(&change) {
+                        progress(percent, &message);
+                        last = Some((percent, message));
+                    }
+                }
+                _ = tokio::time::sleep_until(deadline) => {
+                    return Err(FirmwareError::Failed(format!(
+                        "RAUC did not complete within {} s",
+                        timeout.as_secs()
+                    )));
+                }
+            }
+        };
+        // The last change may come after Completed.
+        if let Ok((percent, message, _)) = proxy.progress().await {
+            if last.as_ref() != Some(&(percent, message.clone())) {
+                progress(percent, &message);
+            }
+        }
+        if result != 0 {
+            let error = proxy.last_error().await.unwrap_or_default();
+            return Err(classify(format!(
+                "RAUC installation failed ({result}): {error}"
+            )));
+        }
+        let primary = proxy
+            .get_primary()
+            .await
+            .map_err(|e| bus_error("GetPrimary", e))?;
+        Ok(Some(primary))
+    }
+}
+
+/// The Progress `(percentage, message, depth)` a PropertiesChanged signal carries.
+fn progress_of(change: &zbus::fdo::PropertiesChanged) -> Option<(i32, String)> {
+    let args = change.args().ok()?;
+    if args.interface_name.as_str() != "de.pengutronix.rauc.Installer" {
+        return None;
+    }
+    let value = args.changed_properties.get("Progress")?;
+    let (percent, message, _depth) =
+        <(i32, String, i32)>::try_from(value.try_clone().ok()?).ok()?;
+    Some((percent, message))
 }
 
 fn text(status: &HashMap<String, OwnedValue>, key: &str) -> Option<String> {

@@ -146,6 +146,8 @@ pub enum FirmwareAction {
     /// The package was dropped (reset or Cancel): stop any transfer, clean the staging
     /// area.
     Discard,
+    /// The server set Severity or Maximum Defer Period: keep them across restarts.
+    Policy { severity: i64, max_defer: u64 },
 }
 
 pub struct Firmware {
@@ -342,6 +344,13 @@ impl Firmware {
         Ok(vec![Action::Firmware(FirmwareAction::Check { len: end })])
     }
 
+    fn policy(&self) -> Vec<Action> {
+        vec![Action::Firmware(FirmwareAction::Policy {
+            severity: self.severity,
+            max_defer: self.max_defer,
+        })]
+    }
+
     /// A report from the backend.
     fn device_write(&mut self, resource: u16, value: Value) -> Result<(), DmError> {
         let bad = || DmError::BadRequest(format!("bad value for /5/0/{resource}"));
@@ -437,14 +446,14 @@ impl Object for Firmware {
             (PACKAGE_URI, Value::String(uri)) => self.write_uri(&uri),
             (SEVERITY, Value::Integer(n)) if (0..=2).contains(&n) => {
                 self.severity = n;
-                Ok(Vec::new())
+                Ok(self.policy())
             }
             (SEVERITY, Value::Integer(n)) => Err(DmError::BadRequest(format!(
                 "severity {n} is not 0, 1 or 2"
             ))),
             (MAXIMUM_DEFER_PERIOD, Value::Unsigned(n)) => {
                 self.max_defer = n;
-                Ok(Vec::new())
+                Ok(self.policy())
             }
             _ => Err(DmError::MethodNotAllowed),
         }
@@ -895,10 +904,23 @@ mod tests {
     fn severity_and_defer_period() {
         let (mut f, _) = fw(vec![]);
         assert_eq!(int(&f, SEVERITY), 1);
-        server_write(&mut f, SEVERITY, Value::Integer(0)).unwrap();
+        // Each change goes to the runner, which keeps them across restarts.
+        assert_eq!(
+            server_write(&mut f, SEVERITY, Value::Integer(0)).unwrap(),
+            fw_action(FirmwareAction::Policy {
+                severity: 0,
+                max_defer: 0
+            })
+        );
         assert_eq!(int(&f, SEVERITY), 0);
         assert!(server_write(&mut f, SEVERITY, Value::Integer(3)).is_err());
-        server_write(&mut f, MAXIMUM_DEFER_PERIOD, Value::Unsigned(3600)).unwrap();
+        assert_eq!(
+            server_write(&mut f, MAXIMUM_DEFER_PERIOD, Value::Unsigned(3600)).unwrap(),
+            fw_action(FirmwareAction::Policy {
+                severity: 0,
+                max_defer: 3600
+            })
+        );
         assert_eq!(
             f.read(0, MAXIMUM_DEFER_PERIOD),
             Some(ResourceValue::Single(Value::Unsigned(3600)))
