@@ -4,9 +4,7 @@ The bench server is aiocoap's tinydtls server (a DTLS stack independent of OpenS
 taught by bench/dtls_server.py to send its requests over the client's session.
 """
 
-import asyncio
 import signal
-import time
 
 import pytest
 
@@ -34,16 +32,6 @@ def psk_config(tmp_path, server, endpoint, key: bytes, **server_changes):
         {"psk_identity": IDENTITY.decode(), "psk_key_file": str(key_file), **server_changes}
     )
     return config
-
-
-async def wait_for_log(daemon, text: str, count: int = 1, timeout: float = 20.0) -> str:
-    deadline = time.monotonic() + timeout
-    while daemon.log().count(text) < count:
-        assert daemon.alive(), f"lwm2md exited with status {daemon.proc.returncode}"
-        if time.monotonic() > deadline:
-            raise AssertionError(f"{text!r} not logged {count} times within {timeout} s")
-        await asyncio.sleep(0.05)
-    return daemon.log()
 
 
 async def test_registers_updates_and_deregisters_over_dtls_psk(dtls_server, start_daemon, tmp_path, endpoint):
@@ -94,7 +82,7 @@ async def test_wrong_key_is_reported_and_retried_without_registering(dtls_server
     # The handshake limit follows the CoAP transmission parameters (MAX_TRANSMIT_WAIT).
     config["coap"] = {"ack_timeout": 0.4, "ack_random_factor": 1.5, "max_retransmit": 2}
     daemon = start_daemon(config=config)
-    log = await wait_for_log(daemon, "DTLS handshake timed out after the server's hello", count=2, timeout=30)
+    log = await daemon.wait_log("DTLS handshake timed out after the server's hello", count=2, timeout=30)
     assert "most likely holds a different PSK" in log
     assert "new handshake in 5 s" in log and "new handshake in 10 s" in log
     assert daemon.alive()

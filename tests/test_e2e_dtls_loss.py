@@ -6,7 +6,6 @@ server and drops chosen datagrams; OpenSSL's retransmission timer, driven by the
 loop, must resend the lost flight within the same handshake.
 """
 
-import asyncio
 import time
 
 import shutil
@@ -86,16 +85,6 @@ def proxied_config(tmp_path, proxy, endpoint, key: bytes = KEY):
     return config
 
 
-async def wait_for_log(daemon, text: str, count: int = 1, timeout: float = 60.0) -> str:
-    deadline = time.monotonic() + timeout
-    while daemon.log().count(text) < count:
-        assert daemon.alive(), f"lwm2md exited with status {daemon.proc.returncode}"
-        if time.monotonic() > deadline:
-            raise AssertionError(f"{text!r} not logged {count} times within {timeout} s")
-        await asyncio.sleep(0.05)
-    return daemon.log()
-
-
 def first_of(*wanted):
     """Drops the first datagram of each (direction, description) given."""
 
@@ -158,7 +147,7 @@ async def test_handshake_completes_despite_lost_flights_gnutls(
         config = proxied_config(tmp_path, proxy, endpoint, KEY_TEXT.encode())
         daemon = start_daemon(config=config)
         failed = "registration failed: server answered 4."
-        log = await wait_for_log(daemon, failed)
+        log = await daemon.wait_log(failed, timeout=60)
         # What follows the refused Register (a resumed handshake) is not this test's.
         assert_recovered_in_one_handshake(proxy, log[: log.index(failed)])
 
@@ -174,7 +163,7 @@ async def test_a_dead_server_is_noticed_and_retried_with_backoff(dtls_server, st
         config["coap"] = {"ack_timeout": 0.4, "ack_random_factor": 1.5, "max_retransmit": 2}
         daemon = start_daemon(config=config)
         text = "DTLS handshake timed out: no answer from the server"
-        log = await wait_for_log(daemon, text, count=2)
+        log = await daemon.wait_log(text, count=2, timeout=60)
         assert f"{text}; new handshake in 5 s" in log
         assert f"{text}; new handshake in 10 s" in log
         # OpenSSL resent the ClientHello within each handshake before giving up.

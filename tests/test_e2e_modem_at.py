@@ -20,20 +20,12 @@ def modem():
     m.close()
 
 
-async def wait_log(daemon, text, timeout=60.0):
-    deadline = time.monotonic() + timeout
-    while text not in daemon.log():
-        assert daemon.alive(), "the daemon exited"
-        assert time.monotonic() < deadline, f"{text!r} never logged"
-        await asyncio.sleep(0.2)
-
-
 async def test_at_modem_is_polled(server, start_daemon, modem):
     d = start_daemon(
         {"connectivity": {"backend": "at", "port": modem.path, "baud": 115200, "interval": 1}}
     )
     await expect_event(server, d, "register", timeout=15)
-    await wait_log(d, "modem identified")
+    await d.wait_log("modem identified", timeout=60)
     deadline = time.monotonic() + 30
     while True:
         r = await server.read("/4/0", accept=SENML_JSON)

@@ -52,14 +52,6 @@ async def status_json(bus, predicate, timeout: float = 15.0) -> dict:
         await asyncio.sleep(0.1)
 
 
-async def wait_for_log(daemon, text: str, timeout: float = 15.0) -> None:
-    deadline = time.monotonic() + timeout
-    while text not in daemon.log():
-        assert daemon.alive(), f"lwm2md exited with status {daemon.proc.returncode}"
-        assert time.monotonic() < deadline, f"{text!r} not logged within {timeout} s"
-        await asyncio.sleep(0.05)
-
-
 def write_config(tmp_path, config: dict, name: str = "check.toml"):
     (tmp_path / "state").mkdir(exist_ok=True)
     path = tmp_path / name
@@ -116,7 +108,7 @@ async def test_status_of_a_registered_daemon(server, bus, start_daemon, endpoint
 async def test_read_resource_over_dbus(server, bus, start_daemon):
     daemon = start_daemon(env={"DBUS_SYSTEM_BUS_ADDRESS": bus.address})
     await server.wait_registered(timeout=15)
-    await wait_for_log(daemon, "serving org.lwm2md.Daemon")
+    await daemon.wait_log("serving org.lwm2md.Daemon")
 
     def call(path: str):
         return subprocess.run(
@@ -146,7 +138,7 @@ async def test_send_on_demand_over_dbus(server, bus, start_daemon):
 
     daemon = start_daemon(env={"DBUS_SYSTEM_BUS_ADDRESS": bus.address})
     await server.wait_registered(timeout=15)
-    await wait_for_log(daemon, "serving org.lwm2md.Daemon")
+    await daemon.wait_log("serving org.lwm2md.Daemon")
 
     async def send(*paths: str):
         proc = await asyncio.create_subprocess_exec(
@@ -187,7 +179,7 @@ async def test_status_without_a_bus():
 async def test_daemon_runs_without_a_bus(server, start_daemon):
     daemon = start_daemon(env={"DBUS_SYSTEM_BUS_ADDRESS": "unix:path=/nonexistent/lwm2md-test-bus"})
     await server.wait_registered(timeout=15)
-    await wait_for_log(daemon, "no D-Bus service (org.lwm2md.Daemon)")
+    await daemon.wait_log("no D-Bus service (org.lwm2md.Daemon)")
     assert daemon.alive()
 
 

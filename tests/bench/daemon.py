@@ -109,6 +109,16 @@ class Daemon:
         """What the daemon wrote to stderr so far."""
         return self.log_path.read_text(errors="replace")
 
+    async def wait_log(self, text: str, count: int = 1, timeout: float = 20.0) -> str:
+        """The log once ``text`` is in it ``count`` times; fails at once if the daemon exits."""
+        deadline = time.monotonic() + timeout
+        while self.log().count(text) < count:
+            assert self.alive(), f"lwm2md exited with status {self.proc.returncode}"
+            if time.monotonic() > deadline:
+                raise AssertionError(f"{text!r} not logged {count} times within {timeout} s")
+            await asyncio.sleep(0.05)
+        return self.log()
+
     def stdout(self) -> str:
         return self.stdout_path.read_text(errors="replace")
 

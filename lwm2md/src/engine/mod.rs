@@ -790,28 +790,28 @@ impl Engine {
     /// learn of it from a Registration Update, observers of the object from a
     /// notification.
     pub fn create_instance(&mut self, now: Instant, path: Path) -> Result<(), DmError> {
-        let (Some(o), Some(i), None) = (path.object_id(), path.instance_id(), path.resource_id())
-        else {
-            return Err(DmError::BadRequest(format!("{path} is not an instance")));
-        };
-        self.objects
-            .get_mut(&o)
-            .ok_or(DmError::NotFound)?
-            .create_local(i)?;
-        self.instances_changed(now, o);
-        Ok(())
+        self.change_instance(now, path, |object, i| object.create_local(i))
     }
 
     /// Deletes an instance on the device's own behalf, as `create_instance` creates one.
     pub fn delete_instance(&mut self, now: Instant, path: Path) -> Result<(), DmError> {
+        self.change_instance(now, path, |object, i| object.delete_local(i))
+    }
+
+    fn change_instance(
+        &mut self,
+        now: Instant,
+        path: Path,
+        change: impl FnOnce(&mut dyn Object, u16) -> Result<(), DmError>,
+    ) -> Result<(), DmError> {
         let (Some(o), Some(i), None) = (path.object_id(), path.instance_id(), path.resource_id())
         else {
             return Err(DmError::BadRequest(format!("{path} is not an instance")));
         };
-        self.objects
-            .get_mut(&o)
-            .ok_or(DmError::NotFound)?
-            .delete_local(i)?;
+        change(
+            self.objects.get_mut(&o).ok_or(DmError::NotFound)?.as_mut(),
+            i,
+        )?;
         self.instances_changed(now, o);
         Ok(())
     }

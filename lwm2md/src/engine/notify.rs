@@ -42,24 +42,15 @@ impl Engine {
             tracing::warn!(%path, "observation refused: server {server} already has {} (observe.max_per_server)", self.config.limits.observations_per_server);
             return None;
         }
-        let mut obs = Observation {
+        let target = observe::Target {
             server,
             peer,
             token,
             path,
             composite,
             format,
-            seq: 0,
-            last_sent: now,
-            last_con: now,
-            last_eval: now,
-            last_records: Vec::new(),
-            last_seen: Vec::new(),
-            changed: false,
-            changed_paths: 0,
-            recent: Vec::new(),
-            stored: Default::default(),
         };
+        let mut obs = Observation::new(target, now);
         obs.last_records = self.observed_values(&obs).unwrap_or_default();
         obs.last_seen = obs.last_records.clone();
         tracing::debug!(%path, server, "observation established");

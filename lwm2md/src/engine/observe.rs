@@ -48,7 +48,47 @@ pub struct Observation {
     pub stored: VecDeque<Vec<u8>>,
 }
 
+/// Who observes what, in which format: what identifies an observation.
+pub struct Target {
+    pub server: u16,
+    pub peer: SocketAddr,
+    pub token: Vec<u8>,
+    pub path: Path,
+    pub composite: Vec<Path>,
+    pub format: ContentFormat,
+}
+
 impl Observation {
+    /// An observation starting at `now` with nothing sent yet.
+    pub fn new(target: Target, now: Instant) -> Observation {
+        let Target {
+            server,
+            peer,
+            token,
+            path,
+            composite,
+            format,
+        } = target;
+        Observation {
+            server,
+            peer,
+            token,
+            path,
+            composite,
+            format,
+            seq: 0,
+            last_sent: now,
+            last_con: now,
+            last_eval: now,
+            last_records: Vec::new(),
+            last_seen: Vec::new(),
+            changed: false,
+            changed_paths: 0,
+            recent: Vec::new(),
+            stored: VecDeque::new(),
+        }
+    }
+
     /// Whether a change at `path` concerns this observation.
     pub fn covers(&self, path: &Path) -> bool {
         let overlaps = |p: &Path| p.contains(path) || path.contains(p);
@@ -222,24 +262,17 @@ mod tests {
     #[test]
     fn deadlines() {
         let now = Instant::now();
-        let mut o = Observation {
-            server: 1,
-            peer: "192.0.2.1:5683".parse().unwrap(),
-            token: vec![1],
-            path: Path::resource(3, 0, 10),
-            composite: Vec::new(),
-            format: ContentFormat::Text,
-            seq: 0,
-            last_sent: now,
-            last_con: now,
-            last_eval: now,
-            last_records: Vec::new(),
-            last_seen: Vec::new(),
-            changed: false,
-            changed_paths: 0,
-            recent: Vec::new(),
-            stored: VecDeque::new(),
-        };
+        let mut o = Observation::new(
+            Target {
+                server: 1,
+                peer: "192.0.2.1:5683".parse().unwrap(),
+                token: vec![1],
+                path: Path::resource(3, 0, 10),
+                composite: Vec::new(),
+                format: ContentFormat::Text,
+            },
+            now,
+        );
         let attrs = Attributes {
             pmin: Some(10),
             pmax: Some(60),

@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use serde::{Deserialize, Serialize};
 
 use super::attributes::{AttributeUpdate, Attributes};
-use super::observe::Observation;
+use super::observe::{Observation, Target};
 use super::registration::{Advertised, State};
 use super::Engine;
 use crate::codec::ContentFormat;
@@ -220,24 +220,21 @@ fn restore_observation(
     if o.token.len() > 8 {
         return Err("token longer than 8 bytes".into());
     }
-    Ok(Observation {
-        server,
-        peer,
-        token: o.token,
-        path,
-        composite,
-        format,
-        seq: o.seq.wrapping_add(SEQ_JUMP) & 0x00ff_ffff,
-        last_sent: now,
-        last_con: now,
-        last_eval: now,
-        // Unknown after a restart: the first value the backends push counts as a
-        // change, so the server hears the current state after the stored notifications.
-        last_records: Vec::new(),
-        last_seen: Vec::new(),
-        changed: false,
-        changed_paths: 0,
-        recent: Vec::new(),
-        stored: VecDeque::from(o.stored),
-    })
+    let mut observation = Observation::new(
+        Target {
+            server,
+            peer,
+            token: o.token,
+            path,
+            composite,
+            format,
+        },
+        now,
+    );
+    // The first value the backends push after a restart counts as a change (nothing is
+    // known of what the server has), so it hears the current state after the stored
+    // notifications.
+    observation.seq = o.seq.wrapping_add(SEQ_JUMP) & 0x00ff_ffff;
+    observation.stored = VecDeque::from(o.stored);
+    Ok(observation)
 }
