@@ -540,6 +540,14 @@ fn two_servers(acl: crate::objects::access_control::AccessControl) -> Net {
 
 /// With `factory`, the configuration's Access Control is granted before registering.
 fn two_servers_with(acl: crate::objects::access_control::AccessControl, factory: bool) -> Net {
+    two_servers_with_objects(acl, factory, Vec::new())
+}
+
+fn two_servers_with_objects(
+    acl: crate::objects::access_control::AccessControl,
+    factory: bool,
+    extra: Vec<Box<dyn Object>>,
+) -> Net {
     let now = Instant::now();
     let mut security = Security::new();
     security.add_nosec_account(0, "coap://192.0.2.20", 7);
@@ -573,6 +581,7 @@ fn two_servers_with(acl: crate::objects::access_control::AccessControl, factory:
         Box::new(acl),
         Box::new(Device::new(clock, false)),
     ];
+    let objects = objects.into_iter().chain(extra).collect();
     let mut engine = Engine::new(config, objects, 5, now);
     if factory {
         assert!(engine.grant_factory_access());
@@ -939,4 +948,31 @@ fn a_bootstrap_pack_in_several_blocks_is_assembled() {
     assert!(string_options(&reg, CoapOption::UriQuery)
         .unwrap()
         .contains(&"lt=45".to_string()));
+}
+
+#[test]
+fn instances_an_application_makes_follow_the_factory_access_control() {
+    use crate::objects::access_control as ac;
+    use crate::objects::custom::Custom;
+    let xml = r#"<LWM2M><Object ObjectType="MODefinition"><Name>Rooms</Name>
+      <ObjectID>33010</ObjectID><MultipleInstances>Multiple</MultipleInstances>
+      <Mandatory>Optional</Mandatory><Resources>
+      <Item ID="0"><Name>Level</Name><Operations>RW</Operations><MultipleInstances>Single</MultipleInstances>
+        <Mandatory>Optional</Mandatory><Type>Integer</Type></Item>
+      </Resources></Object></LWM2M>"#;
+    let def = crate::model::ddf::parse(xml).unwrap().remove(0).leak();
+    let app = Custom::app_owned(def, None);
+    let mut net = two_servers_with_objects(ac::AccessControl::new(), true, vec![Box::new(app)]);
+    let acl_of = |net: &Net| {
+        let acl = net.engine.objects.get(&2).unwrap();
+        ac::find(acl.as_ref(), 33010, 4)
+    };
+    let room = Path::instance(33010, 4);
+    net.engine.create_instance(net.now, room).unwrap();
+    assert!(
+        acl_of(&net).is_some(),
+        "the new instance gets its Access Control"
+    );
+    net.engine.delete_instance(net.now, room).unwrap();
+    assert!(acl_of(&net).is_none(), "and it goes with the instance");
 }

@@ -808,10 +808,14 @@ impl Engine {
         else {
             return Err(DmError::BadRequest(format!("{path} is not an instance")));
         };
-        change(
-            self.objects.get_mut(&o).ok_or(DmError::NotFound)?.as_mut(),
-            i,
-        )?;
+        let object = self.objects.get_mut(&o).ok_or(DmError::NotFound)?;
+        change(object.as_mut(), i)?;
+        // Access Control follows, as for a server's Create or Delete.
+        if object.instances().contains(&i) {
+            self.sync_factory_access();
+        } else {
+            self.access_deleted(path);
+        }
         self.instances_changed(now, o);
         Ok(())
     }
