@@ -337,13 +337,11 @@ impl AtModem {
         let authenticate = pdp::cgauth_command(cid, settings)?;
 
         self.required(&define, QUERY_TIMEOUT)?;
-        if let Err(e) = self.required(&authenticate, QUERY_TIMEOUT) {
+        let result = match self.required(&authenticate, QUERY_TIMEOUT) {
             // A modem without AT+CGAUTH can still connect where none is needed.
-            if settings.auth != crate::modem::ApnAuth::None {
-                return Err(e);
-            }
-        }
-        let result = self.reactivate(cid);
+            Err(e) if settings.auth != crate::modem::ApnAuth::None => Err(e),
+            _ => self.reactivate(cid),
+        };
         if result.is_err() {
             self.restore(cid, previous.as_ref());
         } else {
