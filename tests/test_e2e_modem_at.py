@@ -132,3 +132,65 @@ async def test_location_from_the_gnss_of_a_quectel_module(server, start_daemon):
         assert values["/6/0/5"] == 1795601730  # 2026-11-25 10:15:30 UTC
     finally:
         m.close()
+
+
+async def test_apn_profile_reconfigures_the_at_modem(server, start_daemon):
+    """A server's APN profile becomes AT+CGDCONT, AT+CGAUTH and a re-activation; object 11
+    shows the outcome, and a refused profile leaves the modem on its previous APN."""
+    from bench import tlv
+    from bench.server import TEXT, TLV
+
+    m = AtModem(urc_every=None)
+    m.refuse_apn["reject.example"] = 133  # requested service option not subscribed
+    try:
+        d = start_daemon(
+            {"connectivity": {"backend": "at", "port": m.path, "baud": 115200, "interval": 1}}
+        )
+        await expect_event(server, d, "register", timeout=15)
+        await wait_values(server, "/4/0", lambda v: v.get("/4/0/7/0") == "internet.telekom")
+
+        payload = tlv.object_instance(1, [
+            tlv.resource(0, tlv.enc_str("iot")),
+            tlv.resource(1, tlv.enc_str("iot.example")),
+            tlv.resource(4, tlv.enc_int(1)),  # CHAP
+            tlv.resource(5, tlv.enc_str("gw")),
+            tlv.resource(6, tlv.enc_str("s3cret")),
+            tlv.resource(3, tlv.enc_bool(True)),
+        ])
+        r = await server.create("/11", payload, TLV)
+        assert r.code == "2.01", r
+        values = await wait_values(server, "/11/1", lambda v: v.get("/11/1/10/0") == 0)
+        assert values["/11/1/9/0"] > 1_700_000_000  # establishment time, UTC
+        assert "/11/1/11/0" not in values  # no reject cause
+        assert "/11/1/6" not in values  # the secret is write-only
+        assert m.contexts[1] == ["IP", "iot.example"]  # the context's PDP type is kept
+        assert m.auth[1] == [2, "gw", "s3cret"]
+        assert 1 in m.active
+        sent = m.commands
+        define = sent.index('AT+CGDCONT=1,"IP","iot.example"')
+        auth = sent.index('AT+CGAUTH=1,2,"gw","s3cret"', define)
+        off = sent.index("AT+CGACT=0,1", auth)
+        assert sent.index("AT+CGACT=1,1", off) > off
+        await wait_values(server, "/4/0", lambda v: v.get("/4/0/7/0") == "iot.example")
+        cellular = await read_object(server, "/10/0")
+        assert cellular["/10/0/11/0"] in ("11:1", (11, 1)), cellular
+
+        # An LTE module will not drop its last PDN connection: the daemon detaches and
+        # attaches instead. The network refuses the APN, the cause shows, and the
+        # previous APN is defined and activated again.
+        m.keep_last_pdn = True
+        mark = len(m.commands)
+        r = await server.write("/11/1/1", b"reject.example", TEXT)
+        assert r.code == "2.04", r
+        values = await wait_values(server, "/11/1", lambda v: v.get("/11/1/10/0") == 1)
+        assert values["/11/1/11/0"] == 33
+        after = m.commands[mark:]
+        assert 'AT+CGDCONT=1,"IP","reject.example"' in after, after
+        assert "AT+CGATT=0" in after and "AT+CGATT=1" in after, after
+        restore = after.index('AT+CGDCONT=1,"IP","iot.example"')
+        assert 'AT+CGAUTH=1,2,"gw","s3cret"' in after[restore:], after
+        assert m.contexts[1] == ["IP", "iot.example"] and 1 in m.active
+        await wait_values(server, "/4/0", lambda v: v.get("/4/0/7/0") == "iot.example")
+        assert "s3cret" not in d.log()
+    finally:
+        m.close()

@@ -113,6 +113,7 @@ impl Task {
                 self.config.at_baud(),
                 self.config.interval,
                 self.at_gnss,
+                crate::objects::apn::enabled_profile(&self.state),
             ),
             ConnectivityBackend::Host | ConnectivityBackend::Modemmanager => None,
         };
@@ -142,6 +143,11 @@ impl Task {
                         self.set(Path::resource(cellular::OBJECT_ID, 0, resource), value)
                             .await;
                     }
+                    if let Some(attempt) = &look.connection {
+                        for (path, value) in crate::tasks::at_modem::attempt_values(attempt) {
+                            self.set(path, value).await;
+                        }
+                    }
                     // Without a fix the last one stays, with its Timestamp.
                     if let Some(fix) = look.fix.filter(|_| self.at_gnss) {
                         let position = crate::tasks::location::from_fix(&fix, (self.clock)());
@@ -153,6 +159,13 @@ impl Task {
                         Some(a) => a.act(change),
                         None => tracing::warn!(?change, "power saving needs connectivity.backend = \"at\""),
                     },
+                    Some(action @ (ConnectivityAction::Connect { .. } | ConnectivityAction::Disconnect { .. }))
+                        if at.is_some() =>
+                    {
+                        if let Some(a) = at.as_mut() {
+                            a.connect(action, (self.clock)());
+                        }
+                    }
                     Some(action) => self.act(action, modem.as_mut()).await,
                     None => return,
                 },

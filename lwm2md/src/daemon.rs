@@ -161,6 +161,9 @@ pub async fn run(config: Config) -> Result<(), DaemonError> {
     ];
     if config.connectivity.backend == ConnectivityBackend::At {
         objects.push(Box::new(cellular::new(true)));
+        objects.push(Box::new(ApnProfiles::with_state(StateDir::new(
+            &config.state_dir,
+        ))));
     }
     if config.connectivity.backend == ConnectivityBackend::Modemmanager {
         objects.push(Box::new(cellular::new(false)));

@@ -2,7 +2,10 @@
 slave path as it would /dev/ttyUSB2; a thread answers on the master side like a
 Quectel EC25, with the quirks real modules have (echo, unsolicited result codes between
 and inside answers, slow answers, +CME ERROR). PSM (AT+CPSMS) and eDRX (AT+CEDRXS,
-AT+CEDRXRDP) settings are kept and changed as the commands ask."""
+AT+CEDRXRDP) settings are kept and changed as the commands ask, and so are PDP contexts
+(AT+CGDCONT), their authentication (AT+CGAUTH) and activation (AT+CGACT, AT+CGATT):
+`refuse_apn` makes the network reject an APN with a +CME ERROR code, and
+`keep_last_pdn` refuses to deactivate the last active context, as LTE modules do."""
 
 from __future__ import annotations
 
@@ -35,6 +38,13 @@ class AtModem:
         # Requested eDRX values by AcT-type, and the paging time windows the network gave.
         self.edrx = {4: "0101"}
         self.ptw = {4: "0011"}
+        # PDP contexts by cid: [PDP type, APN]; authentication by cid: [protocol, user,
+        # password]; the active cids; +CME ERROR codes the network answers per APN.
+        self.contexts: dict[int, list[str]] = {1: ["IP", "internet.telekom"]}
+        self.auth: dict[int, list] = {}
+        self.active: set[int] = {1}
+        self.refuse_apn: dict[str, int] = {}
+        self.keep_last_pdn = False
         self._thread = threading.Thread(target=self._run, daemon=True)
         self._thread.start()
 
@@ -78,6 +88,8 @@ class AtModem:
         key = f"AT+COPS?/{self._cops_format}" if command == "AT+COPS?" else command
         lines = self._power_saving(command)
         if lines is None:
+            lines = self._contexts(command)
+        if lines is None:
             lines = self.answers.get(key, ["ERROR"])
         self._write("".join(f"\r\n{line}\r\n" for line in lines))
         if self.urc_every and len(self.commands) % self.urc_every == 0:
@@ -120,6 +132,83 @@ class AtModem:
             ] + ["OK"]
         return None
 
+    def _contexts(self, command: str) -> list[str] | None:
+        """27.007 10.1.1 (+CGDCONT), 10.1.31 (+CGAUTH), 10.1.9 (+CGATT), 10.1.10 (+CGACT),
+        10.1.14 (+CGPADDR), 10.1.23 (+CGCONTRDP); None: not one of them."""
+        if command in self.answers:
+            return None
+        if command == "AT+CGDCONT?":
+            lines = [f'+CGDCONT: {cid},"{t}","{apn}","0.0.0.0",0,0,0,0'
+                     for cid, (t, apn) in sorted(self.contexts.items())]
+            # A ring in the middle of the answer, as real modules let through.
+            return lines[:1] + ["RING"] + lines[1:] + ["OK"]
+        if command.startswith("AT+CGDCONT="):
+            args = _arguments(command)
+            if not args[0].isdigit():
+                return ["+CME ERROR: 50"]
+            cid = int(args[0])
+            if len(args) == 1:
+                self.contexts.pop(cid, None)
+                self.active.discard(cid)
+            elif args[1] not in ("IP", "IPV6", "IPV4V6") or len(args) < 3:
+                return ["+CME ERROR: 50"]
+            else:
+                self.contexts[cid] = [args[1], args[2]]
+            return ["OK"]
+        if command.startswith("AT+CGAUTH="):
+            args = _arguments(command)
+            if not args[0].isdigit() or int(args[0]) not in self.contexts:
+                return ["+CME ERROR: 50"]
+            protocol = int(args[1]) if len(args) > 1 else 0
+            if protocol not in (0, 1, 2):
+                return ["+CME ERROR: 50"]
+            self.auth[int(args[0])] = [protocol, *args[2:4]]
+            return ["OK"]
+        if command.startswith("AT+CGACT="):
+            args = _arguments(command)
+            state, cid = int(args[0]), int(args[1])
+            if cid not in self.contexts:
+                return ["+CME ERROR: 143"]  # unknown PDP context
+            if state == 0:
+                if self.keep_last_pdn and self.active == {cid}:
+                    return ["+CME ERROR: 171"]  # last PDN disconnection not allowed
+                self.active.discard(cid)
+                return ["OK"]
+            return self._activate(cid)
+        if command == "AT+CGATT=0":
+            self.active.clear()
+            return ["OK"]
+        if command == "AT+CGATT=1":
+            # Attaching on LTE brings up the default bearer of context 1.
+            return self._activate(1) if 1 in self.contexts else ["OK"]
+        if command == "AT+CGPADDR":
+            return [f'+CGPADDR: {cid},"{self._address(cid)}"' for cid in sorted(self.active)] + ["OK"]
+        if command == "AT+CGCONTRDP":
+            return [
+                f'+CGCONTRDP: {cid},5,"{self.contexts[cid][1]}","{self._address(cid)}.255.255.255.0",'
+                f'"10.45.{11 + cid}.1","8.8.8.8","8.8.4.4"'
+                for cid in sorted(self.active)
+            ] + ["OK"]
+        return None
+
+    def _activate(self, cid: int) -> list[str]:
+        if cid in self.active:
+            return ["OK"]
+        code = self.refuse_apn.get(self.contexts[cid][1])
+        if code is not None:
+            return [f"+CME ERROR: {code}"]
+        self.active.add(cid)
+        return ["OK"]
+
+    def _address(self, cid: int) -> str:
+        return f"10.45.{11 + cid}.7"
+
+
+def _arguments(command: str) -> list[str]:
+    """The parameters of a set command, unquoted (none of this simulator's has a comma
+    inside quotes)."""
+    return [a.strip('"') for a in command.split("=", 1)[1].split(",")]
+
 
 DEFAULT_ANSWERS: dict[str, list[str]] = {
     "AT": ["OK"],
@@ -143,12 +232,6 @@ DEFAULT_ANSWERS: dict[str, list[str]] = {
     "AT+COPS?/2": ['+COPS: 0,2,"26201",7', "OK"],
     "AT+CEREG?": ['+CEREG: 1,"3193","08F381C5",7', '+CEREG: 2,1,"3193","08F381C5",7', "OK"],
     "AT+CREG?": ['+CREG: 2,1,"3193","08F381C5",7', "OK"],
-    "AT+CGDCONT?": ['+CGDCONT: 1,"IP","internet.telekom","0.0.0.0",0,0,0,0', "RING", "OK"],
-    "AT+CGPADDR": ['+CGPADDR: 1,"10.45.12.7"', "OK"],
-    "AT+CGCONTRDP": [
-        '+CGCONTRDP: 1,5,"internet.telekom","10.45.12.7.255.255.255.0","10.45.12.1","8.8.8.8","8.8.4.4"',
-        "OK",
-    ],
     'AT+QENG="servingcell"': [
         '+QENG: "servingcell","NOCONN","LTE","FDD",262,01,8F381C5,107,1300,3,5,5,3193,-98,-13,-70,-3,0,0,21',
         "OK",

@@ -110,13 +110,25 @@ pub enum ApnAuth {
 }
 
 /// Settings of a cellular data connection (a PDP context / PDN connection).
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Clone, PartialEq, Eq)]
 pub struct ApnSettings {
     /// Empty to let the network choose.
     pub apn: String,
     pub auth: ApnAuth,
     pub user: Option<String>,
     pub password: Option<String>,
+}
+
+/// Settings end up in logs with the actions that carry them: the password never does.
+impl std::fmt::Debug for ApnSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ApnSettings")
+            .field("apn", &self.apn)
+            .field("auth", &self.auth)
+            .field("user", &self.user)
+            .field("password", &self.password.as_ref().map(|_| "…"))
+            .finish()
+    }
 }
 
 /// A cellular data connection as the modem reports it.

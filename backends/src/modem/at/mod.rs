@@ -8,6 +8,7 @@
 pub mod fields;
 pub mod gnss;
 pub mod parse;
+pub mod pdp;
 pub mod port;
 pub mod power_saving;
 pub mod response;
@@ -21,6 +22,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 pub use parse::{AccessTechnology, RegistrationState};
+pub use pdp::{ConnectError, ConnectOutcome, DataChange};
 pub use port::{AtError, AtPort};
 pub use power_saving::{EdrxAct, PowerSaving, PowerSavingChange};
 pub use response::CommandError;
@@ -30,6 +32,19 @@ pub use vendor::Vendor;
 /// busy module.
 const QUERY_TIMEOUT: Duration = Duration::from_secs(5);
 const NETWORK_TIMEOUT: Duration = Duration::from_secs(15);
+/// Activating a context or attaching waits for the network; modules give up within
+/// about a minute and a half.
+const ACTIVATION_TIMEOUT: Duration = Duration::from_secs(90);
+
+/// The context a modem with no connected one uses for data (the LTE default bearer's).
+const DEFAULT_CID: u32 = 1;
+
+/// A server's change, carried out by the polling thread between two polls.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ModemChange {
+    PowerSaving(PowerSavingChange),
+    Data(DataChange),
+}
 
 /// Everything the AT backend knows about the modem after one poll. Values the modem did
 /// not give (unsupported command, not registered, unknown index) are `None`.
@@ -64,6 +79,8 @@ pub struct AtModemStatus {
     pub power_saving: Option<PowerSaving>,
     /// The module's GNSS fix, when asked for ([`AtModem::read_gnss`]) and it has one.
     pub gnss_fix: Option<crate::location::Fix>,
+    /// The outcome of the connection asked for since the previous poll.
+    pub connect_outcome: Option<ConnectOutcome>,
 }
 
 /// The modem on one AT port.
@@ -74,6 +91,11 @@ pub struct AtModem {
     identity: AtModemStatus,
     /// Read the module's GNSS receiver at each poll.
     gnss: bool,
+    /// The context that carries data: the connected one at the last poll.
+    data_cid: u32,
+    /// The settings the data context was last connected with on request (kept in
+    /// memory only: they hold the secret), to go back to when new ones fail.
+    connected_with: Option<crate::modem::ApnSettings>,
 }
 
 impl AtModem {
@@ -87,6 +109,8 @@ impl AtModem {
             setup_for: None,
             identity: AtModemStatus::default(),
             gnss: false,
+            data_cid: DEFAULT_CID,
+            connected_with: None,
         }
     }
 
@@ -262,6 +286,141 @@ impl AtModem {
         }
     }
 
+    /// Carries out a server's change of the data connection. A refused activation
+    /// returns the refusal; the previous definition of the context is then restored and
+    /// activated again, so that a modem left without data gets its old connection back.
+    pub fn change_data(&mut self, change: DataChange) -> Option<ConnectOutcome> {
+        match change {
+            DataChange::Connect { id, settings } => {
+                let result = self.connect(&settings);
+                match &result {
+                    Ok(()) => tracing::info!(
+                        port = %self.port.path().display(),
+                        apn = %settings.apn,
+                        "data connection made"
+                    ),
+                    Err(e) => tracing::warn!(
+                        port = %self.port.path().display(),
+                        apn = %settings.apn,
+                        "data connection refused: {e}"
+                    ),
+                }
+                Some(ConnectOutcome { id, result })
+            }
+            DataChange::Disconnect => {
+                let command = pdp::cgact_command(self.data_cid, false);
+                if let Err(e) = self.set(&command) {
+                    tracing::warn!("modem: {e}");
+                }
+                None
+            }
+        }
+    }
+
+    fn connect(&mut self, settings: &crate::modem::ApnSettings) -> Result<(), ConnectError> {
+        let port = |e: AtError| ConnectError::Port(e.to_string());
+        self.port.ensure_open().map_err(port)?;
+        if self.setup_for != Some(self.port.generation()) {
+            self.setup().map_err(port)?;
+        }
+        let cid = self.data_cid;
+        let previous = self
+            .query("AT+CGDCONT?", QUERY_TIMEOUT)
+            .map_err(port)?
+            .map(|l| parse::cgdcont(&l))
+            .unwrap_or_default()
+            .into_iter()
+            .find(|c| c.cid == cid);
+        let pdp_type = pdp::pdp_type_for(previous.as_ref().map(|c| c.pdp_type.as_str()));
+        // Every value is checked before anything is sent.
+        let define = pdp::cgdcont_command(cid, pdp_type, &settings.apn)?;
+        let authenticate = pdp::cgauth_command(cid, settings)?;
+
+        self.required(&define, QUERY_TIMEOUT)?;
+        let result = match self.required(&authenticate, QUERY_TIMEOUT) {
+            // A modem without AT+CGAUTH can still connect where none is needed.
+            Err(e) if settings.auth != crate::modem::ApnAuth::None => Err(e),
+            _ => self.reactivate(cid),
+        };
+        if result.is_err() {
+            self.restore(cid, previous.as_ref());
+        } else {
+            self.connected_with = Some(settings.clone());
+        }
+        result
+    }
+
+    /// Deactivates and activates `cid` so that its new definition takes effect. A modem
+    /// that will not deactivate its last context (LTE keeps one while attached) is
+    /// detached and attached again instead.
+    fn reactivate(&mut self, cid: u32) -> Result<(), ConnectError> {
+        if let Err(e) = self.required(&pdp::cgact_command(cid, false), ACTIVATION_TIMEOUT) {
+            tracing::info!(port = %self.port.path().display(), "{e}: detaching instead");
+            self.required("AT+CGATT=0", ACTIVATION_TIMEOUT)?;
+            self.required("AT+CGATT=1", ACTIVATION_TIMEOUT)?;
+        }
+        self.required(&pdp::cgact_command(cid, true), ACTIVATION_TIMEOUT)
+    }
+
+    /// Puts back the context as it was before a failed change, as far as it is known:
+    /// the authentication only when it was set here before (the modem never reads its
+    /// secret back).
+    fn restore(&mut self, cid: u32, previous: Option<&parse::PdpContext>) {
+        let Some(previous) = previous else {
+            return;
+        };
+        let commands =
+            pdp::cgdcont_command(cid, &previous.pdp_type, &previous.apn).and_then(|define| {
+                let auth = match self.connected_with.as_ref() {
+                    Some(s) if s.apn == previous.apn => Some(pdp::cgauth_command(cid, s)?),
+                    _ => None,
+                };
+                Ok((define, auth))
+            });
+        let Ok((define, auth)) = commands else {
+            return;
+        };
+        let restored = self
+            .required(&define, QUERY_TIMEOUT)
+            .and_then(|()| match &auth {
+                Some(a) => self.required(a, QUERY_TIMEOUT),
+                None => Ok(()),
+            })
+            .and_then(|()| self.required(&pdp::cgact_command(cid, true), ACTIVATION_TIMEOUT));
+        match restored {
+            Ok(()) => tracing::info!(
+                port = %self.port.path().display(),
+                apn = %previous.apn,
+                "previous data connection restored"
+            ),
+            Err(e) => tracing::warn!(
+                port = %self.port.path().display(),
+                apn = %previous.apn,
+                "previous data connection not restored: {e}"
+            ),
+        }
+    }
+
+    /// A command whose refusal fails the change. AT+CGAUTH's text holds the secret, so
+    /// errors name only the command's beginning.
+    fn required(&mut self, command: &str, timeout: Duration) -> Result<(), ConnectError> {
+        let shown = || pdp::redacted(command).into_owned();
+        match self.port.command(command, timeout) {
+            Ok(_) => {
+                tracing::debug!(port = %self.port.path().display(), "{}: OK", shown());
+                Ok(())
+            }
+            Err(AtError::Command { error, .. }) => Err(ConnectError::Refused {
+                command: shown(),
+                error,
+            }),
+            Err(AtError::Timeout { .. }) => {
+                Err(ConnectError::Port(format!("{}: no answer", shown())))
+            }
+            Err(e) => Err(ConnectError::Port(e.to_string())),
+        }
+    }
+
     /// Identity and the settings the queries rely on, once per open port.
     fn setup(&mut self) -> Result<(), AtError> {
         // Echo off and numeric +CME ERROR codes; both are handled if they do not take.
@@ -352,6 +511,9 @@ impl AtModem {
             .iter()
             .find(|(_, a)| !a.is_empty())
             .map(|(cid, _)| *cid);
+        if let Some(cid) = connected {
+            self.data_cid = cid;
+        }
         s.apn = dynamic
             .iter()
             .find(|d| Some(d.cid) == connected || connected.is_none())
@@ -445,14 +607,21 @@ pub fn watch(
     mut modem: AtModem,
     interval: Duration,
     results: tokio::sync::mpsc::Sender<Result<AtModemStatus, String>>,
-    changes: std::sync::mpsc::Receiver<PowerSavingChange>,
+    changes: std::sync::mpsc::Receiver<ModemChange>,
 ) -> std::io::Result<std::thread::JoinHandle<()>> {
     std::thread::Builder::new()
         .name("at-modem".into())
         .spawn(move || {
             let mut last_error: Option<String> = None;
+            let mut outcome = None;
             loop {
-                let result = modem.poll().map_err(|e| e.to_string());
+                let result = modem
+                    .poll()
+                    .map(|mut s| {
+                        s.connect_outcome = outcome.take();
+                        s
+                    })
+                    .map_err(|e| e.to_string());
                 match &result {
                     Err(e) if last_error.as_deref() != Some(e.as_str()) => {
                         tracing::warn!("modem: {e}");
@@ -468,9 +637,24 @@ pub fn watch(
                     return;
                 }
                 match changes.recv_timeout(interval) {
-                    Ok(change) => {
-                        if let Err(e) = modem.apply(change) {
-                            tracing::warn!(?change, "modem: {e}");
+                    Ok(first) => {
+                        // A Write of a whole APN profile asks to connect once per
+                        // resource: only the last data change is carried out.
+                        let pending: Vec<ModemChange> =
+                            std::iter::once(first).chain(changes.try_iter()).collect();
+                        let mut data = None;
+                        for change in pending {
+                            match change {
+                                ModemChange::PowerSaving(change) => {
+                                    if let Err(e) = modem.apply(change) {
+                                        tracing::warn!(?change, "modem: {e}");
+                                    }
+                                }
+                                ModemChange::Data(change) => data = Some(change),
+                            }
+                        }
+                        if let Some(change) = data {
+                            outcome = modem.change_data(change).or(outcome);
                         }
                     }
                     Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {}

@@ -259,7 +259,7 @@ impl AtPort {
                 reason: "closed".into(),
             });
         };
-        tracing::trace!(port = %self.path.display(), command, "AT >");
+        tracing::trace!(port = %self.path.display(), command = %super::pdp::redacted(command), "AT >");
         let written = device
             .write_all(command.as_bytes())
             .and_then(|()| device.write_all(b"\r"))
@@ -273,10 +273,10 @@ impl AtPort {
             let Some(line) = self.read_line(deadline)? else {
                 self.resync = true;
                 return Err(AtError::Timeout {
-                    command: command.to_string(),
+                    command: super::pdp::redacted(command).into_owned(),
                 });
             };
-            tracing::trace!(port = %self.path.display(), line, "AT <");
+            tracing::trace!(port = %self.path.display(), line = %super::pdp::redacted(&line), "AT <");
             match exchange.line(&line) {
                 Line::Final(result) => {
                     let (answer, unsolicited) = exchange.into_parts();
@@ -286,13 +286,18 @@ impl AtPort {
                     return match result {
                         Ok(()) => Ok(answer),
                         Err(error) => Err(AtError::Command {
-                            command: command.to_string(),
+                            command: super::pdp::redacted(command).into_owned(),
                             error,
                         }),
                     };
                 }
                 Line::Ignored => {
-                    tracing::debug!(port = %self.path.display(), command, line, "AT line ignored")
+                    tracing::debug!(
+                        port = %self.path.display(),
+                        command = %super::pdp::redacted(command),
+                        line = %super::pdp::redacted(&line),
+                        "AT line ignored"
+                    )
                 }
                 Line::Echo | Line::Answer | Line::Unsolicited => {}
             }
