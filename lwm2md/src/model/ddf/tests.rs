@@ -360,3 +360,122 @@ fn directories_load_in_order_and_conflicts_name_both_files() {
     std::fs::remove_dir_all(a).unwrap();
     std::fs::remove_dir_all(b).unwrap();
 }
+
+/// The object tables compiled in were generated from the registry files: they must still
+/// say what the files say, resource by resource. The one deliberate difference is the
+/// version a few objects advertise (the enabler version lwm2md implements).
+#[test]
+fn built_in_tables_are_what_the_registry_files_say() {
+    use crate::model::{registry, registry_connectivity as conn};
+    use crate::objects::ipso::defs as ipso;
+    let built_in: [&ObjectDef; 19] = [
+        &registry::SECURITY,
+        &registry::SERVER,
+        &crate::objects::access_control::DEF,
+        &registry::DEVICE,
+        &conn::CONNECTIVITY_MONITORING,
+        &registry::FIRMWARE_UPDATE,
+        &registry::LOCATION,
+        &conn::CONNECTIVITY_STATISTICS,
+        &conn::CELLULAR_CONNECTIVITY,
+        &conn::APN_CONNECTION_PROFILE,
+        &ipso::ILLUMINANCE,
+        &ipso::TEMPERATURE,
+        &ipso::HUMIDITY,
+        &ipso::ACCELEROMETER,
+        &ipso::BAROMETER,
+        &ipso::VOLTAGE,
+        &ipso::CURRENT,
+        &ipso::CONCENTRATION,
+        &ipso::POWER,
+    ];
+    // Objects advertised at the version of the LwM2M 1.1 enabler lwm2md registers with,
+    // older than the file's, and the newer resources left out (the core objects keep
+    // theirs in the tables: a 1.2 server may use them).
+    let older: [(u16, &str, &[u16]); 5] = [
+        (0, "1.1", &[]),
+        (1, "1.1", &[]),
+        (2, "1.0", &[]),
+        (3, "1.1", &[]),
+        (5, "1.1", &[14]),
+    ];
+    let mut differences = Vec::new();
+    for def in built_in {
+        let file = registry_dir().join(format!("{}.xml", def.id));
+        let loaded = load_file(&file).unwrap_or_else(|e| panic!("{e}"));
+        let Some(from_file) = loaded.iter().find(|d| d.id == def.id) else {
+            differences.push(format!("{}: not in {}", def.id, file.display()));
+            continue;
+        };
+        let mut differ = |what: &str, ours: String, theirs: String| {
+            if ours != theirs {
+                differences.push(format!(
+                    "/{} {what}: {ours:?} here, {theirs:?} in the file",
+                    def.id
+                ));
+            }
+        };
+        let (version, left_out) = older
+            .iter()
+            .find(|(id, ..)| *id == def.id)
+            .map_or((from_file.version.as_str(), &[][..]), |(_, v, left)| {
+                (*v, *left)
+            });
+        differ("name", def.name.into(), from_file.name.clone());
+        differ("version", def.version.into(), version.into());
+        differ(
+            "multiple",
+            def.multiple.to_string(),
+            from_file.multiple.to_string(),
+        );
+        differ(
+            "mandatory",
+            def.mandatory.to_string(),
+            from_file.mandatory.to_string(),
+        );
+        let ids = |mut ids: Vec<u16>| {
+            ids.sort_unstable();
+            format!("{ids:?}")
+        };
+        differ(
+            "resources",
+            ids(def.resources.iter().map(|r| r.id).collect()),
+            ids(from_file
+                .resources
+                .iter()
+                .map(|r| r.id)
+                .filter(|id| !left_out.contains(id))
+                .collect()),
+        );
+        for r in def.resources {
+            let Some(f) = from_file.resources.iter().find(|f| f.id == r.id) else {
+                continue;
+            };
+            let at = format!("resource {}", r.id);
+            differ(&format!("{at} name"), r.name.into(), f.name.clone());
+            differ(
+                &format!("{at} operations"),
+                format!("{:?}", r.operations),
+                format!("{:?}", f.operations),
+            );
+            differ(
+                &format!("{at} multiple"),
+                r.multiple.to_string(),
+                f.multiple.to_string(),
+            );
+            differ(
+                &format!("{at} mandatory"),
+                r.mandatory.to_string(),
+                f.mandatory.to_string(),
+            );
+            differ(
+                &format!("{at} type"),
+                format!("{:?}", r.ty),
+                format!("{:?}", f.ty),
+            );
+            differ(&format!("{at} range"), r.range.into(), f.range.clone());
+            differ(&format!("{at} units"), r.units.into(), f.units.clone());
+        }
+    }
+    assert!(differences.is_empty(), "{}", differences.join("\n"));
+}
