@@ -428,6 +428,11 @@ async fn server(config: &Config, account: &ServerAccount) -> Vec<Check> {
             psk.key.clone(),
         )),
         AccountSecurity::Certificate(certs) => Some(DtlsConfig::certificate(certs.clone())),
+        AccountSecurity::RawPublicKey(k) => Some(DtlsConfig {
+            credentials: Credentials::RawPublicKey(k.clone()),
+            mtu: crate::dtls::DEFAULT_MTU,
+            handshake_timeout: crate::dtls::DEFAULT_HANDSHAKE_TIMEOUT,
+        }),
     };
     let link = match dtls {
         None => Link::Plain(socket),
@@ -597,6 +602,12 @@ async fn handshake(
             "certificate_file".to_string(),
             "make sure the server trusts certificate_file and that server_certificate_file, \
              certificate_usage and trust_store describe the server's certificate"
+                .to_string(),
+        ),
+        Credentials::RawPublicKey(_) => (
+            "private_key_file".to_string(),
+            "make sure the server holds the public key of private_key_file for this client \
+             and that server_public_key_file is the server's public key"
                 .to_string(),
         ),
     };

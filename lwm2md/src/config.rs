@@ -568,10 +568,12 @@ pub struct ServerConfig {
     pub psk_key_file: Option<PathBuf>,
     /// security = "cert": our certificate (PEM, the chain may follow, or DER).
     pub certificate_file: Option<PathBuf>,
-    /// security = "cert": our private key (PEM or DER), private to its owner.
+    /// security = "cert" or "rpk": our private key (PEM or DER), private to its owner.
     pub private_key_file: Option<PathBuf>,
     /// security = "cert": the server's certificate or CA (/0/x/4), PEM or DER.
     pub server_certificate_file: Option<PathBuf>,
+    /// security = "rpk": the server's public key (/0/x/4), PEM `PUBLIC KEY` or DER.
+    pub server_public_key_file: Option<PathBuf>,
     /// Certificate Usage (/0/x/15): 0 CA constraint, 1 service certificate constraint,
     /// 2 trust anchor assertion, 3 domain-issued certificate (the default).
     pub certificate_usage: Option<u8>,
@@ -597,6 +599,7 @@ pub struct BootstrapConfig {
     pub certificate_file: Option<PathBuf>,
     pub private_key_file: Option<PathBuf>,
     pub server_certificate_file: Option<PathBuf>,
+    pub server_public_key_file: Option<PathBuf>,
     pub certificate_usage: Option<u8>,
     pub trust_store: Option<PathBuf>,
     pub sni: Option<String>,
@@ -619,6 +622,7 @@ impl BootstrapConfig {
             certificate_file: self.certificate_file,
             private_key_file: self.private_key_file,
             server_certificate_file: self.server_certificate_file,
+            server_public_key_file: self.server_public_key_file,
             certificate_usage: self.certificate_usage,
             trust_store: self.trust_store,
             sni: self.sni,
@@ -696,6 +700,8 @@ pub enum AccountSecurity {
     Psk(Psk),
     /// DTLS with X.509 certificates.
     Certificate(crate::dtls::Certificates),
+    /// DTLS with raw public keys (RFC 7250).
+    RawPublicKey(crate::dtls::RawPublicKey),
 }
 
 /// A PSK identity and key, read from the key file.
@@ -1158,7 +1164,7 @@ fn account_security(
     });
     let psk_keys = s.psk_identity.is_some() || s.psk_key_file.is_some();
     let cert_keys = s.certificate_file.is_some()
-        || s.private_key_file.is_some()
+        || (s.private_key_file.is_some() && mode != SecurityMode::Rpk)
         || s.server_certificate_file.is_some()
         || s.certificate_usage.is_some()
         || s.trust_store.is_some()
@@ -1175,15 +1181,18 @@ fn account_security(
                 .into(),
         );
     }
+    if s.server_public_key_file.is_some() && mode != SecurityMode::Rpk {
+        return Err("server_public_key_file needs security = \"rpk\"".into());
+    }
     match (mode, scheme) {
-        (SecurityMode::Rpk, _) => Err(format!(
+        (SecurityMode::Rpk, _) if !crate::dtls::RAW_PUBLIC_KEYS => Err(format!(
             "security = \"rpk\" is not available: {}",
             crate::dtls::raw_public_keys_unavailable()
         )),
         (SecurityMode::Nosec, Scheme::Coaps) => {
-            Err("a coaps:// server needs security = \"psk\" or \"cert\"".into())
+            Err("a coaps:// server needs security = \"psk\", \"cert\" or \"rpk\"".into())
         }
-        (SecurityMode::Psk | SecurityMode::Cert, Scheme::Coap) => {
+        (SecurityMode::Psk | SecurityMode::Cert | SecurityMode::Rpk, Scheme::Coap) => {
             Err("DTLS security needs a coaps:// uri".into())
         }
         (SecurityMode::Nosec, Scheme::Coap) => Ok(AccountSecurity::NoSec),
@@ -1207,7 +1216,29 @@ fn account_security(
         (SecurityMode::Cert, Scheme::Coaps) => {
             certificates(s, host).map(AccountSecurity::Certificate)
         }
+        (SecurityMode::Rpk, Scheme::Coaps) => raw_public_key(s).map(AccountSecurity::RawPublicKey),
     }
+}
+
+/// The raw public key account's files, read into the DER the Security object holds.
+fn raw_public_key(s: &ServerConfig) -> Result<crate::dtls::RawPublicKey, String> {
+    let key_file = s
+        .private_key_file
+        .as_deref()
+        .ok_or("security = \"rpk\" needs private_key_file")?;
+    private_file("private_key_file", key_file)?;
+    let private_key =
+        crate::pem::private_key(key_file).map_err(|e| format!("private_key_file {e}"))?;
+    let server_file = s
+        .server_public_key_file
+        .as_deref()
+        .ok_or("security = \"rpk\" needs server_public_key_file (the server's public key)")?;
+    let server_public_key =
+        crate::pem::public_key(server_file).map_err(|e| format!("server_public_key_file {e}"))?;
+    Ok(crate::dtls::RawPublicKey {
+        private_key,
+        server_public_key,
+    })
 }
 
 /// The certificate account's files, read into the DER the Security object holds.
@@ -1852,7 +1883,15 @@ mod tests {
             ),
             (
                 "uri = \"coaps://h\"\nsecurity = \"rpk\"",
-                "need OpenSSL 3.2",
+                if crate::dtls::RAW_PUBLIC_KEYS {
+                    "needs private_key_file"
+                } else {
+                    "need OpenSSL 3.2"
+                },
+            ),
+            (
+                "uri = \"coaps://h\"\nsecurity = \"cert\"\nserver_public_key_file = \"/k\"",
+                "server_public_key_file needs security = \"rpk\"",
             ),
             (
                 "uri = \"coaps://h\"\nsecurity = \"psk\"\nsni = \"x\"",
@@ -1864,7 +1903,7 @@ mod tests {
             ),
             (
                 "uri = \"coaps://h\"\nsecurity = \"nosec\"",
-                "needs security = \"psk\" or \"cert\"",
+                "needs security = \"psk\", \"cert\" or \"rpk\"",
             ),
             (
                 "uri = \"coap://h\"\nsecurity = \"psk\"",
@@ -1898,6 +1937,36 @@ mod tests {
         let a = parse(&plain).unwrap().accounts().unwrap();
         assert_eq!(a[0].security, AccountSecurity::NoSec);
         assert!(matches!(a[1].security, AccountSecurity::Psk(_)));
+    }
+
+    #[cfg(ossl_rpk)]
+    #[test]
+    fn rpk_account_reads_its_key_files() {
+        use openssl::ec::{EcGroup, EcKey};
+        use openssl::pkey::PKey;
+        let group = EcGroup::from_curve_name(openssl::nid::Nid::X9_62_PRIME256V1).unwrap();
+        let ours = PKey::from_ec_key(EcKey::generate(&group).unwrap()).unwrap();
+        let theirs = PKey::from_ec_key(EcKey::generate(&group).unwrap()).unwrap();
+        let key = key_file("rpk-key", &ours.private_key_to_pem_pkcs8().unwrap(), 0o600);
+        let server = key_file("rpk-server", &theirs.public_key_to_pem().unwrap(), 0o644);
+        let text = format!(
+            "[[server]]\nuri = \"coaps://h\"\nsecurity = \"rpk\"\nprivate_key_file = {key:?}\n\
+             server_public_key_file = {server:?}\n"
+        );
+        let a = parse(&text).unwrap().accounts().unwrap();
+        match &a[0].security {
+            AccountSecurity::RawPublicKey(k) => {
+                assert_eq!(k.server_public_key, theirs.public_key_to_der().unwrap());
+                let back = PKey::private_key_from_der(&k.private_key).unwrap();
+                assert!(back.public_eq(&ours));
+            }
+            other => panic!("{other:?}"),
+        }
+        let missing = format!(
+            "[[server]]\nuri = \"coaps://h\"\nsecurity = \"rpk\"\nprivate_key_file = {key:?}\n"
+        );
+        let e = parse(&missing).unwrap_err().to_string();
+        assert!(e.contains("needs server_public_key_file"), "{e}");
     }
 
     #[test]

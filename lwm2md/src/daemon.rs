@@ -136,6 +136,11 @@ pub async fn run(config: Config) -> Result<(), DaemonError> {
                 usage: c.usage.code(),
                 sni: c.sni.clone(),
             },
+            AccountSecurity::RawPublicKey(k) => SecurityMode::RawPublicKey {
+                public_key: crate::dtls::public_key_of(&k.private_key).unwrap_or_default(),
+                server_public_key: k.server_public_key.clone(),
+                key: k.private_key.clone(),
+            },
             AccountSecurity::NoSec => SecurityMode::NoSec,
         };
         if a.bootstrap {
@@ -291,9 +296,9 @@ pub async fn run(config: Config) -> Result<(), DaemonError> {
                                         identity: psk.identity.clone().into_bytes(),
                                         key: psk.key.clone(),
                                     }),
-                                    AccountSecurity::NoSec | AccountSecurity::Certificate(_) => {
-                                        None
-                                    }
+                                    AccountSecurity::NoSec
+                                    | AccountSecurity::Certificate(_)
+                                    | AccountSecurity::RawPublicKey(_) => None,
                                 })
                                 .collect(),
                         },

@@ -1,5 +1,6 @@
-//! DTLS 1.2 client sessions (RFC 6347) with a pre-shared key (RFC 4279) or X.509
-//! certificates, sans-IO, with session resumption.
+//! DTLS 1.2 client sessions (RFC 6347) with a pre-shared key (RFC 4279), X.509
+//! certificates or raw public keys (RFC 7250, OpenSSL 3.2+), sans-IO, with session
+//! resumption.
 //!
 //! OpenSSL does the protocol work; it is fed through an in-memory datagram channel so that
 //! the daemon keeps owning the socket and the engine keeps seeing plaintext CoAP. OpenSSL
@@ -41,22 +42,29 @@ const CERT_CIPHERS: &str = "ECDHE-ECDSA-AES128-CCM8:ECDHE-ECDSA-AES128-GCM-SHA25
 /// OpenSSL 3.2.0 in OPENSSL_VERSION_NUMBER form.
 const OPENSSL_3_2: i64 = 0x3020_0000;
 
-/// Why raw public keys (Security Mode 1, RFC 7250) cannot be used: OpenSSL has them from
-/// 3.2 on, and this daemon does not implement them for any version yet.
+/// The suites for raw public keys: ECDHE-ECDSA only (LwM2M's RPK mode uses P-256 keys),
+/// CCM8 as LwM2M mandates, then GCM. OpenSSL 3.2+ ranks CCM8 below security level 1.
+#[cfg(ossl_rpk)]
+const RPK_CIPHERS: &str = "ECDHE-ECDSA-AES128-CCM8:ECDHE-ECDSA-AES128-GCM-SHA256:@SECLEVEL=0";
+
+/// Whether this build has raw public keys (Security Mode 1, RFC 7250): decided when it
+/// was built, from the version of the OpenSSL it was built against (3.2 or newer).
+pub const RAW_PUBLIC_KEYS: bool = cfg!(ossl_rpk);
+
+/// The DER SubjectPublicKeyInfo of a DER private key: the Public Key (/0/x/3) that a raw
+/// public key account shows the server.
+pub fn public_key_of(private_key: &[u8]) -> Result<Vec<u8>, openssl::error::ErrorStack> {
+    PKey::private_key_from_der(private_key)?.public_key_to_der()
+}
+
+/// Why raw public keys (Security Mode 1, RFC 7250) cannot be used by this build.
 pub fn raw_public_keys_unavailable() -> String {
     let linked = openssl::version::version();
-    if openssl::version::number() < OPENSSL_3_2 {
-        format!(
-            "raw public keys (RFC 7250) need OpenSSL 3.2 or newer, and the linked one is \
-             too old ({linked}); build with the `vendored` feature for a newer OpenSSL, or \
-             use certificates or a pre-shared key"
-        )
-    } else {
-        format!(
-            "raw public keys (RFC 7250) are not supported by this build yet (linked: \
-             {linked}); use certificates or a pre-shared key"
-        )
-    }
+    format!(
+        "raw public keys (RFC 7250) need OpenSSL 3.2 or newer, and this build was made \
+         against an older one (linked: {linked}); rebuild with `--features vendored` or \
+         against a newer system OpenSSL, or use certificates or a pre-shared key"
+    )
 }
 
 /// Datagrams queued for a handshake that has not finished; older ones are dropped first
@@ -86,6 +94,29 @@ pub enum Credentials {
     Psk { identity: Vec<u8>, key: Vec<u8> },
     /// Security mode 2.
     Certificate(Certificates),
+    /// Security mode 1, raw public keys (RFC 7250).
+    RawPublicKey(RawPublicKey),
+}
+
+/// Security mode 1: our key pair and the server's public key, as the Security object
+/// holds them (DER).
+#[derive(Clone, PartialEq, Eq)]
+pub struct RawPublicKey {
+    /// Our private key (/0/x/5), PKCS#8 or traditional DER; its public half is what the
+    /// server knows us by (/0/x/3).
+    pub private_key: Vec<u8>,
+    /// The server's public key (/0/x/4), DER SubjectPublicKeyInfo: the only key the
+    /// session accepts from the server.
+    pub server_public_key: Vec<u8>,
+}
+
+impl fmt::Debug for RawPublicKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RawPublicKey")
+            .field("private_key", &"<redacted>")
+            .field("server_public_key", &self.server_public_key.len())
+            .finish()
+    }
 }
 
 /// Security mode 2, X.509 certificates, as the Security object holds them (DER).
@@ -168,6 +199,7 @@ impl fmt::Debug for Credentials {
                 .field("key", &"<redacted>")
                 .finish(),
             Credentials::Certificate(c) => c.fmt(f),
+            Credentials::RawPublicKey(k) => k.fmt(f),
         }
     }
 }
@@ -332,13 +364,19 @@ impl DtlsClient {
                 });
             }
             Credentials::Certificate(c) => configure_certificates(&mut ctx, c)?,
+            #[cfg(ossl_rpk)]
+            Credentials::RawPublicKey(k) => rpk::configure(&mut ctx, k)?,
+            #[cfg(not(ossl_rpk))]
+            Credentials::RawPublicKey(_) => {
+                return Err(DtlsError::Setup(raw_public_keys_unavailable()))
+            }
         }
         let sni = match &config.credentials {
             Credentials::Certificate(c) => c
                 .sni
                 .clone()
                 .filter(|name| name.parse::<std::net::IpAddr>().is_err()),
-            Credentials::Psk { .. } => None,
+            Credentials::Psk { .. } | Credentials::RawPublicKey(_) => None,
         };
         Ok(DtlsClient {
             ctx: ctx.build(),
@@ -495,6 +533,86 @@ fn configure_certificates(
         }
     });
     Ok(())
+}
+
+/// Raw public keys (RFC 7250), through the OpenSSL 3.2 API that the `openssl` crate does
+/// not bind.
+#[cfg(ossl_rpk)]
+mod rpk {
+    use super::{DtlsError, RawPublicKey, RPK_CIPHERS};
+    use foreign_types::ForeignTypeRef;
+    use openssl::pkey::{PKey, PKeyRef, Public};
+    use openssl::ssl::{SslContextBuilder, SslVerifyMode};
+    use openssl::x509::X509StoreContextRef;
+    use std::ffi::{c_int, c_uchar};
+
+    /// tls1.h: the certificate type of RFC 7250 (IANA TLS Certificate Types 2).
+    const TLSEXT_CERT_TYPE_RPK: c_uchar = 2;
+
+    extern "C" {
+        fn SSL_CTX_set1_client_cert_type(
+            ctx: *mut openssl_sys::SSL_CTX,
+            val: *const c_uchar,
+            len: usize,
+        ) -> c_int;
+        fn SSL_CTX_set1_server_cert_type(
+            ctx: *mut openssl_sys::SSL_CTX,
+            val: *const c_uchar,
+            len: usize,
+        ) -> c_int;
+        fn X509_STORE_CTX_get0_rpk(
+            ctx: *const openssl_sys::X509_STORE_CTX,
+        ) -> *mut openssl_sys::EVP_PKEY;
+    }
+
+    /// Both sides authenticate with raw public keys only (a server offering only X.509
+    /// fails the handshake), and the server's must be the configured one.
+    pub fn configure(ctx: &mut SslContextBuilder, k: &RawPublicKey) -> Result<(), DtlsError> {
+        let setup = |what: &'static str| {
+            move |e: openssl::error::ErrorStack| DtlsError::Setup(format!("{what}: {e}"))
+        };
+        set_cert_types(ctx).map_err(setup("raw public key certificate type"))?;
+        ctx.set_cipher_list(RPK_CIPHERS)
+            .map_err(setup("cipher list"))?;
+        let key = PKey::private_key_from_der(&k.private_key).map_err(setup("private key"))?;
+        ctx.set_private_key(&key).map_err(setup("private key"))?;
+        let expected =
+            PKey::public_key_from_der(&k.server_public_key).map_err(setup("server public key"))?;
+        // OpenSSL has no trust for a raw key of its own and reports every one as
+        // untrusted: the callback alone decides, by comparing it with the configured key.
+        ctx.set_verify_callback(SslVerifyMode::PEER, move |_, store| {
+            // SAFETY: called from OpenSSL's verification of the peer's key.
+            unsafe { peer_key(store) }.is_some_and(|peer| peer.public_eq(&expected))
+        });
+        Ok(())
+    }
+
+    /// The raw public key being verified, if the peer sent one.
+    ///
+    /// # Safety
+    /// `store` must be the store context of a verify callback; the key lives as long.
+    pub unsafe fn peer_key(store: &X509StoreContextRef) -> Option<&PKeyRef<Public>> {
+        // SAFETY: `store` is a live X509_STORE_CTX; get0 lends a key it owns.
+        let peer = unsafe { X509_STORE_CTX_get0_rpk(store.as_ptr()) };
+        // SAFETY: a non-null EVP_PKEY that outlives the borrow of `store`.
+        (!peer.is_null()).then(|| unsafe { PKeyRef::from_ptr(peer) })
+    }
+
+    /// Offers and accepts only RFC 7250 raw public keys, for both sides' keys. Public so
+    /// that a test server is set up the same way.
+    pub fn set_cert_types(ctx: &mut SslContextBuilder) -> Result<(), openssl::error::ErrorStack> {
+        let types = [TLSEXT_CERT_TYPE_RPK];
+        // SAFETY: the context is valid and OpenSSL copies the list.
+        let ok = unsafe {
+            SSL_CTX_set1_client_cert_type(ctx.as_ptr(), types.as_ptr(), types.len()) == 1
+                && SSL_CTX_set1_server_cert_type(ctx.as_ptr(), types.as_ptr(), types.len()) == 1
+        };
+        if ok {
+            Ok(())
+        } else {
+            Err(openssl::error::ErrorStack::get())
+        }
+    }
 }
 
 fn cert_der(store: &X509StoreContextRef) -> Option<Vec<u8>> {
@@ -1149,6 +1267,119 @@ mod tests {
         let mut third = client.connect(Instant::now()).unwrap();
         handshake_bytes(&mut third, &mut Server::on(&other_ctx, other_seen));
         assert!(third.is_established() && !third.resumed());
+    }
+
+    /// Raw public keys (RFC 7250) against an OpenSSL server set up for them.
+    #[cfg(ossl_rpk)]
+    mod rpk {
+        use super::*;
+        use openssl::ec::{EcGroup, EcKey};
+        use openssl::nid::Nid;
+        use openssl::pkey::Private;
+
+        fn key() -> PKey<Private> {
+            let group = EcGroup::from_curve_name(Nid::X9_62_PRIME256V1).unwrap();
+            PKey::from_ec_key(EcKey::generate(&group).unwrap()).unwrap()
+        }
+
+        /// A server with its own key pair that accepts only `client`'s public key, and
+        /// counts the client keys it was shown.
+        fn server(own: &PKey<Private>, client: &PKey<Private>, ciphers: &str) -> (Server, Seen) {
+            let mut ctx = SslContext::builder(SslMethod::dtls_server()).unwrap();
+            ctx.set_options(SslOptions::NO_QUERY_MTU);
+            super::super::rpk::set_cert_types(&mut ctx).unwrap();
+            ctx.set_cipher_list(ciphers).unwrap();
+            ctx.set_private_key(own).unwrap();
+            let expected = PKey::public_key_from_der(&client.public_key_to_der().unwrap()).unwrap();
+            let seen: Seen = Default::default();
+            let seen2 = seen.clone();
+            ctx.set_verify_callback(
+                SslVerifyMode::PEER | SslVerifyMode::FAIL_IF_NO_PEER_CERT,
+                move |_, store| {
+                    let peer = unsafe { super::super::rpk::peer_key(store) };
+                    let Some(peer) = peer else { return false };
+                    seen2
+                        .lock()
+                        .unwrap()
+                        .push(peer.public_key_to_der().unwrap());
+                    peer.public_eq(&expected)
+                },
+            );
+            (Server::on(&ctx.build(), seen.clone()), seen)
+        }
+
+        fn config(client: &PKey<Private>, server: &PKey<Private>) -> DtlsConfig {
+            DtlsConfig {
+                credentials: Credentials::RawPublicKey(RawPublicKey {
+                    private_key: client.private_key_to_der().unwrap(),
+                    server_public_key: server.public_key_to_der().unwrap(),
+                }),
+                mtu: DEFAULT_MTU,
+                handshake_timeout: DEFAULT_HANDSHAKE_TIMEOUT,
+            }
+        }
+
+        #[test]
+        fn rpk_handshake_with_ccm8_and_gcm_and_data_flows() {
+            let (ours, theirs) = (key(), key());
+            for (ciphers, expected) in [
+                (RPK_CIPHERS, "ECDHE-ECDSA-AES128-CCM8"),
+                (
+                    "ECDHE-ECDSA-AES128-GCM-SHA256",
+                    "ECDHE-ECDSA-AES128-GCM-SHA256",
+                ),
+            ] {
+                let mut client = DtlsClient::new(&config(&ours, &theirs))
+                    .unwrap()
+                    .connect(Instant::now())
+                    .unwrap();
+                let (mut server, seen) = server(&theirs, &ours, ciphers);
+                let (_, r) = pump(&mut client, &mut server, &mut |_| false, &mut 0);
+                r.unwrap();
+                assert!(client.is_established());
+                assert_eq!(client.cipher(), Some(expected));
+                // The server was shown our raw public key, nothing else.
+                assert_eq!(
+                    *seen.lock().unwrap(),
+                    vec![ours.public_key_to_der().unwrap()]
+                );
+                client.send(b"POST /rd").unwrap();
+                let ((at_server, _), r) = pump(&mut client, &mut server, &mut |_| false, &mut 0);
+                r.unwrap();
+                assert_eq!(at_server, vec![b"POST /rd".to_vec()]);
+            }
+        }
+
+        #[test]
+        fn rpk_server_with_another_key_is_refused() {
+            let (ours, theirs, impostor) = (key(), key(), key());
+            let mut client = DtlsClient::new(&config(&ours, &theirs))
+                .unwrap()
+                .connect(Instant::now())
+                .unwrap();
+            let (mut server, _) = server(&impostor, &ours, RPK_CIPHERS);
+            let (_, r) = pump(&mut client, &mut server, &mut |_| false, &mut 0);
+            match r {
+                Err(DtlsError::Handshake(reason)) => {
+                    assert!(reason.contains("certificate verify failed"), "{reason}")
+                }
+                other => panic!("{other:?}"),
+            }
+            assert!(!client.is_established());
+        }
+
+        #[test]
+        fn rpk_client_key_unknown_to_the_server_is_refused() {
+            let (ours, theirs) = (key(), key());
+            let mut client = DtlsClient::new(&config(&ours, &theirs))
+                .unwrap()
+                .connect(Instant::now())
+                .unwrap();
+            let (mut server, seen) = server(&theirs, &key(), RPK_CIPHERS);
+            let (_, r) = pump(&mut client, &mut server, &mut |_| false, &mut 0);
+            assert!(matches!(r, Err(DtlsError::Handshake(_))), "{r:?}");
+            assert_eq!(seen.lock().unwrap().len(), 1);
+        }
     }
 
     mod certificates {

@@ -40,6 +40,21 @@ pub fn private_key(file: &Path) -> Result<Vec<u8>, String> {
         .map_err(|e| format!("{name}: {e}"))
 }
 
+/// A public key (SubjectPublicKeyInfo, PEM `PUBLIC KEY` or DER) as DER, the form the
+/// Security object's Server Public Key (/0/x/4) holds in raw public key mode.
+pub fn public_key(file: &Path) -> Result<Vec<u8>, String> {
+    let name = file.display();
+    let data = std::fs::read(file).map_err(|e| format!("{name}: {e}"))?;
+    let key = if is_pem(&data) {
+        PKey::public_key_from_pem(&data)
+            .map_err(|e| format!("{name}: not a PEM public key (BEGIN PUBLIC KEY): {e}"))?
+    } else {
+        PKey::public_key_from_der(&data)
+            .map_err(|e| format!("{name}: not a DER public key (SubjectPublicKeyInfo): {e}"))?
+    };
+    key.public_key_to_der().map_err(|e| format!("{name}: {e}"))
+}
+
 fn is_pem(data: &[u8]) -> bool {
     data.windows(11).any(|w| w == b"-----BEGIN ")
 }

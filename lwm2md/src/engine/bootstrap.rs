@@ -22,7 +22,7 @@ use crate::coap::block::{block2, set_block2, BlockOption};
 use crate::coap::{IncomingRequest, RequestId};
 use crate::codec::{self, ContentFormat, Record};
 use crate::config::{parse_server_uri, Scheme};
-use crate::dtls::{CertificateUsage, Certificates, Credentials};
+use crate::dtls::{CertificateUsage, Certificates, Credentials, RawPublicKey};
 use crate::model::{DmError, Object};
 use crate::objects::{security, server};
 use crate::path::Path;
@@ -225,15 +225,29 @@ fn account(objects: &dm::Objects, instance: u16) -> Result<Account, String> {
                 "/0/{instance}: coap:// needs Security Mode 3 (NoSec), not {m:?}"
             ))
         }
-        (Scheme::Coaps, Some(security::MODE_RPK)) => {
+        (Scheme::Coaps, Some(security::MODE_RPK)) if !crate::dtls::RAW_PUBLIC_KEYS => {
             return Err(format!(
                 "/0/{instance}: Security Mode 1: {}",
                 crate::dtls::raw_public_keys_unavailable()
             ))
         }
+        (Scheme::Coaps, Some(security::MODE_RPK)) => {
+            let private_key = opaque(sec.as_ref(), instance, security::SECRET_KEY);
+            let server_public_key = opaque(sec.as_ref(), instance, security::SERVER_PUBLIC_KEY);
+            if private_key.is_empty() || server_public_key.is_empty() {
+                return Err(format!(
+                    "/0/{instance}: raw public key mode without our private key (/0/{instance}/5) \
+                     or the server's public key (/0/{instance}/4)"
+                ));
+            }
+            Some(Credentials::RawPublicKey(RawPublicKey {
+                private_key,
+                server_public_key,
+            }))
+        }
         (Scheme::Coaps, m) => {
             return Err(format!(
-                "/0/{instance}: coaps:// supports Security Modes 0 (PSK) and 2 (certificate), not {m:?}"
+                "/0/{instance}: coaps:// supports Security Modes 0 (PSK), 1 (raw public key) and 2 (certificate), not {m:?}"
             ))
         }
     };

@@ -904,11 +904,64 @@ fn a_raw_public_key_account_is_refused_with_the_reason() {
     let fin = net.request(BS, RequestType::Post, "/bs", |_| {});
     assert_eq!(code(&fin), ResponseType::NotAcceptable);
     let why = String::from_utf8(fin.payload.clone()).unwrap();
-    assert!(
-        why.contains("/0/1: Security Mode 1: raw public keys"),
-        "{why}"
+    if crate::dtls::RAW_PUBLIC_KEYS {
+        // Mode 1 without its keys.
+        assert!(why.contains("/0/1: raw public key mode without"), "{why}");
+    } else {
+        assert!(
+            why.contains("/0/1: Security Mode 1: raw public keys"),
+            "{why}"
+        );
+        assert!(why.contains("OpenSSL"), "{why}");
+    }
+}
+
+#[cfg(ossl_rpk)]
+#[test]
+fn rpk_account_from_the_bootstrap_server_is_used() {
+    use openssl::ec::{EcGroup, EcKey};
+    use openssl::pkey::PKey;
+    let group = EcGroup::from_curve_name(openssl::nid::Nid::X9_62_PRIME256V1).unwrap();
+    let ours = PKey::from_ec_key(EcKey::generate(&group).unwrap()).unwrap();
+    let theirs = PKey::from_ec_key(EcKey::generate(&group).unwrap()).unwrap();
+    let mut net = engine(None);
+    let req = net.bootstrap_request();
+    net.answer(BS, &req, ResponseType::Changed, &[]);
+    let (mut security, server) = account_records(60);
+    security[0] = rec(
+        Path::resource(0, 1, 0),
+        Value::String("coaps://192.0.2.20".into()),
     );
-    assert!(why.contains("OpenSSL"), "{why}");
+    security[2] = rec(Path::resource(0, 1, 2), Value::Integer(1));
+    security.extend([
+        rec(
+            Path::resource(0, 1, 3),
+            Value::Opaque(ours.public_key_to_der().unwrap()),
+        ),
+        rec(
+            Path::resource(0, 1, 4),
+            Value::Opaque(theirs.public_key_to_der().unwrap()),
+        ),
+        rec(
+            Path::resource(0, 1, 5),
+            Value::Opaque(ours.private_key_to_der().unwrap()),
+        ),
+    ]);
+    let f = ContentFormat::SenmlCbor;
+    net.write("/0", f, encode(f, Path::object(0), &security));
+    net.write("/1/0", f, encode(f, Path::instance(1, 0), &server));
+    let fin = net.request(BS, RequestType::Post, "/bs", |_| {});
+    assert_eq!(code(&fin), ResponseType::Changed);
+    let accounts = net.engine.accounts();
+    let rpk = accounts
+        .iter()
+        .find_map(|(a, _)| match &a.credentials {
+            Some(crate::dtls::Credentials::RawPublicKey(k)) => Some(k),
+            _ => None,
+        })
+        .expect("a raw public key account");
+    assert_eq!(rpk.server_public_key, theirs.public_key_to_der().unwrap());
+    assert_eq!(rpk.private_key, ours.private_key_to_der().unwrap());
 }
 
 #[test]

@@ -77,6 +77,11 @@ impl Security {
                 }
                 (2, certificate, server_certificate, key)
             }
+            SecurityMode::RawPublicKey {
+                public_key,
+                server_public_key,
+                key,
+            } => (MODE_RPK, public_key, server_public_key, key),
             SecurityMode::NoSec => (3, Vec::new(), Vec::new(), Vec::new()),
         };
         let s = &mut self.store;
@@ -118,6 +123,13 @@ pub enum SecurityMode {
         key: Vec<u8>,
         usage: i64,
         sni: Option<String>,
+    },
+    /// Mode 1: our public key (/0/x/3, DER SubjectPublicKeyInfo), the server's (/0/x/4,
+    /// the same form) and our private key (/0/x/5, DER).
+    RawPublicKey {
+        public_key: Vec<u8>,
+        server_public_key: Vec<u8>,
+        key: Vec<u8>,
     },
     /// Mode 3.
     NoSec,
