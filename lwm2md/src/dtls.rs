@@ -247,7 +247,8 @@ impl fmt::Display for DtlsError {
             } => write!(
                 f,
                 "DTLS handshake timed out after the server's hello: \
-                 the server most likely holds a different PSK for this identity"
+                 the server most likely holds a different PSK for this identity \
+                 (or, with certificates or raw public keys, refused ours)"
             ),
             DtlsError::Closed => write!(f, "the server closed the DTLS session"),
             DtlsError::Session(e) => write!(f, "DTLS session failed: {e}"),
