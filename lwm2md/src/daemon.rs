@@ -717,6 +717,9 @@ struct DtlsPeer {
     /// credentials (logged, retried like a failed handshake).
     client: Result<DtlsClient, DtlsError>,
     session: Option<DtlsSession>,
+    /// What a failed session still had to send (its fatal alert), so that the server
+    /// learns why instead of waiting for the rest of the handshake.
+    farewell: std::collections::VecDeque<Vec<u8>>,
     /// When the next handshake starts, while there is no session.
     retry_at: Option<Instant>,
     retry_delay: Duration,
@@ -737,6 +740,7 @@ impl DtlsPeer {
             credentials: config.credentials.clone(),
             client: DtlsClient::new(&config),
             session: None,
+            farewell: Default::default(),
             retry_at: None,
             retry_delay: DTLS_RETRY_FIRST,
         };
@@ -774,7 +778,10 @@ impl DtlsPeer {
             "{error}; new handshake in {} s",
             self.retry_delay.as_secs()
         );
-        self.session = None;
+        if let Some(mut failed) = self.session.take() {
+            self.farewell
+                .extend(std::iter::from_fn(|| failed.poll_transmit()));
+        }
         // The next handshake is a full one: a session that failed is not offered again.
         if let Ok(client) = &mut self.client {
             client.forget();
@@ -822,7 +829,9 @@ impl DtlsPeer {
     }
 
     fn poll_transmit(&mut self) -> Option<Vec<u8>> {
-        self.session.as_mut()?.poll_transmit()
+        self.farewell
+            .pop_front()
+            .or_else(|| self.session.as_mut()?.poll_transmit())
     }
 
     fn poll_timeout(&self) -> Option<Instant> {

@@ -1495,6 +1495,12 @@ mod tests {
             let mut client = DtlsClient::new(config)?.connect(Instant::now())?;
             let mut server = server(pki);
             let (_, r) = pump(&mut client, &mut server, &mut |_| false, &mut 0);
+            if let Err(DtlsError::Handshake(_)) = &r {
+                // A refused server hears why (a fatal alert, record type 21) instead of
+                // waiting for a flight that never comes.
+                let alert = client.poll_transmit();
+                assert_eq!(alert.as_deref().and_then(<[u8]>::first), Some(&21));
+            }
             r.map(|()| client)
         }
 
