@@ -85,7 +85,9 @@ impl AtSource {
         Some(match result {
             Ok(mut s) => {
                 let connection = s.connect_outcome.take().map(|o| {
-                    let requested_at = self.requested.remove(&o.id).unwrap_or_default();
+                    // A profile written resource by resource asks several times and the thread
+                    // may carry out more than one: each outcome keeps the latest request's time.
+                    let requested_at = self.requested.get(&o.id).copied().unwrap_or_default();
                     let replaced = self.active_profile;
                     if o.result.is_ok() {
                         self.active_profile = Some(o.id);
