@@ -25,56 +25,8 @@ pub const EXECUTE: u8 = 4;
 pub const DELETE: u8 = 8;
 pub const CREATE: u8 = 16;
 
-/// From the OMA registry's 2.xml (LwM2M Access Control, version 1.0).
-pub static DEF: ObjectDef = ObjectDef {
-    id: 2,
-    name: "LwM2M Access Control",
-    version: "1.0",
-    multiple: true,
-    mandatory: false,
-    resources: &[
-        ResourceDef {
-            id: OBJECT_ID,
-            name: "Object ID",
-            operations: Operations::R,
-            multiple: false,
-            mandatory: true,
-            ty: ResourceType::Integer,
-            range: "1..65534",
-            units: "",
-        },
-        ResourceDef {
-            id: INSTANCE_ID,
-            name: "Object Instance ID",
-            operations: Operations::R,
-            multiple: false,
-            mandatory: true,
-            ty: ResourceType::Integer,
-            range: "0..65535",
-            units: "",
-        },
-        ResourceDef {
-            id: ACL,
-            name: "ACL",
-            operations: Operations::RW,
-            multiple: true,
-            mandatory: false,
-            ty: ResourceType::Integer,
-            range: "0..31",
-            units: "",
-        },
-        ResourceDef {
-            id: OWNER,
-            name: "Access Control Owner",
-            operations: Operations::RW,
-            multiple: false,
-            mandatory: true,
-            ty: ResourceType::Integer,
-            range: "0..65535",
-            units: "",
-        },
-    ],
-};
+// `DEF`, generated at build time from the OMA registry's 2.xml by `build.rs`.
+include!(concat!(env!("OUT_DIR"), "/access_control.rs"));
 
 pub struct AccessControl {
     store: Store,

@@ -361,9 +361,10 @@ fn directories_load_in_order_and_conflicts_name_both_files() {
     std::fs::remove_dir_all(b).unwrap();
 }
 
-/// The object tables compiled in were generated from the registry files: they must still
-/// say what the files say, resource by resource. The one deliberate difference is the
-/// version a few objects advertise (the enabler version lwm2md implements).
+/// The object tables `build.rs` generates from the registry files must say what the
+/// runtime loader reads in the same files, resource by resource (two independent readings
+/// of the XML). The deliberate differences: the version a few objects advertise (the
+/// enabler version lwm2md implements) and the newer resources left out with it.
 #[test]
 fn built_in_tables_are_what_the_registry_files_say() {
     use crate::model::{registry, registry_connectivity as conn};
