@@ -7,14 +7,13 @@ import asyncio
 import json
 import signal
 import subprocess
-import time
 from pathlib import Path
 
 import pytest
 
 from bench.daemon import NotifySocket, expect_event, expect_registration
 from test_e2e_firmware import push, value, wait_for, wait_value
-from test_e2e_system import PrivateBus
+from bench.bus import PrivateBus
 
 RIG = Path(__file__).resolve().parent.parent / "backends" / "tests" / "rauc-rig.sh"
 
@@ -35,15 +34,7 @@ class RaucRig:
             env={"DBUS_SYSTEM_BUS_ADDRESS": self.bus.address, "PATH": "/usr/sbin:/usr/bin:/sbin:/bin"},
             stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=log,
         )
-        deadline = time.monotonic() + 30
-        while subprocess.run(
-            ["dbus-send", f"--bus={self.bus.address}", "--print-reply", "--dest=org.freedesktop.DBus",
-             "/org/freedesktop/DBus", "org.freedesktop.DBus.GetNameOwner", "string:de.pengutronix.rauc"],
-            capture_output=True,
-        ).returncode != 0:
-            assert self.service.poll() is None, "rauc service exited"
-            assert time.monotonic() < deadline, "rauc service never owned its name"
-            time.sleep(0.05)
+        self.bus.wait_name("de.pengutronix.rauc", self.service, timeout=30)
 
     def stop(self):
         if self.service is not None:

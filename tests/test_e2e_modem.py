@@ -10,37 +10,16 @@ from pathlib import Path
 import pytest
 
 from bench import senml
+from bench.bus import PrivateBus
 from bench.daemon import expect_event, expect_registration
 from bench.server import SENML_JSON, TEXT
 
 TEMPLATE = Path(__file__).parent / "bench" / "mm_template.py"
-BUS_CONF = """<!DOCTYPE busconfig PUBLIC "-//freedesktop//DTD D-Bus Bus Configuration 1.0//EN"
- "http://www.freedesktop.org/standards/dbus/1.0/busconfig.dtd">
-<busconfig>
-  <type>session</type>
-  <listen>unix:path={socket}</listen>
-  <auth>EXTERNAL</auth>
-  <policy context="default">
-    <allow own="*"/>
-    <allow send_destination="*"/>
-    <allow receive_sender="*"/>
-  </policy>
-</busconfig>
-"""
-
-
-class ModemBus:
+class ModemBus(PrivateBus):
     """A private bus with the ModemManager mock on it."""
 
     def __init__(self, tmp_path: Path):
-        conf = tmp_path / "bus.conf"
-        conf.write_text(BUS_CONF.format(socket=tmp_path / "bus.sock"))
-        self.daemon = subprocess.Popen(
-            ["dbus-daemon", f"--config-file={conf}", "--nofork", "--print-address=1"],
-            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL,
-        )
-        self.address = self.daemon.stdout.readline().decode().strip()
-        assert self.address.startswith("unix:"), self.address
+        super().__init__(tmp_path)
         self.log = open(tmp_path / "mm-mock.log", "wb")
         self.start_mock()
 
@@ -51,12 +30,7 @@ class ModemBus:
             env={"DBUS_SYSTEM_BUS_ADDRESS": self.address, "PATH": "/usr/bin:/bin"},
             stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=self.log,
         )
-        deadline = time.monotonic() + 20
-        while self.send("/org/freedesktop/DBus", "org.freedesktop.DBus.GetNameOwner",
-                        "string:org.freedesktop.ModemManager1", dest="org.freedesktop.DBus").returncode != 0:
-            assert self.mock.poll() is None, f"dbusmock exited: {self.mock.returncode}"
-            assert time.monotonic() < deadline, "the ModemManager mock never owned its name"
-            time.sleep(0.05)
+        self.wait_name("org.freedesktop.ModemManager1", self.mock)
 
     def stop_mock(self):
         self.mock.terminate()
@@ -73,12 +47,12 @@ class ModemBus:
         assert r.returncode == 0, r.stderr
 
     def close(self):
-        for p in (self.mock, self.daemon):
-            p.terminate()
-            try:
-                p.wait(5)
-            except subprocess.TimeoutExpired:
-                p.kill()
+        self.mock.terminate()
+        try:
+            self.mock.wait(5)
+        except subprocess.TimeoutExpired:
+            self.mock.kill()
+        super().close()
         self.log.close()
 
 

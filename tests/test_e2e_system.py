@@ -7,32 +7,15 @@ import time
 
 import pytest
 
-BUS_CONF = """<!DOCTYPE busconfig PUBLIC "-//freedesktop//DTD D-Bus Bus Configuration 1.0//EN"
- "http://www.freedesktop.org/standards/dbus/1.0/busconfig.dtd">
-<busconfig>
-  <type>session</type>
-  <listen>unix:path={socket}</listen>
-  <auth>EXTERNAL</auth>
-  <policy context="default">
-    <allow own="*"/>
-    <allow send_destination="*"/>
-    <allow receive_sender="*"/>
-  </policy>
-</busconfig>
-"""
+from bench.bus import PrivateBus
 
 
-class PrivateBus:
+class MockedBus(PrivateBus):
+    """A private bus with python-dbusmock templates on it."""
+
     def __init__(self, tmp_path):
+        super().__init__(tmp_path)
         self.tmp = tmp_path
-        conf = tmp_path / "bus.conf"
-        conf.write_text(BUS_CONF.format(socket=tmp_path / "bus.sock"))
-        self.daemon = subprocess.Popen(
-            ["dbus-daemon", f"--config-file={conf}", "--nofork", "--print-address=1"],
-            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL,
-        )
-        self.address = self.daemon.stdout.readline().decode().strip()
-        assert self.address.startswith("unix:"), f"dbus-daemon printed no address: {self.address!r}"
         self.mocks = []
 
     def start_mock(self, template: str, name: str) -> "Mock":
@@ -43,24 +26,17 @@ class PrivateBus:
             stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
         )
         self.mocks.append(proc)
-        deadline = time.monotonic() + 15
-        while subprocess.run(
-            ["dbus-send", f"--bus={self.address}", "--print-reply", "--dest=org.freedesktop.DBus",
-             "/org/freedesktop/DBus", "org.freedesktop.DBus.GetNameOwner", f"string:{name}"],
-            capture_output=True,
-        ).returncode != 0:
-            assert proc.poll() is None, f"dbusmock {template} exited with {proc.returncode}"
-            assert time.monotonic() < deadline, f"dbusmock {template} never owned {name}"
-            time.sleep(0.05)
+        self.wait_name(name, proc, timeout=15)
         return Mock(log)
 
     def close(self):
-        for p in self.mocks + [self.daemon]:
+        for p in self.mocks:
             p.terminate()
             try:
                 p.wait(5)
             except subprocess.TimeoutExpired:
                 p.kill()
+        super().close()
 
 
 class Mock:
@@ -83,7 +59,7 @@ class Mock:
 
 @pytest.fixture
 def bus(tmp_path):
-    b = PrivateBus(tmp_path)
+    b = MockedBus(tmp_path)
     yield b
     b.close()
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import subprocess
+import time
 from pathlib import Path
 
 BUS_CONF = """<!DOCTYPE busconfig PUBLIC "-//freedesktop//DTD D-Bus Bus Configuration 1.0//EN"
@@ -32,6 +33,19 @@ class PrivateBus:
         )
         self.address = self.daemon.stdout.readline().decode().strip()
         assert self.address.startswith("unix:"), f"dbus-daemon printed no address: {self.address!r}"
+
+    def wait_name(self, name: str, owner: subprocess.Popen, timeout: float = 20.0) -> None:
+        """Waits until ``name`` has an owner on the bus, failing at once if ``owner``
+        (the process that should take it) exits."""
+        deadline = time.monotonic() + timeout
+        while subprocess.run(
+            ["dbus-send", f"--bus={self.address}", "--print-reply", "--dest=org.freedesktop.DBus",
+             "/org/freedesktop/DBus", "org.freedesktop.DBus.GetNameOwner", f"string:{name}"],
+            capture_output=True,
+        ).returncode != 0:
+            assert owner.poll() is None, f"{owner.args[0]} exited with {owner.returncode} before owning {name}"
+            assert time.monotonic() < deadline, f"{name} has no owner after {timeout} s"
+            time.sleep(0.05)
 
     def close(self) -> None:
         self.daemon.terminate()
