@@ -4,12 +4,15 @@
 //! Needs the Debian packages `dbus-daemon` and `python3-dbusmock`; without them the tests
 //! fail and say so.
 
-use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+#[path = "common/dbus_daemon.rs"]
+mod dbus_daemon;
+
 use backends::system::{RebootMethod, SystemBus, SystemError};
+use dbus_daemon::DbusDaemon;
 use zbus::zvariant::OwnedValue;
 
 /// A bound on start-up, not a timing assertion: a service that has not appeared by then
@@ -20,64 +23,20 @@ const READY_WITHIN: Duration = Duration::from_secs(30);
 struct PrivateBus {
     dir: tempfile::TempDir,
     address: String,
-    daemon: Child,
     mocks: Vec<Child>,
+    // Dropped after the mocks (see `Drop`).
+    _daemon: DbusDaemon,
 }
 
 impl PrivateBus {
     fn start() -> Self {
         let dir = tempfile::tempdir().expect("temporary directory");
-        let socket = dir.path().join("bus.sock");
-        let config = dir.path().join("bus.conf");
-        std::fs::write(
-            &config,
-            format!(
-                r#"<!DOCTYPE busconfig PUBLIC "-//freedesktop//DTD D-Bus Bus Configuration 1.0//EN"
- "http://www.freedesktop.org/standards/dbus/1.0/busconfig.dtd">
-<busconfig>
-  <type>session</type>
-  <listen>unix:path={}</listen>
-  <auth>EXTERNAL</auth>
-  <policy context="default">
-    <allow own="*"/>
-    <allow send_destination="*"/>
-    <allow receive_sender="*"/>
-  </policy>
-</busconfig>
-"#,
-                socket.display()
-            ),
-        )
-        .expect("write bus.conf");
-
-        // Run in the foreground (not --fork) so that the daemon is our child: it is
-        // killed and reaped on drop instead of lingering as an orphan.
-        let mut daemon = Command::new("dbus-daemon")
-            .arg(format!("--config-file={}", config.display()))
-            .args(["--nofork", "--print-address=1"])
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            // It warns when it may not raise its fd limit; keep that out of the test output.
-            .stderr(std::fs::File::create(dir.path().join("dbus-daemon.log")).expect("log file"))
-            .spawn()
-            .unwrap_or_else(|e| {
-                panic!("cannot run dbus-daemon ({e}); install the Debian package dbus-daemon")
-            });
-        let mut line = String::new();
-        let stdout = daemon.stdout.take().expect("piped stdout");
-        BufReader::new(stdout)
-            .read_line(&mut line)
-            .expect("read the bus address");
-        let address = line.trim().to_owned();
-        assert!(
-            address.starts_with("unix:"),
-            "dbus-daemon printed no address (got {line:?})"
-        );
+        let daemon = DbusDaemon::start(dir.path());
         PrivateBus {
             dir,
-            address,
-            daemon,
+            address: daemon.address.clone(),
             mocks: Vec::new(),
+            _daemon: daemon,
         }
     }
 
@@ -177,11 +136,7 @@ impl PrivateBus {
 
 impl Drop for PrivateBus {
     fn drop(&mut self) {
-        for child in self
-            .mocks
-            .iter_mut()
-            .chain(std::iter::once(&mut self.daemon))
-        {
+        for child in &mut self.mocks {
             let _ = child.kill();
             let _ = child.wait();
         }

@@ -3,14 +3,17 @@
 //! extended by the bench's own template (tests/bench/mm_template.py) with Signal,
 //! Location, Simple and a Bearer.
 
-use std::io::{BufRead, BufReader};
 use std::net::IpAddr;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+#[path = "common/dbus_daemon.rs"]
+mod dbus_daemon;
+
 use backends::modem::mm::{MmError, ModemEvent, ModemManager};
 use backends::modem::{ApnAuth, ApnSettings, Bearer, Counters};
+use dbus_daemon::DbusDaemon;
 
 /// A bound on start-up, not a timing assertion.
 const READY_WITHIN: Duration = Duration::from_secs(30);
@@ -24,52 +27,19 @@ fn repo() -> PathBuf {
 struct PrivateBus {
     dir: tempfile::TempDir,
     address: String,
-    daemon: Child,
     mock: Option<Child>,
+    // Dropped after the mock (see `Drop`).
+    _daemon: DbusDaemon,
 }
 
 impl PrivateBus {
     fn start() -> Self {
         let dir = tempfile::tempdir().expect("temporary directory");
-        let config = dir.path().join("bus.conf");
-        std::fs::write(
-            &config,
-            format!(
-                r#"<!DOCTYPE busconfig PUBLIC "-//freedesktop//DTD D-Bus Bus Configuration 1.0//EN"
- "http://www.freedesktop.org/standards/dbus/1.0/busconfig.dtd">
-<busconfig>
-  <type>session</type>
-  <listen>unix:path={}</listen>
-  <auth>EXTERNAL</auth>
-  <policy context="default">
-    <allow own="*"/>
-    <allow send_destination="*"/>
-    <allow receive_sender="*"/>
-  </policy>
-</busconfig>
-"#,
-                dir.path().join("bus.sock").display()
-            ),
-        )
-        .expect("write bus.conf");
-        let mut daemon = Command::new("dbus-daemon")
-            .arg(format!("--config-file={}", config.display()))
-            .args(["--nofork", "--print-address=1"])
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap_or_else(|e| panic!("cannot run dbus-daemon ({e}); install dbus-daemon"));
-        let mut line = String::new();
-        BufReader::new(daemon.stdout.take().expect("stdout"))
-            .read_line(&mut line)
-            .expect("bus address");
-        let address = line.trim().to_owned();
-        assert!(address.starts_with("unix:"), "no bus address: {line:?}");
+        let daemon = DbusDaemon::start(dir.path());
         PrivateBus {
             dir,
-            address,
-            daemon,
+            address: daemon.address.clone(),
+            _daemon: daemon,
             mock: None,
         }
     }
@@ -166,8 +136,6 @@ impl PrivateBus {
 impl Drop for PrivateBus {
     fn drop(&mut self) {
         self.stop_mock();
-        let _ = self.daemon.kill();
-        let _ = self.daemon.wait();
     }
 }
 

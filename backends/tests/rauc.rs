@@ -6,13 +6,16 @@
 //! Needs the Debian packages rauc, rauc-service, squashfs-tools, e2fsprogs, openssl,
 //! dbus-daemon.
 
-use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+#[path = "common/dbus_daemon.rs"]
+mod dbus_daemon;
+
 use backends::firmware::rauc::Rauc;
 use backends::firmware::{FirmwareError, Interrupted};
+use dbus_daemon::DbusDaemon;
 
 /// A bound on start-up, not a timing assertion.
 const READY_WITHIN: Duration = Duration::from_secs(60);
@@ -20,15 +23,14 @@ const READY_WITHIN: Duration = Duration::from_secs(60);
 struct Rig {
     dir: tempfile::TempDir,
     address: String,
-    bus: Child,
     service: Option<Child>,
+    // Dropped after the service (see `Drop`).
+    _bus: DbusDaemon,
 }
 
 impl Drop for Rig {
     fn drop(&mut self) {
         self.stop_service();
-        let _ = self.bus.kill();
-        let _ = self.bus.wait();
     }
 }
 
@@ -46,47 +48,12 @@ impl Rig {
             "rauc-rig.sh failed (packages rauc, squashfs-tools, e2fsprogs, openssl?): {}",
             String::from_utf8_lossy(&out.stderr)
         );
-        let socket = dir.path().join("bus.sock");
-        let config = dir.path().join("bus.conf");
-        std::fs::write(
-            &config,
-            format!(
-                r#"<!DOCTYPE busconfig PUBLIC "-//freedesktop//DTD D-Bus Bus Configuration 1.0//EN"
- "http://www.freedesktop.org/standards/dbus/1.0/busconfig.dtd">
-<busconfig>
-  <type>session</type>
-  <listen>unix:path={}</listen>
-  <auth>EXTERNAL</auth>
-  <policy context="default">
-    <allow own="*"/>
-    <allow send_destination="*"/>
-    <allow receive_sender="*"/>
-  </policy>
-</busconfig>
-"#,
-                socket.display()
-            ),
-        )
-        .unwrap();
-        let mut bus = Command::new("dbus-daemon")
-            .arg(format!("--config-file={}", config.display()))
-            .args(["--nofork", "--print-address=1"])
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("dbus-daemon");
-        let mut line = String::new();
-        BufReader::new(bus.stdout.take().unwrap())
-            .read_line(&mut line)
-            .unwrap();
-        let address = line.trim().to_owned();
-        assert!(address.starts_with("unix:"), "{line:?}");
+        let bus = DbusDaemon::start(dir.path());
         Rig {
             dir,
-            address,
-            bus,
+            address: bus.address.clone(),
             service: None,
+            _bus: bus,
         }
     }
 
