@@ -12,7 +12,7 @@ use backends::modem::{ApnAuth, ApnSettings};
 use serde::{Deserialize, Serialize};
 
 use crate::model::registry_connectivity::APN_CONNECTION_PROFILE;
-use crate::model::{Action, ConnectivityAction, DmError, Object, ObjectDef};
+use crate::model::{Action, ConnectivityAction, DmError, Object};
 use crate::objects::store::Store;
 use crate::state::StateDir;
 use crate::value::{ResourceValue, Value};
@@ -269,15 +269,7 @@ impl Default for ApnProfiles {
 }
 
 impl Object for ApnProfiles {
-    fn def(&self) -> &'static ObjectDef {
-        self.store.def()
-    }
-    fn instances(&self) -> Vec<u16> {
-        self.store.instance_ids()
-    }
-    fn read(&self, instance: u16, resource: u16) -> Option<ResourceValue> {
-        self.store.get(instance, resource).cloned()
-    }
+    crate::objects::store::reads_from_store!();
     fn write(
         &mut self,
         instance: u16,

@@ -9,7 +9,7 @@
 use backends::modem::at::power_saving::{self, EdrxAct, PowerSaving, PowerSavingChange};
 
 use crate::model::registry_connectivity::CELLULAR_CONNECTIVITY;
-use crate::model::{Action, ConnectivityAction, DmError, Object, ObjectDef};
+use crate::model::{Action, ConnectivityAction, DmError, Object};
 use crate::objects::store::Store;
 use crate::value::{ResourceValue, Value};
 
@@ -139,15 +139,7 @@ impl Cellular {
 }
 
 impl Object for Cellular {
-    fn def(&self) -> &'static ObjectDef {
-        self.store.def()
-    }
-    fn instances(&self) -> Vec<u16> {
-        self.store.instance_ids()
-    }
-    fn read(&self, instance: u16, resource: u16) -> Option<ResourceValue> {
-        self.store.get(instance, resource).cloned()
-    }
+    crate::objects::store::reads_from_store!();
     fn write(
         &mut self,
         instance: u16,

@@ -200,17 +200,7 @@ impl Custom {
 }
 
 impl Object for Custom {
-    fn def(&self) -> &'static ObjectDef {
-        self.store.def()
-    }
-
-    fn instances(&self) -> Vec<u16> {
-        self.store.instance_ids()
-    }
-
-    fn read(&self, instance: u16, resource: u16) -> Option<ResourceValue> {
-        self.store.get(instance, resource).cloned()
-    }
+    crate::objects::store::reads_from_store!();
 
     fn has_resource(&self, instance: u16, resource: u16) -> bool {
         let executable = || {

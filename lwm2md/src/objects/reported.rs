@@ -20,15 +20,7 @@ impl Reported {
 }
 
 impl Object for Reported {
-    fn def(&self) -> &'static ObjectDef {
-        self.store.def()
-    }
-    fn instances(&self) -> Vec<u16> {
-        self.store.instance_ids()
-    }
-    fn read(&self, instance: u16, resource: u16) -> Option<ResourceValue> {
-        self.store.get(instance, resource).cloned()
-    }
+    crate::objects::store::reads_from_store!();
     fn write(
         &mut self,
         instance: u16,

@@ -1,7 +1,7 @@
 //! Object 0, LwM2M Security: server URIs and credentials. Only the bootstrap server may
 //! see it; the engine refuses every DM request on it.
 
-use crate::model::{registry, Action, DmError, Object, ObjectDef};
+use crate::model::{registry, Action, DmError, Object};
 use crate::objects::store::Store;
 use crate::value::{ResourceValue, Value};
 
@@ -142,15 +142,7 @@ impl Default for Security {
 }
 
 impl Object for Security {
-    fn def(&self) -> &'static ObjectDef {
-        self.store.def()
-    }
-    fn instances(&self) -> Vec<u16> {
-        self.store.instance_ids()
-    }
-    fn read(&self, instance: u16, resource: u16) -> Option<ResourceValue> {
-        self.store.get(instance, resource).cloned()
-    }
+    crate::objects::store::reads_from_store!();
     fn write(
         &mut self,
         instance: u16,

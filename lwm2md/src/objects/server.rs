@@ -1,6 +1,6 @@
 //! Object 1, LwM2M Server: one instance per server account (lifetime, binding, ...).
 
-use crate::model::{registry, Action, DmError, Object, ObjectDef};
+use crate::model::{registry, Action, DmError, Object};
 use crate::objects::store::Store;
 use crate::value::{ResourceValue, Value};
 
@@ -79,15 +79,7 @@ impl Default for Server {
 }
 
 impl Object for Server {
-    fn def(&self) -> &'static ObjectDef {
-        self.store.def()
-    }
-    fn instances(&self) -> Vec<u16> {
-        self.store.instance_ids()
-    }
-    fn read(&self, instance: u16, resource: u16) -> Option<ResourceValue> {
-        self.store.get(instance, resource).cloned()
-    }
+    crate::objects::store::reads_from_store!();
 
     fn has_resource(&self, instance: u16, resource: u16) -> bool {
         match resource {

@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 use backends::modem::Counters;
 
 use crate::model::registry_connectivity::CONNECTIVITY_STATISTICS;
-use crate::model::{Action, ConnectivityAction, DmError, Object, ObjectDef};
+use crate::model::{Action, ConnectivityAction, DmError, Object};
 use crate::objects::store::Store;
 use crate::value::{ResourceValue, Value};
 
@@ -52,15 +52,7 @@ impl Default for ConnectivityStatistics {
 }
 
 impl Object for ConnectivityStatistics {
-    fn def(&self) -> &'static ObjectDef {
-        self.store.def()
-    }
-    fn instances(&self) -> Vec<u16> {
-        self.store.instance_ids()
-    }
-    fn read(&self, instance: u16, resource: u16) -> Option<ResourceValue> {
-        self.store.get(instance, resource).cloned()
-    }
+    crate::objects::store::reads_from_store!();
     fn has_resource(&self, instance: u16, resource: u16) -> bool {
         match resource {
             START | STOP => self.store.has_instance(instance),

@@ -68,3 +68,21 @@ impl Store {
             .is_some()
     }
 }
+
+/// The `Object` methods of an object whose definition, instances and values are those of
+/// its `store` field: what most objects answer before their own rules for writes and
+/// actions.
+macro_rules! reads_from_store {
+    () => {
+        fn def(&self) -> &'static $crate::model::ObjectDef {
+            self.store.def()
+        }
+        fn instances(&self) -> Vec<u16> {
+            self.store.instance_ids()
+        }
+        fn read(&self, instance: u16, resource: u16) -> Option<$crate::value::ResourceValue> {
+            self.store.get(instance, resource).cloned()
+        }
+    };
+}
+pub(crate) use reads_from_store;
