@@ -198,44 +198,8 @@ pub struct SensorConfig {
     pub scale: f64,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum SensorModel {
-    Bme280,
-    Sht3x,
-    Sht4x,
-    Tmp102,
-    Tmp117,
-    Lm75,
-    Bh1750,
-    Scd4x,
-    Ina219,
-    Lis3dh,
-    Ads1115,
-    Ads1015,
-    Sim,
-}
-
-impl SensorModel {
-    pub fn backend(self) -> backends::sensor::Model {
-        use backends::sensor::Model;
-        match self {
-            SensorModel::Bme280 => Model::Bme280,
-            SensorModel::Sht3x => Model::Sht3x,
-            SensorModel::Sht4x => Model::Sht4x,
-            SensorModel::Tmp102 => Model::Tmp102,
-            SensorModel::Tmp117 => Model::Tmp117,
-            SensorModel::Lm75 => Model::Lm75,
-            SensorModel::Bh1750 => Model::Bh1750,
-            SensorModel::Scd4x => Model::Scd4x,
-            SensorModel::Ina219 => Model::Ina219,
-            SensorModel::Lis3dh => Model::Lis3dh,
-            SensorModel::Ads1115 => Model::Ads1115,
-            SensorModel::Ads1015 => Model::Ads1015,
-            SensorModel::Sim => Model::Sim,
-        }
-    }
-}
+/// A chip's model (`model = "bme280"`): the sensor backend's list.
+pub use backends::sensor::Model as SensorModel;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -921,7 +885,7 @@ impl Config {
         for spanned in &self.sensors {
             let at = spanned.span().start;
             let s = spanned.get_ref();
-            let model = s.model.backend();
+            let model = s.model;
             let name = model.name();
             let address = model
                 .check_address(s.address)

@@ -77,7 +77,7 @@ pub fn objects(config: &Config, clock: Clock, state: &StateDir) -> Vec<Box<dyn O
     let mut objects: BTreeMap<u16, IpsoSensor> = BTreeMap::new();
     for s in &config.sensors {
         let s = s.get_ref();
-        for span in s.model.backend().spans() {
+        for span in s.model.spans() {
             let (def, _, units) = placement(span.quantity);
             let id = s.instance.saturating_add(instance_offset(span.quantity));
             let object = objects
@@ -230,7 +230,7 @@ impl Sensors {
             let specs: Vec<ChipSpec> = sensors
                 .iter()
                 .filter_map(|s| {
-                    let model = s.model.backend();
+                    let model = s.model;
                     Some(ChipSpec {
                         model,
                         // Checked when the configuration was loaded.
@@ -245,8 +245,8 @@ impl Sensors {
                 .map(|(index, s)| SinkChip {
                     key: (bus_index, index),
                     instance: s.instance,
-                    instances: instances_fed(s.model.backend(), s.instance),
-                    measured: measured_paths(s.model.backend(), s.instance),
+                    instances: instances_fed(s.model, s.instance),
+                    measured: measured_paths(s.model, s.instance),
                     scale: s.scale,
                     offset: s.offset,
                     failing: None,
@@ -260,7 +260,7 @@ impl Sensors {
                         .iter()
                         .map(|s| Fed {
                             instance: s.instance,
-                            instances: instances_fed(s.model.backend(), s.instance),
+                            instances: instances_fed(s.model, s.instance),
                             interval: Duration::from_secs(s.interval.into()),
                             current: Duration::from_secs(s.interval.into()),
                         })

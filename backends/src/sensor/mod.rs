@@ -132,8 +132,9 @@ const SIM_SPANS: &[Span] = &[
     span(Co2, 0.0, 40_000.0),
 ];
 
-/// The supported chips.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+/// The supported chips, named in configuration files as in lowercase (`model = "bme280"`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum Model {
     /// Bosch BME280: temperature, humidity, pressure.
     Bme280,
